@@ -1,0 +1,28 @@
+"""Errors a user can cause. The CLI prints them as one line, without a traceback.
+
+Programming errors are ordinary exceptions and keep their tracebacks.
+"""
+
+
+class BptrainError(Exception):
+    """Base class: a problem in the user's input or environment, with a message saying what to fix."""
+
+    exit_code = 1
+
+
+class ConfigError(BptrainError):
+    """A broken experiment or sweep file, or a bad command-line override (usage error)."""
+
+    exit_code = 2
+
+
+class DataError(BptrainError):
+    """A dataset that is missing, truncated or malformed; the message names the file."""
+
+
+class CheckpointError(BptrainError):
+    """A checkpoint that is missing, truncated, tampered with or of an unsupported format."""
+
+
+class DivergenceError(BptrainError):
+    """Training produced a non-finite loss or gradient."""
