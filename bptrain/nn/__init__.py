@@ -1,0 +1,76 @@
+"""The backprop core: layers with hand-written backward passes, losses, optimizers.
+
+Imports only NumPy (through ``backend``) and the standard library; knows nothing of files,
+YAML or the command line.
+"""
+
+from bptrain.nn import (
+    activations,
+    backend,
+    initializers,
+    losses,
+    optimizers,
+    regularizers,
+    schedules,
+)
+from bptrain.nn.gradcheck import check_layer, check_loss, check_model
+from bptrain.nn.layer import Layer
+from bptrain.nn.layers import LAYERS, Activation, Dense, Dropout, Flatten, Reshape, Sequential
+from bptrain.nn.losses import (
+    BinaryCrossentropy,
+    CategoricalCrossentropy,
+    Huber,
+    MeanAbsoluteError,
+    MeanSquaredError,
+    SparseCategoricalCrossentropy,
+)
+from bptrain.nn.optimizers import SGD, Adagrad, Adam, AdamW, RMSprop
+from bptrain.nn.parameter import Parameter, ParameterList
+from bptrain.nn.regularizers import L1, L1L2, L2
+from bptrain.nn.schedules import (
+    CosineDecay,
+    ExponentialDecay,
+    ReduceLROnPlateau,
+    StepDecay,
+)
+
+__all__ = [
+    "LAYERS",
+    "SGD",
+    "Activation",
+    "Adagrad",
+    "Adam",
+    "AdamW",
+    "BinaryCrossentropy",
+    "CategoricalCrossentropy",
+    "CosineDecay",
+    "Dense",
+    "Dropout",
+    "ExponentialDecay",
+    "Flatten",
+    "Huber",
+    "L1",
+    "L1L2",
+    "L2",
+    "Layer",
+    "MeanAbsoluteError",
+    "MeanSquaredError",
+    "Parameter",
+    "ParameterList",
+    "RMSprop",
+    "ReduceLROnPlateau",
+    "Reshape",
+    "Sequential",
+    "SparseCategoricalCrossentropy",
+    "StepDecay",
+    "activations",
+    "backend",
+    "check_layer",
+    "check_loss",
+    "check_model",
+    "initializers",
+    "losses",
+    "optimizers",
+    "regularizers",
+    "schedules",
+]

@@ -1,0 +1,209 @@
+"""Sequential: a stack of layers that is itself a layer, and the object users train."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bptrain.nn import backend, regularizers
+from bptrain.nn.layer import Layer, snake_case
+from bptrain.nn.parameter import ParameterList
+
+
+class Sequential(Layer):
+    """Layers applied in order. ``build`` names the layers (``dense``, ``dense_1``, ...), infers
+    every shape from the input shape, and packs all parameters into one flat value buffer and one
+    flat gradient buffer (each parameter a view), so zeroing gradients and optimizer updates are
+    single large array operations.
+    """
+
+    def __init__(self, layers=(), name: str | None = None):
+        super().__init__(name)
+        self.layers: list[Layer] = list(layers)
+        self.loss = None
+        self.optimizer = None
+        self._params = ParameterList()
+
+    def add(self, layer: Layer) -> None:
+        if self.built:
+            raise RuntimeError("cannot add layers to a built model")
+        self.layers.append(layer)
+
+    # -- building -------------------------------------------------------------------------------
+    def build(self, input_shape, rng=None, dtype=np.float32):
+        """Build every layer for per-sample ``input_shape``; ``rng`` seeds weights and dropout."""
+        if not self.layers:
+            raise ValueError("a Sequential model needs at least one layer")
+        self.rng = rng if rng is not None else np.random.default_rng(0)
+        self.dtype = dtype
+        used: dict[str, int] = {}
+        shape = tuple(input_shape)
+        self.input_shape = shape
+        for layer in self.layers:
+            if layer.name is None:
+                base = snake_case(type(layer).__name__)
+                layer.name = base if base not in used else f"{base}_{used[base]}"
+                used[base] = used.get(base, 0) + 1
+            layer.dtype = dtype
+            layer.input_shape = shape
+            try:
+                shape = tuple(layer.build(shape, self.rng))
+            except ValueError as e:
+                raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}): {e}") from None
+            layer.output_shape = shape
+            layer.built = True
+        self.output_shape = shape
+        self.built = True
+        self._pack()
+        return shape
+
+    def _pack(self) -> None:
+        params = [p for layer in self.layers for p in layer.parameters()]
+        xp = backend.xp
+        total = sum(p.size for p in params)
+        flat_value = xp.empty(total, dtype=self.dtype)
+        flat_grad = xp.zeros(total, dtype=self.dtype)
+        offset = 0
+        for p in params:
+            n = p.size
+            flat_value[offset : offset + n] = p.value.ravel()
+            p.value = flat_value[offset : offset + n].reshape(p.value.shape)
+            p.grad = flat_grad[offset : offset + n].reshape(p.value.shape)
+            offset += n
+        self._params = ParameterList(params, flat_value, flat_grad)
+
+    def cast(self, dtype) -> None:
+        for layer in self.layers:
+            layer.cast(dtype)
+        self.dtype = dtype
+        self._pack()
+
+    # -- computing ------------------------------------------------------------------------------
+    def forward(self, x, training: bool = False, logits: bool = False):
+        """Run all layers; with ``logits=True`` the last layer's activation is left out."""
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            if i == last and logits and layer.activation is not None:
+                x = layer.forward(x, training, activate=False)
+            else:
+                x = layer.forward(x, training)
+        return x
+
+    def backward(self, dy):
+        for layer in reversed(self.layers):
+            dy = layer.backward(dy)
+        return dy
+
+    __call__ = forward
+
+    @property
+    def output_activation(self) -> str | None:
+        """The name of the last layer's activation (``"softmax"``, ...) or None."""
+        act = self.layers[-1].activation if self.layers else None
+        return None if act is None or act.name == "linear" else act.name
+
+    # -- parameters and buffers -----------------------------------------------------------------
+    def parameters(self) -> ParameterList:
+        if self.built:
+            return self._params
+        return ParameterList(p for layer in self.layers for p in layer.parameters())
+
+    def named_parameters(self, prefix: str = ""):
+        for layer in self.layers:
+            yield from layer.named_parameters(f"{prefix}{layer.name}/")
+
+    def state(self) -> dict:
+        return {f"{layer.name}/{k}": v for layer in self.layers for k, v in layer.state().items()}
+
+    def load_state(self, state: dict) -> None:
+        for layer in self.layers:
+            prefix = f"{layer.name}/"
+            own = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+            if own:
+                layer.load_state(own)
+
+    def zero_grad(self) -> None:
+        if self._params.flat_grad is not None:
+            self._params.flat_grad.fill(0)
+        else:
+            for p in self._params:
+                p.zero_grad()
+
+    def weights(self) -> dict:
+        """Every parameter and buffer by its path (``dense/kernel``), as NumPy arrays."""
+        out = {name: backend.to_numpy(p.value) for name, p in self.named_parameters()}
+        out.update({name: backend.to_numpy(v) for name, v in self.state().items()})
+        return out
+
+    def load_weights(self, weights: dict) -> None:
+        """Copy arrays from ``weights()`` output into this built model; names and shapes must match."""
+        own = dict(self.named_parameters())
+        buffers = self.state()
+        expected = set(own) | set(buffers)
+        if set(weights) != expected:
+            missing = sorted(expected - set(weights))
+            extra = sorted(set(weights) - expected)
+            raise ValueError(
+                f"weights do not match the model: missing {missing}, unexpected {extra}"
+            )
+        for name, target in [*((n, p.value) for n, p in own.items()), *buffers.items()]:
+            value = weights[name]
+            if tuple(value.shape) != tuple(target.shape):
+                raise ValueError(
+                    f"weight {name!r} has shape {tuple(value.shape)}, the model expects "
+                    f"{tuple(target.shape)}"
+                )
+            target[...] = backend.asarray(value, dtype=target.dtype)
+
+    def count_params(self) -> int:
+        return sum(p.size for p in self.parameters())
+
+    # -- training -------------------------------------------------------------------------------
+    def compile(self, loss, optimizer) -> None:
+        """Choose the loss and optimizer ``train_step`` uses (names or instances).
+
+        A final softmax (sigmoid) with a categorical (binary) cross-entropy is fused: the loss is
+        computed from the logits with log-sum-exp, which is exact and never takes log(0).
+        """
+        from bptrain.nn import losses, optimizers
+
+        self.loss = losses.get(loss)
+        self.optimizer = optimizers.get(optimizer)
+        fused = self.loss.fused_with(self.output_activation)
+        self._step_loss = fused or self.loss
+        self._fused = fused is not None
+
+    def compute_gradients(self, x, y) -> float:
+        """Forward, loss (plus penalties) and backward on one batch; gradients are zeroed first.
+
+        Returns the loss value. The optimizer is not stepped, so a trainer can inspect or average
+        gradients before ``optimizer.step(model.parameters())``.
+        """
+        out = self.forward(x, training=True, logits=self._fused)
+        value = self._step_loss.forward(out, y)
+        params = self.parameters()
+        value += regularizers.penalty(params)
+        self.zero_grad()
+        self.backward(self._step_loss.backward())
+        regularizers.add_gradients(params)
+        return value
+
+    def train_step(self, x, y) -> float:
+        """One gradient-descent step on a batch; returns the batch loss before the update."""
+        value = self.compute_gradients(x, y)
+        self.optimizer.step(self.parameters())
+        return value
+
+    def predict(self, x, batch_size: int = 256):
+        """Inference outputs for ``x`` in batches (activations applied, e.g. probabilities)."""
+        outs = [self.forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+        return backend.xp.concatenate(outs) if outs else self.forward(x)
+
+    # -- description ----------------------------------------------------------------------------
+    def summary(self) -> str:
+        """A table of layers, output shapes and parameter counts."""
+        from bptrain.nn.summary import summary
+
+        return summary(self)
+
+    def config(self):
+        return {"layers": len(self.layers)}

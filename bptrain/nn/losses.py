@@ -1,0 +1,213 @@
+"""Losses: ``forward(y_pred, y_true) -> float`` (mean over the batch), then ``backward()``
+returns ``dL/dy_pred``.
+
+Cross-entropies take logits when ``from_logits=True`` and compute log-softmax (log-sigmoid) by
+log-sum-exp. ``fused_with(activation)`` returns the from-logits twin of a probability loss when
+the model ends in the activation it inverts, which is how ``Dense(10, activation="softmax")``
+plus ``sparse_categorical_crossentropy`` trains stably.
+"""
+
+from __future__ import annotations
+
+from bptrain.nn import backend
+
+
+def _log_softmax(z):
+    xp = backend.xp
+    shifted = z - z.max(axis=-1, keepdims=True)
+    return shifted - xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def _match(y_true, y_pred):
+    """Targets shaped like predictions ((N,) against (N, 1), say), in their dtype."""
+    y = backend.asarray(y_true, dtype=y_pred.dtype)
+    return y.reshape(y_pred.shape) if y.size == y_pred.size else y
+
+
+class Loss:
+    name = ""
+    inverts: str | None = None  # the output activation this loss can absorb
+
+    def __call__(self, y_pred, y_true) -> float:
+        return self.forward(y_pred, y_true)
+
+    def forward(self, y_pred, y_true) -> float:
+        raise NotImplementedError
+
+    def backward(self):
+        raise NotImplementedError
+
+    def fused_with(self, activation: str | None) -> Loss | None:
+        """A from-logits version of this loss if ``activation`` is the one it inverts."""
+        if getattr(self, "from_logits", True) or activation != self.inverts:
+            return None
+        return type(self)(from_logits=True)
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+class MeanSquaredError(Loss):
+    """mean((y_pred - y)^2) over all elements."""
+
+    name = "mean_squared_error"
+
+    def forward(self, y_pred, y_true):
+        self._diff = y_pred - _match(y_true, y_pred)
+        return float((self._diff * self._diff).mean())
+
+    def backward(self):
+        return self._diff * (2.0 / self._diff.size)
+
+
+class MeanAbsoluteError(Loss):
+    """mean(|y_pred - y|) over all elements."""
+
+    name = "mean_absolute_error"
+
+    def forward(self, y_pred, y_true):
+        self._diff = y_pred - _match(y_true, y_pred)
+        return float(abs(self._diff).mean())
+
+    def backward(self):
+        return backend.xp.sign(self._diff) * (1.0 / self._diff.size)
+
+
+class Huber(Loss):
+    """0.5 r^2 where |r| <= delta, delta (|r| - delta/2) beyond, averaged over all elements."""
+
+    name = "huber"
+
+    def __init__(self, delta: float = 1.0):
+        self.delta = delta
+
+    def forward(self, y_pred, y_true):
+        r = y_pred - _match(y_true, y_pred)
+        self._r = r
+        a = abs(r)
+        d = self.delta
+        return float(backend.xp.where(a <= d, 0.5 * r * r, d * (a - 0.5 * d)).mean())
+
+    def backward(self):
+        return backend.xp.clip(self._r, -self.delta, self.delta) * (1.0 / self._r.size)
+
+
+class SparseCategoricalCrossentropy(Loss):
+    """Integer targets y: (N, ...) against scores y_pred: (N, ..., C)."""
+
+    name = "sparse_categorical_crossentropy"
+    inverts = "softmax"
+
+    def __init__(self, from_logits: bool = False):
+        self.from_logits = from_logits
+
+    def forward(self, y_pred, y_true):
+        xp = backend.xp
+        c = y_pred.shape[-1]
+        p2 = y_pred.reshape(-1, c)
+        y = backend.asarray(y_true).reshape(-1).astype(xp.int64, copy=False)
+        rows = xp.arange(len(y))
+        self._shape, self._y, self._rows = y_pred.shape, y, rows
+        if self.from_logits:
+            logp = _log_softmax(p2)
+            self._p = xp.exp(logp)
+            return float(-logp[rows, y].mean())
+        self._p = xp.clip(p2, 1e-7, 1.0 - 1e-7)
+        return float(-xp.log(self._p[rows, y]).mean())
+
+    def backward(self):
+        n = len(self._y)
+        if self.from_logits:
+            g = self._p.copy()
+            g[self._rows, self._y] -= 1.0
+            g *= 1.0 / n
+        else:
+            g = backend.xp.zeros_like(self._p)
+            g[self._rows, self._y] = -1.0 / (n * self._p[self._rows, self._y])
+        return g.reshape(self._shape)
+
+
+class CategoricalCrossentropy(Loss):
+    """One-hot (or soft) targets y: (N, ..., C) against scores y_pred: (N, ..., C)."""
+
+    name = "categorical_crossentropy"
+    inverts = "softmax"
+
+    def __init__(self, from_logits: bool = False):
+        self.from_logits = from_logits
+
+    def forward(self, y_pred, y_true):
+        xp = backend.xp
+        y = _match(y_true, y_pred)
+        self._y = y
+        self._n = y_pred.size // y_pred.shape[-1]
+        if self.from_logits:
+            logp = _log_softmax(y_pred)
+            self._p = xp.exp(logp)
+            return float(-(y * logp).sum() / self._n)
+        self._p = xp.clip(y_pred, 1e-7, 1.0 - 1e-7)
+        return float(-(y * xp.log(self._p)).sum() / self._n)
+
+    def backward(self):
+        if self.from_logits:
+            # d/dz of -sum_i y_i log softmax(z)_i = softmax(z) * sum(y) - y
+            return (self._p * self._y.sum(axis=-1, keepdims=True) - self._y) / self._n
+        return -self._y / (self._p * self._n)
+
+
+class BinaryCrossentropy(Loss):
+    """Targets in [0, 1] against scores of the same shape, averaged over all elements."""
+
+    name = "binary_crossentropy"
+    inverts = "sigmoid"
+
+    def __init__(self, from_logits: bool = False):
+        self.from_logits = from_logits
+
+    def forward(self, y_pred, y_true):
+        xp = backend.xp
+        y = _match(y_true, y_pred)
+        self._y = y
+        if self.from_logits:
+            z = y_pred
+            self._p = 0.5 * (1.0 + xp.tanh(0.5 * z))
+            # max(z, 0) - z*y + log(1 + e^-|z|): log-sigmoid without overflow
+            return float((xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-abs(z)))).mean())
+        p = xp.clip(y_pred, 1e-7, 1.0 - 1e-7)
+        self._p = p
+        return float(-(y * xp.log(p) + (1 - y) * xp.log(1 - p)).mean())
+
+    def backward(self):
+        if self.from_logits:
+            return (self._p - self._y) / self._y.size
+        p = self._p
+        return (p - self._y) / (p * (1 - p) * self._y.size)
+
+
+LOSSES: dict[str, type[Loss]] = {
+    cls.name: cls
+    for cls in (
+        MeanSquaredError,
+        MeanAbsoluteError,
+        Huber,
+        SparseCategoricalCrossentropy,
+        CategoricalCrossentropy,
+        BinaryCrossentropy,
+    )
+}
+ALIASES = {"mse": "mean_squared_error", "mae": "mean_absolute_error"}
+
+
+def get(loss) -> Loss:
+    """A loss from a name (``"mse"``), a ``{"type": name, **kwargs}`` mapping or an instance."""
+    if isinstance(loss, Loss):
+        return loss
+    kwargs = {}
+    if isinstance(loss, dict):
+        kwargs = {k: v for k, v in loss.items() if k != "type"}
+        loss = loss.get("type")
+    loss = ALIASES.get(loss, loss)
+    try:
+        return LOSSES[loss](**kwargs)
+    except KeyError:
+        raise ValueError(f"unknown loss {loss!r}; expected one of {', '.join(LOSSES)}") from None

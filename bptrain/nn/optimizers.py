@@ -1,0 +1,291 @@
+"""Optimizers: in-place gradient-descent updates with per-parameter state in arrays.
+
+``step(params)`` clips the gradients if asked, advances the step counter, asks the schedule for
+the rate and applies ``update(w, g, slots, lr)`` to every parameter. Slot arrays (momentum,
+second moments, ...) for all parameters live in one flat buffer per slot; each parameter gets a
+view. When the parameters themselves are views of one flat buffer (a built ``Sequential``), the
+update runs once over everything, a handful of large array operations per step.
+"""
+
+from __future__ import annotations
+
+import math
+
+from bptrain.nn import backend, schedules
+
+
+class Optimizer:
+    name = ""
+    slot_names: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        learning_rate: float = 0.01,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        global_clipnorm: float | None = None,
+        schedule=None,
+    ):
+        if learning_rate <= 0:
+            raise ValueError(f"learning_rate must be positive, got {learning_rate}")
+        self.learning_rate = float(learning_rate)
+        self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
+        self.schedule = schedules.get(schedule)
+        self.iterations = 0
+        self.slots: dict = {}
+        self._params = None
+
+    @property
+    def lr(self) -> float:
+        """The rate of the most recent (or, before any step, the first) update."""
+        return self.schedule(max(self.iterations, 1), self.learning_rate)
+
+    # -- state ----------------------------------------------------------------------------------
+    def build(self, params) -> None:
+        xp = backend.xp
+        total = sum(p.size for p in params)
+        dtype = params[0].value.dtype if params else "float32"
+        self.slots = {s: xp.zeros(total, dtype=dtype) for s in self.slot_names}
+        self._init_slots()
+        self._views = []
+        offset = 0
+        for p in params:
+            n = p.size
+            self._views.append(
+                {s: buf[offset : offset + n].reshape(p.shape) for s, buf in self.slots.items()}
+            )
+            offset += n
+        self._params = params
+
+    def _init_slots(self) -> None:
+        """Set initial slot values (zeros unless an optimizer says otherwise)."""
+
+    def state(self) -> dict:
+        """Arrays (flat slots) and scalars that ``load_state`` restores exactly."""
+        return {
+            "iterations": self.iterations,
+            "schedule": self.schedule.state(),
+            "slots": {s: backend.to_numpy(buf) for s, buf in self.slots.items()},
+        }
+
+    def load_state(self, state: dict, params) -> None:
+        self.build(params)
+        for s, buf in self.slots.items():
+            value = state["slots"][s]
+            if value.shape != buf.shape:
+                raise ValueError(f"optimizer slot {s!r} has {value.shape}, expected {buf.shape}")
+            buf[...] = backend.asarray(value, dtype=buf.dtype)
+        self.iterations = int(state["iterations"])
+        self.schedule.load_state(state.get("schedule", {}))
+
+    # -- stepping -------------------------------------------------------------------------------
+    def step(self, params) -> None:
+        """Apply one update to ``params`` (a list of Parameter) from their ``grad``."""
+        if self._params is not params:
+            if self._params is None or len(self._params) != len(params):
+                self.build(params)
+            self._params = params
+        self._clip(params)
+        self.iterations += 1
+        lr = self.schedule(self.iterations, self.learning_rate)
+        flat_value = getattr(params, "flat_value", None)
+        if flat_value is not None:
+            self.update(flat_value, params.flat_grad, self.slots, lr)
+        else:
+            for p, slots in zip(params, self._views):
+                self.update(p.value, p.grad, slots, lr)
+
+    def _clip(self, params) -> None:
+        xp = backend.xp
+        if self.clipvalue is not None:
+            for p in params:
+                xp.clip(p.grad, -self.clipvalue, self.clipvalue, out=p.grad)
+        if self.clipnorm is not None:
+            for p in params:
+                norm = float(xp.sqrt((p.grad * p.grad).sum()))
+                if norm > self.clipnorm:
+                    p.grad *= self.clipnorm / norm
+        if self.global_clipnorm is not None:
+            norm = math.sqrt(sum(float((p.grad * p.grad).sum()) for p in params))
+            if norm > self.global_clipnorm:
+                for p in params:
+                    p.grad *= self.global_clipnorm / norm
+
+    def update(self, w, g, slots: dict, lr: float) -> None:
+        """Update ``w`` in place from gradient ``g`` and this parameter's ``slots``."""
+        raise NotImplementedError
+
+
+class SGD(Optimizer):
+    """``v = momentum*v - lr*g; w += v`` (Nesterov: ``w += momentum*v - lr*g``)."""
+
+    name = "sgd"
+
+    def __init__(self, learning_rate=0.01, momentum: float = 0.0, nesterov: bool = False, **kw):
+        super().__init__(learning_rate, **kw)
+        self.momentum, self.nesterov = momentum, nesterov
+        self.slot_names = ("velocity",) if momentum else ()
+
+    def update(self, w, g, slots, lr):
+        if not self.momentum:
+            w -= lr * g
+            return
+        v = slots["velocity"]
+        v *= self.momentum
+        v -= lr * g
+        if self.nesterov:
+            w += self.momentum * v - lr * g
+        else:
+            w += v
+
+
+class RMSprop(Optimizer):
+    """``v = rho*v + (1-rho)*g^2; w -= lr*g/sqrt(v - mg^2 + eps)`` (``mg`` only if centered)."""
+
+    name = "rmsprop"
+
+    def __init__(
+        self,
+        learning_rate=0.001,
+        rho: float = 0.9,
+        momentum: float = 0.0,
+        epsilon: float = 1e-7,
+        centered: bool = False,
+        **kw,
+    ):
+        super().__init__(learning_rate, **kw)
+        self.rho, self.momentum, self.epsilon, self.centered = rho, momentum, epsilon, centered
+        names = ["velocity"]
+        if centered:
+            names.append("average_gradient")
+        if momentum:
+            names.append("momentum")
+        self.slot_names = tuple(names)
+
+    def update(self, w, g, slots, lr):
+        xp = backend.xp
+        v = slots["velocity"]
+        v *= self.rho
+        v += (1 - self.rho) * g * g
+        denom = v
+        if self.centered:
+            mg = slots["average_gradient"]
+            mg *= self.rho
+            mg += (1 - self.rho) * g
+            denom = v - mg * mg
+        step = lr * g / xp.sqrt(denom + self.epsilon)
+        if self.momentum:
+            m = slots["momentum"]
+            m *= self.momentum
+            m += step
+            step = m
+        w -= step
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba), with the bias correction folded into the step size as in Keras."""
+
+    name = "adam"
+    slot_names = ("m", "v")
+
+    def __init__(
+        self,
+        learning_rate=0.001,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        **kw,
+    ):
+        super().__init__(learning_rate, **kw)
+        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+        self._tmp = None
+
+    def update(self, w, g, slots, lr):
+        xp = backend.xp
+        b1, b2, t = self.beta_1, self.beta_2, self.iterations
+        m, v = slots["m"], slots["v"]
+        if self._tmp is None or self._tmp.shape != w.shape or self._tmp.dtype != w.dtype:
+            self._tmp = xp.empty_like(w)
+        tmp = self._tmp
+        # m = b1*m + (1-b1)*g ; v = b2*v + (1-b2)*g^2, in place with one scratch buffer
+        m *= b1
+        xp.multiply(g, 1 - b1, out=tmp)
+        m += tmp
+        v *= b2
+        xp.multiply(g, g, out=tmp)
+        tmp *= 1 - b2
+        v += tmp
+        step = lr * math.sqrt(1 - b2**t) / (1 - b1**t)
+        xp.sqrt(v, out=tmp)
+        tmp += self.epsilon
+        xp.divide(m, tmp, out=tmp)
+        tmp *= step
+        w -= tmp
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay: ``w -= lr * weight_decay * w`` before the Adam step."""
+
+    name = "adamw"
+
+    def __init__(self, learning_rate=0.001, weight_decay: float = 0.004, **kw):
+        super().__init__(learning_rate, **kw)
+        self.weight_decay = weight_decay
+
+    def update(self, w, g, slots, lr):
+        w *= 1 - lr * self.weight_decay
+        super().update(w, g, slots, lr)
+
+
+class Adagrad(Optimizer):
+    """``acc += g^2; w -= lr*g/(sqrt(acc) + eps)``, the accumulator starting at 0.1 (Keras)."""
+
+    name = "adagrad"
+    slot_names = ("accumulator",)
+
+    def __init__(
+        self,
+        learning_rate=0.001,
+        initial_accumulator_value: float = 0.1,
+        epsilon: float = 1e-7,
+        **kw,
+    ):
+        super().__init__(learning_rate, **kw)
+        self.initial_accumulator_value, self.epsilon = initial_accumulator_value, epsilon
+
+    def _init_slots(self):
+        self.slots["accumulator"].fill(self.initial_accumulator_value)
+
+    def update(self, w, g, slots, lr):
+        acc = slots["accumulator"]
+        acc += g * g
+        w -= lr * g / (backend.xp.sqrt(acc) + self.epsilon)
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {
+    cls.name: cls for cls in (SGD, RMSprop, Adam, AdamW, Adagrad)
+}
+ALIASES = {"momentum": "sgd"}
+
+
+def get(optimizer) -> Optimizer:
+    """An optimizer from a name (``"adam"``), a ``{"type": "adam", "learning_rate": 1e-3}``
+    mapping (``lr`` is accepted for ``learning_rate``) or an instance."""
+    if isinstance(optimizer, Optimizer):
+        return optimizer
+    kwargs = {}
+    if isinstance(optimizer, dict):
+        kwargs = {k: v for k, v in optimizer.items() if k != "type"}
+        optimizer = optimizer.get("type")
+        if "lr" in kwargs:
+            kwargs["learning_rate"] = kwargs.pop("lr")
+    if optimizer == "momentum":
+        kwargs.setdefault("momentum", 0.9)
+    optimizer = ALIASES.get(optimizer, optimizer)
+    try:
+        cls = OPTIMIZERS[optimizer]
+    except KeyError:
+        raise ValueError(
+            f"unknown optimizer {optimizer!r}; expected one of {', '.join(OPTIMIZERS)}"
+        ) from None
+    return cls(**kwargs)

@@ -1,0 +1,51 @@
+"""A trainable array and the gradient that backward accumulates into it."""
+
+from __future__ import annotations
+
+from bptrain.nn import backend
+
+
+class Parameter:
+    """``value`` and ``grad`` arrays of one shape, and a name.
+
+    Gradients accumulate (``grad += ...``); whoever steps the optimizer zeroes them. ``value`` is
+    updated in place and never rebound by layers, so a model may pack all its parameters as views
+    of one flat buffer (see ``Sequential``) and an optimizer may update them in one pass.
+    ``regularizer`` (or None) adds its penalty to the loss and its gradient to ``grad``.
+    """
+
+    __slots__ = ("name", "value", "grad", "regularizer")
+
+    def __init__(self, value, name: str = "", regularizer=None):
+        self.name = name
+        self.value = value
+        self.grad = backend.xp.zeros_like(value)
+        self.regularizer = regularizer
+
+    @property
+    def shape(self) -> tuple:
+        return self.value.shape
+
+    @property
+    def size(self) -> int:
+        return self.value.size
+
+    def zero_grad(self) -> None:
+        self.grad.fill(0)
+
+    def __repr__(self) -> str:
+        return f"Parameter({self.name!r}, shape={self.value.shape}, dtype={self.value.dtype})"
+
+
+class ParameterList(list):
+    """A list of parameters, optionally backed by two flat buffers.
+
+    When ``flat_value`` and ``flat_grad`` are set, every parameter's ``value`` and ``grad`` are
+    views of them, laid out in list order without gaps; an optimizer can then update all
+    parameters with a handful of large array operations instead of a few per parameter.
+    """
+
+    def __init__(self, params=(), flat_value=None, flat_grad=None):
+        super().__init__(params)
+        self.flat_value = flat_value
+        self.flat_grad = flat_grad

@@ -1,0 +1,25 @@
+"""A text table of a built model: layers, output shapes, parameter counts."""
+
+from __future__ import annotations
+
+
+def summary(model) -> str:
+    rows = [("Layer (type)", "Output shape", "Params")]
+    for layer in model.layers:
+        count = sum(p.size for p in layer.parameters())
+        shape = "(None, " + ", ".join(str(d) for d in (layer.output_shape or ())) + ")"
+        rows.append(
+            (f"{layer.name} ({type(layer).__name__})", shape.replace(", )", ")"), f"{count:,}")
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    line = "-" * (sum(widths) + 4)
+
+    def fmt(r):
+        return f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}"
+
+    trainable = model.count_params()
+    buffers = sum(v.size for v in model.state().values())
+    out = [fmt(rows[0]), line, *(fmt(r) for r in rows[1:]), line]
+    out.append(f"Trainable params: {trainable:,}")
+    out.append(f"Non-trainable params: {buffers:,}")
+    return "\n".join(out)
