@@ -92,7 +92,7 @@ class Optimizer:
         if flat_value is not None:
             self.update(flat_value, params.flat_grad, self.slots, lr)
         else:
-            for p, slots in zip(params, self._views):
+            for p, slots in zip(params, self._views, strict=True):
                 self.update(p.value, p.grad, slots, lr)
 
     def _clip(self, params) -> None:

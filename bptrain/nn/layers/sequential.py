@@ -135,7 +135,7 @@ class Sequential(Layer):
         return out
 
     def load_weights(self, weights: dict) -> None:
-        """Copy arrays from ``weights()`` output into this built model; names and shapes must match."""
+        """Copy ``weights()`` arrays into this built model; names and shapes must match."""
         own = dict(self.named_parameters())
         buffers = self.state()
         expected = set(own) | set(buffers)
