@@ -1,0 +1,78 @@
+"""Shared helpers for the benchmarks: MNIST arrays, thread control, timing, peak memory.
+
+Benchmarks run bptrain and PyTorch side by side in one process, alternating, so that whatever
+else the machine does affects both the same way; they report ratios, not absolute seconds.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_DIR = Path(os.environ.get("BPTRAIN_DATA_DIR", REPO.parent / "shared" / "data"))
+
+
+def _idx(path: Path) -> np.ndarray:
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    ndim = raw[3]
+    dims = np.frombuffer(raw, dtype=">u4", count=ndim, offset=4)
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def mnist(split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    """MNIST as float32 (N, 1, 28, 28) in [0, 1] and int64 labels."""
+    prefix = "train" if split == "train" else "t10k"
+    root = DATA_DIR / "mnist"
+    x = _idx(root / f"{prefix}-images-idx3-ubyte.gz").astype(np.float32) / 255.0
+    y = _idx(root / f"{prefix}-labels-idx1-ubyte.gz").astype(np.int64)
+    return x.reshape(-1, 1, 28, 28), y
+
+
+def thread_counts() -> list[int]:
+    n = os.cpu_count() or 1
+    return sorted({1, n})
+
+
+def torch_threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(n)
+
+
+def timed(fn, *args) -> float:
+    t = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - t
+
+
+def best_thread_time(run, threads: list[int], repeats: int = 1) -> tuple[float, int]:
+    """The fastest (seconds, threads) of ``run(threads)`` over thread counts and repeats."""
+    best = (float("inf"), 0)
+    for _ in range(repeats):
+        for n in threads:
+            with threadpool_limits(n):
+                best = min(best, (timed(run, n), n))
+    return best
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far, MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def gemm_gflops(m: int = 1024, n: int = 1024, k: int = 1024, threads: int | None = None) -> float:
+    """GFLOP/s of a plain float32 NumPy GEMM on this machine, the ceiling for our layers."""
+    a = np.random.default_rng(0).standard_normal((m, k), dtype=np.float32)
+    b = np.random.default_rng(1).standard_normal((k, n), dtype=np.float32)
+    with threadpool_limits(threads):
+        a @ b
+        t = min(timed(np.matmul, a, b) for _ in range(5))
+    return 2 * m * n * k / t / 1e9
