@@ -89,6 +89,7 @@ def check_layer(
     """
     rng = rng if rng is not None else np.random.default_rng(seed)
     x = np.array(x, dtype=np.float64) if np.issubdtype(np.asarray(x).dtype, np.floating) else x
+    layer.needs_input_grad = True
     if not layer.built:
         layer.dtype = np.float64
         layer.output_shape = layer.build(x.shape[1:], rng)

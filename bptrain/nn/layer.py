@@ -28,6 +28,9 @@ class Layer:
     """
 
     activation: activations.Activation | None = None
+    # A model sets this False on its first trainable layer: nothing upstream needs dL/dx, and
+    # skipping it saves a GEMM (and col2im for a convolution). Such a backward returns None.
+    needs_input_grad: bool = True
 
     def __init__(self, name: str | None = None):
         self.name = name

@@ -183,22 +183,28 @@ class RMSprop(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba), with the bias correction folded into the step size as in Keras."""
+    """Adam (Kingma & Ba) with Keras' update ``w -= lr_t * m / (sqrt(v) + eps)``, where
+    ``lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t)`` folds in the bias correction.
+
+    To save passes over memory the slots hold ``m / (1 - b1)`` and ``v / (1 - b2)``, so each
+    moment update is ``s = b*s + g`` (or ``g^2``); the constant factors are folded back into the
+    step size and epsilon. ``moments()`` returns the textbook ``m`` and ``v``.
+    """
 
     name = "adam"
     slot_names = ("m", "v")
 
     def __init__(
-        self,
-        learning_rate=0.001,
-        beta_1: float = 0.9,
-        beta_2: float = 0.999,
-        epsilon: float = 1e-7,
-        **kw,
+        self, learning_rate=0.001, beta_1: float = 0.9, beta_2: float = 0.999,
+        epsilon: float = 1e-7, **kw,
     ):
         super().__init__(learning_rate, **kw)
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
         self._tmp = None
+
+    def moments(self, slots: dict) -> tuple:
+        """The textbook first and second moments from this optimizer's scaled slots."""
+        return slots["m"] * (1 - self.beta_1), slots["v"] * (1 - self.beta_2)
 
     def update(self, w, g, slots, lr):
         xp = backend.xp
@@ -207,17 +213,16 @@ class Adam(Optimizer):
         if self._tmp is None or self._tmp.shape != w.shape or self._tmp.dtype != w.dtype:
             self._tmp = xp.empty_like(w)
         tmp = self._tmp
-        # m = b1*m + (1-b1)*g ; v = b2*v + (1-b2)*g^2, in place with one scratch buffer
         m *= b1
-        xp.multiply(g, 1 - b1, out=tmp)
-        m += tmp
+        m += g
         v *= b2
         xp.multiply(g, g, out=tmp)
-        tmp *= 1 - b2
         v += tmp
-        step = lr * math.sqrt(1 - b2**t) / (1 - b1**t)
+        # m/(sqrt(v)+eps) in textbook moments = (1-b1)/sqrt(1-b2) * ms/(sqrt(vs) + eps/sqrt(1-b2))
+        c2 = math.sqrt(1 - b2)
+        step = lr * math.sqrt(1 - b2**t) / (1 - b1**t) * (1 - b1) / c2
         xp.sqrt(v, out=tmp)
-        tmp += self.epsilon
+        tmp += self.epsilon / c2
         xp.divide(m, tmp, out=tmp)
         tmp *= step
         w -= tmp

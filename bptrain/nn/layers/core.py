@@ -67,6 +67,8 @@ class Dense(Layer):
         self.kernel.grad += x.T @ dz
         if self.use_bias:
             self.bias.grad += dz.sum(axis=0)
+        if not self.needs_input_grad:
+            return None
         return (dz @ self.kernel.value.T).reshape(self._x.shape)
 
     def config(self):

@@ -16,6 +16,10 @@ class Sequential(Layer):
     single large array operations.
     """
 
+    # A model trained on its own needs no gradient for its input; check_layer and an enclosing
+    # model that has trainable layers below this one set it True.
+    needs_input_grad = False
+
     def __init__(self, layers=(), name: str | None = None):
         super().__init__(name)
         self.layers: list[Layer] = list(layers)
@@ -53,6 +57,9 @@ class Sequential(Layer):
             layer.built = True
         self.output_shape = shape
         self.built = True
+        self._first_trainable = next(
+            (i for i, layer in enumerate(self.layers) if layer.parameters()), len(self.layers)
+        )
         self._pack()
         return shape
 
@@ -89,9 +96,14 @@ class Sequential(Layer):
         return x
 
     def backward(self, dy):
-        for layer in reversed(self.layers):
+        """Back-propagate ``dy``; returns dL/dx, or None when ``needs_input_grad`` is False
+        (then layers below the first trainable one are skipped altogether)."""
+        stop = 0 if self.needs_input_grad else self._first_trainable
+        if stop < len(self.layers):
+            self.layers[stop].needs_input_grad = self.needs_input_grad
+        for layer in reversed(self.layers[stop:]):
             dy = layer.backward(dy)
-        return dy
+        return dy if self.needs_input_grad else None
 
     __call__ = forward
 

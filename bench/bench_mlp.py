@@ -1,0 +1,79 @@
+"""One MNIST epoch of the Keras MLP (Flatten, Dense 128 relu, Dense 10 softmax; Adam 1e-3,
+batch 32) in bptrain and in PyTorch's CPU build, side by side, alternating, each at its best
+thread count. Prints the epoch-time ratio bptrain / PyTorch (target: <= 0.7).
+
+    python bench/bench_mlp.py [--batches N] [--repeats R]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from bench.common import best_thread_time, mnist, thread_counts, torch_threads
+from bptrain.nn import Adam, Dense, Flatten, Sequential
+
+
+def bptrain_epoch(x, y, order, batch_size):
+    model = Sequential([Flatten(), Dense(128, activation="relu"), Dense(10, activation="softmax")])
+    model.build(x.shape[1:], np.random.default_rng(0))
+    model.compile("sparse_categorical_crossentropy", Adam(1e-3))
+
+    def run(threads):
+        for i in range(0, len(order), batch_size):
+            idx = order[i : i + batch_size]
+            model.train_step(x[idx], y[idx])
+
+    return run
+
+
+def torch_epoch(x, y, order, batch_size):
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = nn.CrossEntropyLoss()
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    order_t = torch.from_numpy(order)
+
+    def run(threads):
+        torch_threads(threads)
+        for i in range(0, len(order_t), batch_size):
+            idx = order_t[i : i + batch_size]
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(xt[idx]), yt[idx])
+            loss.backward()
+            opt.step()
+
+    return run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, default=None, help="time only the first N batches")
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    batch_size = 32
+    x, y = mnist("train")
+    order = np.random.default_rng(0).permutation(len(x))
+    if args.batches:
+        order = order[: args.batches * batch_size]
+    threads = thread_counts()
+    ours, theirs = (float("inf"), 0), (float("inf"), 0)
+    bp = bptrain_epoch(x, y, order, batch_size)
+    tc = torch_epoch(x, y, order, batch_size)
+    for _ in range(args.repeats):  # alternate, so machine noise hits both sides alike
+        ours = min(ours, best_thread_time(bp, threads))
+        theirs = min(theirs, best_thread_time(tc, threads))
+    steps = -(-len(order) // batch_size)
+    print(f"MLP epoch, {len(order)} samples, batch {batch_size}, {steps} steps")
+    print(f"  bptrain  {ours[0]:7.3f} s  ({ours[1]} threads, {1e6 * ours[0] / steps:.0f} us/step)")
+    print(f"  pytorch  {theirs[0]:7.3f} s  ({theirs[1]} threads, {1e6 * theirs[0] / steps:.0f} us/step)")
+    print(f"  ratio bptrain/pytorch = {ours[0] / theirs[0]:.2f}  (target <= 0.70)")
+
+
+if __name__ == "__main__":
+    main()
