@@ -70,8 +70,9 @@ def main() -> None:
         theirs = min(theirs, best_thread_time(tc, threads))
     steps = -(-len(order) // batch_size)
     print(f"MLP epoch, {len(order)} samples, batch {batch_size}, {steps} steps")
-    print(f"  bptrain  {ours[0]:7.3f} s  ({ours[1]} threads, {1e6 * ours[0] / steps:.0f} us/step)")
-    print(f"  pytorch  {theirs[0]:7.3f} s  ({theirs[1]} threads, {1e6 * theirs[0] / steps:.0f} us/step)")
+    for name, (seconds, threads) in (("bptrain", ours), ("pytorch", theirs)):
+        per_step = 1e6 * seconds / steps
+        print(f"  {name:8s} {seconds:7.3f} s  ({threads} threads, {per_step:.0f} us/step)")
     print(f"  ratio bptrain/pytorch = {ours[0] / theirs[0]:.2f}  (target <= 0.70)")
 
 

@@ -1,0 +1,43 @@
+"""The core must stay readable alone: it imports NumPy, the standard library and itself."""
+
+import ast
+import sys
+from pathlib import Path
+
+NN = Path(__file__).resolve().parents[2] / "bptrain" / "nn"
+ALLOWED = {"numpy", "bptrain"} | set(sys.stdlib_module_names)
+
+
+def test_nn_imports_only_numpy_and_stdlib():
+    for path in NN.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if top == "cupy" or top == "cupyx":  # the optional GPU backend, in backend.py only
+                    assert path.name == "backend.py", path
+                    continue
+                assert top in ALLOWED, f"{path.relative_to(NN)} imports {name}"
+                if top == "bptrain":
+                    assert name.startswith("bptrain.nn"), f"{path.relative_to(NN)} imports {name}"
+
+
+def test_library_usage():
+    import numpy as np
+
+    from bptrain.nn import Adam, Dense, Sequential
+
+    x = np.random.default_rng(0).normal(size=(64, 2)).astype(np.float32)
+    y = (x[:, 0] * x[:, 1] > 0).astype(np.int64)
+    model = Sequential([Dense(16, activation="relu"), Dense(2, activation="softmax")])
+    model.build(input_shape=(2,))
+    model.compile(loss="sparse_categorical_crossentropy", optimizer=Adam(0.01))
+    for _ in range(200):
+        model.train_step(x, y)
+    assert (model.predict(x).argmax(axis=1) == y).mean() > 0.9

@@ -1,0 +1,107 @@
+import warnings
+
+import numpy as np
+import pytest
+
+from bptrain.nn import losses
+from bptrain.nn.gradcheck import check_loss
+
+rng = np.random.default_rng(0)
+
+
+def probabilities(shape):
+    e = np.exp(rng.normal(size=shape))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+CASES = [
+    ("mean_squared_error", {}, lambda s: rng.normal(size=s), lambda s: rng.normal(size=s)),
+    ("mean_absolute_error", {}, lambda s: rng.normal(size=s), lambda s: rng.normal(size=s)),
+    ("huber", {"delta": 0.7}, lambda s: rng.normal(size=s) * 2, lambda s: rng.normal(size=s)),
+    (
+        "sparse_categorical_crossentropy",
+        {"from_logits": True},
+        lambda s: rng.normal(size=s),
+        lambda s: rng.integers(0, s[-1], size=s[:-1]),
+    ),
+    (
+        "sparse_categorical_crossentropy",
+        {},
+        probabilities,
+        lambda s: rng.integers(0, s[-1], size=s[:-1]),
+    ),
+    (
+        "categorical_crossentropy",
+        {"from_logits": True},
+        lambda s: rng.normal(size=s),
+        probabilities,
+    ),
+    ("categorical_crossentropy", {}, probabilities, probabilities),
+    (
+        "binary_crossentropy",
+        {"from_logits": True},
+        lambda s: rng.normal(size=s) * 3,
+        lambda s: rng.integers(0, 2, size=s).astype(float),
+    ),
+    (
+        "binary_crossentropy",
+        {},
+        lambda s: rng.uniform(0.05, 0.95, size=s),
+        lambda s: rng.uniform(size=s),
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "kwargs", "make_pred", "make_true"), CASES)
+@pytest.mark.parametrize("shape", [(5, 3), (4, 6, 4), (1, 2)])
+def test_gradient(name, kwargs, make_pred, make_true, shape):
+    loss = losses.get({"type": name, **kwargs})
+    report = check_loss(loss, make_pred(shape), make_true(shape))
+    assert report.passed(1e-6), report
+
+
+def test_known_values():
+    y_pred = np.array([[0.5], [2.0]])
+    y_true = np.array([0.0, 1.0])  # (N,) targets against (N, 1) predictions
+    assert losses.get("mse")(y_pred, y_true) == pytest.approx((0.25 + 1.0) / 2)
+    assert losses.get("mae")(y_pred, y_true) == pytest.approx(0.75)
+    assert losses.Huber(1.0)(y_pred, y_true) == pytest.approx((0.125 + 0.5) / 2)
+    logits = np.array([[2.0, 1.0, 0.1]])
+    p = np.exp(logits) / np.exp(logits).sum()
+    sparse = losses.SparseCategoricalCrossentropy(from_logits=True)
+    assert sparse(logits, np.array([0])) == pytest.approx(-np.log(p[0, 0]))
+    assert losses.get("sparse_categorical_crossentropy")(p, np.array([0])) == pytest.approx(
+        -np.log(p[0, 0])
+    )
+    onehot = losses.CategoricalCrossentropy(from_logits=True)
+    assert onehot(logits, np.array([[0.0, 1.0, 0.0]])) == pytest.approx(-np.log(p[0, 1]))
+    bce = losses.BinaryCrossentropy(from_logits=True)
+    z = np.array([0.3, -1.2])
+    expected = -np.mean([np.log(1 / (1 + np.exp(-0.3))), np.log(1 - 1 / (1 + np.exp(1.2)))])
+    assert bce(z, np.array([1.0, 0.0])) == pytest.approx(expected)
+
+
+def test_from_logits_is_stable_for_huge_logits():
+    z = np.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 0.0]], dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ce = losses.SparseCategoricalCrossentropy(from_logits=True)
+        assert ce(z, np.array([0, 0])) == pytest.approx(1e4)
+        assert np.isfinite(ce.backward()).all()
+        bce = losses.BinaryCrossentropy(from_logits=True)
+        assert bce(np.array([1e4, -1e4]), np.array([0.0, 1.0])) == pytest.approx(1e4)
+        assert np.isfinite(bce.backward()).all()
+
+
+def test_fusion():
+    sparse = losses.get("sparse_categorical_crossentropy")
+    assert sparse.fused_with("softmax").from_logits
+    assert sparse.fused_with("relu") is None
+    assert losses.get("binary_crossentropy").fused_with("sigmoid").from_logits
+    assert losses.get("mse").fused_with("softmax") is None
+    assert losses.SparseCategoricalCrossentropy(from_logits=True).fused_with("softmax") is None
+
+
+def test_unknown():
+    with pytest.raises(ValueError, match="unknown loss 'hinge'"):
+        losses.get("hinge")
