@@ -1,0 +1,90 @@
+"""Datasets: from the YAML ``data:`` section to arrays and minibatches.
+
+    ds = load_dataset({"dataset": "mnist", "validation_split": 0.1}, seed=0)
+    for xb, yb in iterate_minibatches(ds.x_train, ds.y_train, 32, order):
+        ...
+
+``DATASETS`` maps each dataset name to the dataclass of its options (every key of the
+``data:`` section but ``dataset``); the config validator reads their fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from collections.abc import Callable
+
+from bptrain.data.batches import iterate_minibatches
+from bptrain.data.dataset import Dataset
+from bptrain.data.mnist import (
+    FashionMnistOptions,
+    MnistOptions,
+    load_fashion_mnist,
+    load_mnist,
+)
+from bptrain.data.options import CommonOptions, parse_options
+from bptrain.data.preprocess import scale
+from bptrain.data.split import holdout, rng_for
+from bptrain.data.synthetic import (
+    AddingOptions,
+    LinearOptions,
+    MoonsOptions,
+    SineOptions,
+    SpiralsOptions,
+    load_adding,
+    load_linear,
+    load_moons,
+    load_sine,
+    load_spirals,
+)
+from bptrain.data.tabular import CsvOptions, NpzOptions, load_csv, load_npz
+from bptrain.data.text import TextOptions, load_text
+from bptrain.errors import ConfigError
+
+__all__ = ["DATASETS", "CommonOptions", "Dataset", "iterate_minibatches", "load_dataset"]
+
+_LOADERS: dict[str, tuple[type, Callable[..., Dataset]]] = {
+    "mnist": (MnistOptions, load_mnist),
+    "fashion_mnist": (FashionMnistOptions, load_fashion_mnist),
+    "csv": (CsvOptions, load_csv),
+    "npz": (NpzOptions, load_npz),
+    "spirals": (SpiralsOptions, load_spirals),
+    "moons": (MoonsOptions, load_moons),
+    "sine": (SineOptions, load_sine),
+    "linear": (LinearOptions, load_linear),
+    "adding": (AddingOptions, load_adding),
+    "text": (TextOptions, load_text),
+}
+
+DATASETS: dict[str, type] = {name: options for name, (options, _) in _LOADERS.items()}
+
+
+def load_dataset(spec: dict, seed: int = 0) -> Dataset:
+    """Load the dataset that ``spec`` (the YAML ``data:`` mapping) describes.
+
+    ``spec["dataset"]`` names it (a key of DATASETS); the other keys are its options. The
+    validation split and the scaling statistics are drawn from ``seed`` and the training
+    part, so the same spec and seed always give the same arrays. Raises ConfigError for
+    unknown keys or bad values and DataError for missing or malformed data.
+    """
+    if not isinstance(spec, dict):
+        raise ConfigError(f"data: expected a mapping with a 'dataset' key, got {spec!r}")
+    options = dict(spec)
+    name = options.pop("dataset", None)
+    if name is None:
+        raise ConfigError(f"data.dataset is required: one of {', '.join(DATASETS)}")
+    if name not in _LOADERS:
+        close = difflib.get_close_matches(str(name), DATASETS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(
+            f"data.dataset: unknown dataset {name!r}{hint} (known: {', '.join(DATASETS)})"
+        )
+    options_cls, loader = _LOADERS[name]
+    opts = parse_options(options_cls, options)
+    val_rng = rng_for(seed, "validation_split")  # also checks the seed before any work
+    ds = loader(opts, seed)
+    x_train, y_train, x_val, y_val = holdout(
+        ds.x_train, ds.y_train, opts.validation_split, val_rng, "validation_split"
+    )
+    ds = dataclasses.replace(ds, x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val)
+    return scale(ds, opts.scale)

@@ -1,0 +1,29 @@
+"""Minibatches in an order the trainer chooses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+
+def iterate_minibatches(
+    x: np.ndarray, y: np.ndarray, batch_size: int, order: np.ndarray
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield (x[idx], y[idx]) for consecutive slices idx of ``order``.
+
+    x: (N, ...); y: (N, ...); order: (M,) int64 indices into the first axis (usually a
+    permutation of range(N), drawn by the trainer, which owns the RNG so that a resumed run
+    sees the same batches). Batches have ``batch_size`` rows except perhaps the last. Each
+    batch is a new C-contiguous array, safe to keep.
+    """
+    if len(x) != len(y):
+        raise ValueError(f"x has {len(x)} rows but y has {len(y)}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    order = np.asarray(order)
+    if order.ndim != 1 or not np.issubdtype(order.dtype, np.integer):
+        raise ValueError(f"order must be a 1-D integer array, got {order.dtype} {order.shape}")
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        yield np.take(x, idx, axis=0), np.take(y, idx, axis=0)

@@ -1,0 +1,126 @@
+"""Dataset options: plain dataclasses that the YAML ``data:`` section fills in.
+
+Every dataset's options class derives from ``CommonOptions``, so ``dataclasses.fields(cls)``
+lists every key a ``data:`` section may hold for that dataset (besides ``dataset`` itself).
+``parse_options`` turns a mapping into an options object and rejects unknown keys and wrong
+types with a ``ConfigError``, so ``load_dataset`` is safe to call without the config validator.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass
+from typing import Literal
+
+from bptrain.errors import ConfigError
+
+Scale = Literal["none", "standardize", "minmax"]
+
+
+@dataclass(kw_only=True)
+class CommonOptions:
+    """Keys every dataset accepts.
+
+    validation_split: fraction of the training set held out for validation, in [0, 1); the
+        last fraction of a permutation seeded by the run's seed.
+    scale: "none"; "standardize" (zero mean, unit std); or "minmax" (to [0, 1]). Statistics
+        come from the training part only (per channel for images, per feature otherwise).
+    """
+
+    validation_split: float = 0.0
+    scale: Scale = "none"
+
+    def __post_init__(self) -> None:
+        check_fraction("validation_split", self.validation_split)
+
+
+def check_fraction(key: str, value: float) -> None:
+    """A split fraction must lie in [0, 1)."""
+    if not 0.0 <= value < 1.0:
+        raise ConfigError(f"data.{key} must be in [0, 1), got {value}")
+
+
+def check_positive(key: str, value: int | float | None) -> None:
+    """Sizes, lengths and counts must be positive (None passes: 'no limit')."""
+    if value is not None and value <= 0:
+        raise ConfigError(f"data.{key} must be positive, got {value}")
+
+
+def parse_options(cls: type, spec: dict) -> CommonOptions:
+    """Build options ``cls`` from ``spec`` (the ``data:`` mapping without ``dataset``)."""
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for key, value in spec.items():
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(
+                f"data.{key}: unknown option for this dataset{hint} "
+                f"(known: {', '.join(sorted(known))})"
+            )
+        values[key] = _check_type(key, value, hints[key])
+    missing = [
+        f.name
+        for f in known.values()
+        if f.name not in values
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ConfigError(f"data.{missing[0]} is required")
+    return cls(**values)
+
+
+def _check_type(key: str, value, hint):
+    """Return ``value`` (ints widened to float where a float is wanted) or raise ConfigError."""
+    ok, value = _matches(value, hint)
+    if not ok:
+        raise ConfigError(f"data.{key}: expected {_describe(hint)}, got {value!r}")
+    return value
+
+
+def _matches(value, hint) -> tuple[bool, object]:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is Literal:
+        return value in args, value
+    if origin in (typing.Union, types.UnionType):
+        for arg in args:
+            ok, converted = _matches(value, arg)
+            if ok:
+                return True, converted
+        return False, value
+    if origin is list:
+        if not isinstance(value, list):
+            return False, value
+        return all(_matches(v, args[0])[0] for v in value), value
+    if hint is type(None):
+        return value is None, value
+    if hint is bool:
+        return isinstance(value, bool), value
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if hint is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return ok, float(value) if ok else value
+    return isinstance(value, hint), value
+
+
+def _describe(hint) -> str:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in args)
+    if origin is list:
+        return f"a list of {_describe(args[0])}"
+    if hint is type(None):
+        return "null"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
+        hint, getattr(hint, "__name__", str(hint))
+    )

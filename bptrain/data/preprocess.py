@@ -1,0 +1,78 @@
+"""Input scaling with statistics from the training part only.
+
+Statistics are per channel for images (N, C, H, W) and per feature (the last axis) for
+tables (N, F) and sequences (N, T, F). Targets are never scaled.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bptrain.data.dataset import Dataset
+from bptrain.errors import ConfigError
+
+_EPS = 1e-8
+_ROWS_PER_CHUNK = 8192
+
+
+def scale(ds: Dataset, method: str) -> Dataset:
+    """Scale ds.x_train, ds.x_val and ds.x_test in place with the training statistics.
+
+    "standardize": (x - mean) / std, with std < 1e-8 replaced by 1 (constant features).
+    "minmax": (x - min) / (max - min) to [0, 1]; when the data have a known value range
+        (``ds.extra["value_range"]``, e.g. [0, 255] for image bytes) that range is used
+        instead of data statistics, so MNIST pixels become pixel / 255.
+    The statistics go to ``ds.extra["scale"]`` as {"method", "shift", "divisor"} (lists, one
+    entry per channel or feature) so new inputs can be scaled the same way.
+    """
+    if method == "none":
+        return ds
+    if method not in ("standardize", "minmax"):
+        raise ConfigError(f"data.scale: expected 'none', 'standardize' or 'minmax', got {method!r}")
+    if not np.issubdtype(ds.x_train.dtype, np.floating):
+        raise ConfigError(
+            f"data.scale: {ds.name} inputs are integer token ids and cannot be scaled; "
+            "use scale: none"
+        )
+    x = ds.x_train
+    axes = reduce_axes(x.ndim)
+    if method == "standardize":
+        shift = x.mean(axis=axes, dtype=np.float64, keepdims=True)
+        divisor = _std(x, shift, axes)
+        divisor[divisor < _EPS] = 1.0
+    elif "value_range" in ds.extra:
+        lo, hi = ds.extra["value_range"]
+        shift = np.full([1] * x.ndim, lo, dtype=np.float64)
+        divisor = np.full([1] * x.ndim, hi - lo, dtype=np.float64)
+    else:
+        shift = x.min(axis=axes, keepdims=True).astype(np.float64)
+        divisor = x.max(axis=axes, keepdims=True).astype(np.float64) - shift
+        divisor[divisor < _EPS] = 1.0
+    shift32, divisor32 = shift.astype(np.float32), divisor.astype(np.float32)
+    for part in (ds.x_train, ds.x_val, ds.x_test):
+        part -= shift32
+        part /= divisor32
+    ds.extra["scale"] = {
+        "method": method,
+        "shift": shift.ravel().tolist(),
+        "divisor": divisor.ravel().tolist(),
+    }
+    return ds
+
+
+def reduce_axes(ndim: int) -> tuple[int, ...]:
+    """Axes the statistics are taken over: all but the channel axis (1) of images
+    (ndim >= 4), all but the last axis otherwise."""
+    if ndim >= 4:
+        return (0, *range(2, ndim))
+    return tuple(range(ndim - 1))
+
+
+def _std(x: np.ndarray, mean: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """Two-pass std in float64, a chunk of rows at a time (no full-size float64 copy)."""
+    total = np.zeros_like(mean)
+    for start in range(0, len(x), _ROWS_PER_CHUNK):
+        d = x[start : start + _ROWS_PER_CHUNK].astype(np.float64) - mean
+        total += np.square(d, out=d).sum(axis=axes, keepdims=True)
+    count = x.size // mean.size
+    return np.sqrt(total / count)

@@ -1,0 +1,53 @@
+"""Seeded random streams and hold-out splits (validation and test)."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+
+from bptrain.errors import ConfigError, DataError
+
+
+def rng_for(seed: int, purpose: str) -> np.random.Generator:
+    """An independent generator per (seed, purpose), e.g. ("validation_split", "spirals").
+
+    Separate streams keep, say, the validation split unchanged when a generated dataset
+    draws one more number.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+    return np.random.default_rng([int(seed), zlib.crc32(purpose.encode())])
+
+
+def holdout_indices(n: int, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """Split range(n) into (kept, held_out) index arrays, each in increasing order.
+
+    The held-out part is the last ``round(n * fraction)`` entries of a permutation drawn from
+    ``rng``; sorting keeps both parts in their original order.
+    """
+    n_out = int(round(n * fraction))
+    if n_out == 0:
+        return np.arange(n, dtype=np.int64), np.empty(0, dtype=np.int64)
+    perm = rng.permutation(n)
+    return np.sort(perm[: n - n_out]), np.sort(perm[n - n_out :])
+
+
+def holdout(
+    x: np.ndarray, y: np.ndarray, fraction: float, rng: np.random.Generator, what: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(x_kept, y_kept, x_out, y_out); ``what`` names the option for the error message."""
+    kept, out = holdout_indices(len(x), fraction, rng)
+    if len(out) == 0:
+        return x, y, x[:0], y[:0]
+    if len(kept) == 0:
+        raise DataError(
+            f"data.{what}={fraction} holds out all {len(x)} samples and leaves none to train "
+            "on; use a smaller fraction or more data"
+        )
+    return (
+        np.take(x, kept, axis=0),
+        np.take(y, kept, axis=0),
+        np.take(x, out, axis=0),
+        np.take(y, out, axis=0),
+    )
