@@ -24,7 +24,7 @@ from bptrain.data.mnist import (
 )
 from bptrain.data.options import CommonOptions, parse_options
 from bptrain.data.preprocess import scale
-from bptrain.data.split import holdout, rng_for
+from bptrain.data.split import holdout, kfold, rng_for
 from bptrain.data.synthetic import (
     AddingOptions,
     LinearOptions,
@@ -63,8 +63,9 @@ def load_dataset(spec: dict, seed: int = 0) -> Dataset:
     """Load the dataset that ``spec`` (the YAML ``data:`` mapping) describes.
 
     ``spec["dataset"]`` names it (a key of DATASETS); the other keys are its options. The
-    validation split and the scaling statistics are drawn from ``seed`` and the training
-    part, so the same spec and seed always give the same arrays. Raises ConfigError for
+    validation split (or the k-fold partition, with ``folds``) and the scaling statistics are
+    drawn from ``seed`` and the training part, so the same spec and seed always give the same
+    arrays. Raises ConfigError for
     unknown keys or bad values and DataError for missing or malformed data.
     """
     if not isinstance(spec, dict):
@@ -83,8 +84,14 @@ def load_dataset(spec: dict, seed: int = 0) -> Dataset:
     opts = parse_options(options_cls, options)
     val_rng = rng_for(seed, "validation_split")  # also checks the seed before any work
     ds = loader(opts, seed)
-    x_train, y_train, x_val, y_val = holdout(
-        ds.x_train, ds.y_train, opts.validation_split, val_rng, "validation_split"
-    )
+    if opts.folds is None:
+        x_train, y_train, x_val, y_val = holdout(
+            ds.x_train, ds.y_train, opts.validation_split, val_rng, "validation_split"
+        )
+    else:
+        fold_rng = rng_for(seed, "folds")
+        x_train, y_train, x_val, y_val = kfold(
+            ds.x_train, ds.y_train, opts.folds, opts.fold, fold_rng
+        )
     ds = dataclasses.replace(ds, x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val)
     return scale(ds, opts.scale)

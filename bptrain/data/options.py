@@ -28,13 +28,34 @@ class CommonOptions:
         last fraction of a permutation seeded by the run's seed.
     scale: "none"; "standardize" (zero mean, unit std); or "minmax" (to [0, 1]). Statistics
         come from the training part only (per channel for images, per feature otherwise).
+    folds, fold: k-fold cross-validation instead of validation_split: the training set is
+        split into ``folds`` parts by a permutation seeded by the run's seed, and part
+        ``fold`` (0-based) is the validation set. ``bptrain sweep`` sets these per trial.
     """
 
     validation_split: float = 0.0
     scale: Scale = "none"
+    folds: int | None = None
+    fold: int = 0
 
     def __post_init__(self) -> None:
         check_fraction("validation_split", self.validation_split)
+        if self.folds is None:
+            if self.fold != 0:
+                raise ConfigError("data.fold needs data.folds (the number of folds)")
+            return
+        if self.folds < 2:
+            raise ConfigError(f"data.folds must be at least 2, got {self.folds}")
+        if not 0 <= self.fold < self.folds:
+            raise ConfigError(
+                f"data.fold must be in [0, {self.folds}) for data.folds={self.folds}, "
+                f"got {self.fold}"
+            )
+        if self.validation_split:
+            raise ConfigError(
+                "data.folds and data.validation_split both choose the validation set; "
+                "set validation_split: 0 when using folds"
+            )
 
 
 def check_fraction(key: str, value: float) -> None:

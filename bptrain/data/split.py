@@ -51,3 +51,34 @@ def holdout(
         np.take(x, out, axis=0),
         np.take(y, out, axis=0),
     )
+
+
+def fold_indices(n: int, folds: int, fold: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """Split range(n) into (kept, held_out) index arrays for k-fold cross-validation.
+
+    A permutation drawn from ``rng`` is cut into ``folds`` parts whose sizes differ by at most
+    one; part ``fold`` is held out. Over fold = 0..folds-1 (same rng state) the held-out parts
+    are disjoint and cover range(n). Both arrays are in increasing order.
+    """
+    perm = rng.permutation(n)
+    held = np.zeros(n, dtype=bool)
+    held[np.array_split(perm, folds)[fold]] = True
+    return np.flatnonzero(~held), np.flatnonzero(held)
+
+
+def kfold(
+    x: np.ndarray, y: np.ndarray, folds: int, fold: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(x_kept, y_kept, x_out, y_out) with fold ``fold`` of ``folds`` held out."""
+    if len(x) < folds:
+        raise DataError(
+            f"data.folds={folds} needs at least {folds} training samples, got {len(x)}; "
+            "use fewer folds or more data"
+        )
+    kept, out = fold_indices(len(x), folds, fold, rng)
+    return (
+        np.take(x, kept, axis=0),
+        np.take(y, kept, axis=0),
+        np.take(x, out, axis=0),
+        np.take(y, out, axis=0),
+    )
