@@ -1,0 +1,347 @@
+"""The ``bptrain`` command line: parse arguments, call one function, print.
+
+Every error a user can cause (a BptrainError, or a click usage error) is printed here as one
+line ``error: ...`` and ends the program with its exit code: 2 for usage and config errors,
+1 for data, checkpoint and divergence errors, 128 + N when stopped by signal N.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+
+import click
+
+from bptrain import __version__
+from bptrain.errors import BptrainError, ConfigError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@contextlib.contextmanager
+def located(where):
+    """Give ConfigErrors raised past config loading (a model that does not build, say) the file
+    and line of the key they name."""
+    try:
+        yield
+    except ConfigError as exc:
+        from bptrain.config import locate_error
+
+        raise locate_error(exc, where) from None
+
+
+def read_config(path: str, overrides):
+    """(resolved config, locations) of a config file with overrides."""
+    from bptrain.config import apply_overrides, load_file, resolve
+
+    raw, where = load_file(path)
+    raw = apply_overrides(raw, overrides, where)
+    stem = Path(path).stem
+    return resolve(raw, where, default_name=stem if stem[:1].isalnum() else "run"), where
+
+
+def split_args(args, config_required: bool) -> tuple[str | None, list[str]]:
+    """CONFIG and the KEY.PATH=VALUE overrides after it."""
+    args = list(args)
+    if args and "=" not in args[0]:
+        return args[0], args[1:]
+    if config_required:
+        raise click.UsageError("missing CONFIG (a YAML experiment file, e.g. configs/spirals.yaml)")
+    return None, args
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, "--version", prog_name="bptrain")
+def cli():
+    """Train neural networks from YAML experiment files on a NumPy backprop core.
+
+    \b
+    Examples:
+      bptrain fit configs/spirals.yaml
+      bptrain fit configs/mnist_mlp.yaml training.epochs=3 optimizer.learning_rate=0.01
+      bptrain eval runs/spirals/20240101-120000
+      bptrain config show configs/mnist_mlp.yaml
+    """
+
+
+# -- fit ------------------------------------------------------------------------------------------
+@cli.command(context_settings=CONTEXT)
+@click.argument("args", nargs=-1, metavar="CONFIG [KEY.PATH=VALUE]...")
+@click.option(
+    "--resume",
+    metavar="RUN_DIR|CHECKPOINT",
+    help="Continue a run from its checkpoints/last.safetensors (or the checkpoint file given), "
+    "exactly where it stopped, e.g. --resume runs/spirals/20240101-120000. CONFIG may then be "
+    "left out; overrides may change training and optimizer settings, e.g. training.epochs=20.",
+)
+@click.option(
+    "--run-dir",
+    metavar="DIR",
+    help="Write the run into DIR instead of runs/<name>/<YYYYmmdd-HHMMSS>, e.g. --run-dir /tmp/r1.",
+)
+@click.option(
+    "--runs-root",
+    default="runs",
+    show_default=True,
+    metavar="DIR",
+    help="Where new run directories are created, e.g. --runs-root ~/experiments.",
+)
+@click.option(
+    "--progress",
+    type=click.Choice(["auto", "bar", "plain", "none"]),
+    default="auto",
+    show_default=True,
+    help="A progress bar per epoch (bar), one line per epoch (plain), or nothing (none); auto "
+    "shows a bar in a terminal and plain lines otherwise, e.g. --progress plain.",
+)
+def fit(args, resume, run_dir, runs_root, progress):
+    """Train a model as CONFIG says, writing a run directory.
+
+    Overrides KEY.PATH=VALUE change the config; values are read as YAML, list items are
+    numbered from 0. Prints where the run lives, one line (or progress bar) per epoch, and a
+    summary with the best epoch. Ctrl-C saves a checkpoint of the current step and stops
+    (exit status 130); --resume continues it bit for bit.
+
+    \b
+    Examples:
+      bptrain fit configs/mnist_mlp.yaml
+      bptrain fit configs/spirals.yaml training.epochs=20 model.layers.0.units=32
+      bptrain fit --resume runs/spirals/20240101-120000
+      bptrain fit --resume runs/spirals/20240101-120000 training.epochs=300
+    """
+    from bptrain.train import fit as run_fit
+    from bptrain.train.report import fit_summary
+
+    path, overrides = split_args(args, config_required=resume is None)
+    config, where = (None, None)
+    if path is not None:
+        config, where = read_config(path, overrides)
+        overrides = []
+    if resume is not None and run_dir is not None:
+        raise click.UsageError("--run-dir makes a new run; --resume continues one: give one")
+    with located(where):
+        result = run_fit(
+            config,
+            run_dir=run_dir,
+            resume=resume,
+            progress=progress,
+            runs_root=runs_root,
+            overrides=overrides,
+        )
+    from bptrain.runs import checkpoint
+
+    final = checkpoint.load(Path(result.run_dir) / "checkpoints" / "last.safetensors")
+    click.echo(fit_summary(result, final.state["config"]))
+    return 0
+
+
+# -- eval -----------------------------------------------------------------------------------------
+@cli.command("eval", context_settings=CONTEXT)
+@click.argument("checkpoint", metavar="CHECKPOINT")
+@click.argument("overrides", nargs=-1, metavar="[KEY.PATH=VALUE]...")
+@click.option(
+    "--split",
+    type=click.Choice(["test", "val", "train"]),
+    default="test",
+    show_default=True,
+    help="The data split to score, e.g. --split val.",
+)
+def eval_(checkpoint, overrides, split):
+    """Score a checkpoint on a data split and print a metrics table.
+
+    CHECKPOINT is a .safetensors file or a run directory (its best checkpoint, else its last).
+    Classifiers get accuracy, per-class and macro precision, recall and F1, and the confusion
+    matrix; regressors MSE, MAE and R². Writes eval.json (one entry per split) and
+    plots/confusion_matrix.png into the run. Overrides may change data settings only.
+
+    \b
+    Examples:
+      bptrain eval runs/mnist_mlp/20240101-120000
+      bptrain eval runs/mnist_mlp/20240101-120000/checkpoints/last.safetensors --split val
+      bptrain eval runs/mnist_mlp/20240101-120000 data.root=/data/mnist
+    """
+    from bptrain.train.evaluate import evaluate_checkpoint
+    from bptrain.train.report import eval_table
+
+    click.echo(eval_table(evaluate_checkpoint(checkpoint, split, overrides)))
+    return 0
+
+
+# -- predict --------------------------------------------------------------------------------------
+@cli.command(context_settings=CONTEXT)
+@click.argument("checkpoint", metavar="CHECKPOINT")
+@click.argument("inputs", metavar="INPUT")
+@click.option(
+    "--output",
+    "-o",
+    metavar="FILE",
+    help="Write predictions to FILE: .csv (predicted class and class probabilities, or values) "
+    "or .npy (the raw model outputs), e.g. -o predictions.csv. Default: CSV on stdout.",
+)
+@click.option(
+    "--scaled",
+    is_flag=True,
+    help="INPUT is already scaled like the training data; without it the run's data.scale "
+    "statistics are applied (raw 0-255 pixels for MNIST, say).",
+)
+def predict(checkpoint, inputs, output, scaled):
+    """Predict with a checkpoint for the samples in INPUT (.npy, .npz or .csv).
+
+    Each sample is a row (flat rows are reshaped to the model's input shape) or an array of
+    the input shape; a .npz file holds them as 'x' (or as its only array). A CSV header row is
+    skipped.
+
+    \b
+    Examples:
+      bptrain predict runs/spirals/20240101-120000 points.csv
+      bptrain predict runs/mnist_mlp/20240101-120000 digits.npy -o predictions.csv
+    """
+    from bptrain.train.predict import predict_file
+
+    text, n = predict_file(checkpoint, inputs, output, scaled)
+    if text is not None:
+        click.echo(text, nl=False)
+    else:
+        click.echo(f"wrote {n} predictions to {output}", err=True)
+    return 0
+
+
+# -- gradcheck ------------------------------------------------------------------------------------
+@cli.command(context_settings=CONTEXT)
+@click.argument("args", nargs=-1, metavar="CONFIG [KEY.PATH=VALUE]...")
+@click.option(
+    "--samples",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1),
+    help="How many training samples the check uses, e.g. --samples 8.",
+)
+@click.option(
+    "--tolerance",
+    default=1e-6,
+    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    help="The largest relative error that passes, e.g. --tolerance 1e-5.",
+)
+def gradcheck(args, samples, tolerance):
+    """Check the config's model gradients against finite differences.
+
+    Builds the model, casts it to float64 and compares every parameter's backpropagated
+    gradient with central differences on a few training samples. Prints the relative error
+    per parameter; exits with status 1 when one exceeds the tolerance.
+
+    \b
+    Examples:
+      bptrain gradcheck configs/spirals.yaml
+      bptrain gradcheck configs/mnist_mlp.yaml data.limit=100 --samples 2
+    """
+    from bptrain.train.gradcheck import GradcheckFailed, gradcheck_config
+    from bptrain.train.report import gradcheck_table
+
+    path, overrides = split_args(args, config_required=True)
+    config, where = read_config(path, overrides)
+    with located(where):
+        result = gradcheck_config(config, samples, tolerance)
+    click.echo(gradcheck_table(result))
+    if not result.passed:
+        worst = max(result.report.errors, key=result.report.errors.get)
+        raise GradcheckFailed(
+            f"gradient check failed for {', '.join(result.failures())} (worst: {worst}, "
+            f"relative error {result.report.errors[worst]:.2e} > {tolerance:g})"
+        )
+    click.echo("gradient check passed")
+    return 0
+
+
+# -- config ---------------------------------------------------------------------------------------
+@cli.group("config", context_settings=CONTEXT)
+def config_group():
+    """Show or check an experiment file.
+
+    \b
+    Examples:
+      bptrain config show configs/mnist_mlp.yaml optimizer.learning_rate=0.01
+      bptrain config check configs/mnist_mlp.yaml
+    """
+
+
+@config_group.command("show", context_settings=CONTEXT)
+@click.argument("args", nargs=-1, metavar="CONFIG [KEY.PATH=VALUE]...")
+def config_show(args):
+    """Print the resolved config: the file with the overrides applied and every default
+    filled in, as a run directory's config.yaml stores it.
+
+    \b
+    Example:
+      bptrain config show configs/spirals.yaml training.epochs=10
+    """
+    from bptrain.config import dump
+
+    path, overrides = split_args(args, config_required=True)
+    config, _ = read_config(path, overrides)
+    click.echo(dump(config), nl=False)
+    return 0
+
+
+@config_group.command("check", context_settings=CONTEXT)
+@click.argument("args", nargs=-1, metavar="CONFIG [KEY.PATH=VALUE]...")
+@click.option(
+    "--build",
+    is_flag=True,
+    help="Also load the data and build the model, which finds layer shapes that do not fit "
+    "the data, e.g. bptrain config check --build configs/mnist_mlp.yaml.",
+)
+def config_check(args, build):
+    """Validate CONFIG: unknown keys, wrong types, unknown names, bad values.
+
+    Prints one line saying the file is valid, or the first error with its file, line and key
+    (exit status 2).
+
+    \b
+    Example:
+      bptrain config check configs/mnist_mlp.yaml
+    """
+    path, overrides = split_args(args, config_required=True)
+    config, where = read_config(path, overrides)
+    what = f"{len(config['model']['layers'])} layers, data: {config['data']['dataset']}"
+    if build:
+        from bptrain.config import build_model
+        from bptrain.data import load_dataset
+        from bptrain.train.fit import check_task
+        from bptrain.train.loop import num_outputs
+
+        with located(where):
+            data = load_dataset(config["data"], config["seed"])
+            check_task(config, data)
+            model = build_model(config, data.input_shape, num_outputs(data))
+        what += f", {model.count_params():,} parameters"
+    click.echo(f"{path}: valid ({what})")
+    return 0
+
+
+# -- entry point ----------------------------------------------------------------------------------
+def main(argv=None) -> None:
+    """Run the CLI; user errors become one line on stderr and an exit status."""
+    try:
+        code = cli.main(args=argv, prog_name="bptrain", standalone_mode=False)
+    except click.exceptions.UsageError as exc:
+        ctx = exc.ctx
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        _fail(f"{exc.format_message()}{hint}", 2)
+    except BptrainError as exc:
+        interrupted = type(exc).__name__ == "Interrupted"
+        _fail(str(exc), exc.exit_code, prefix="" if interrupted else "error: ")
+    except click.exceptions.Abort:
+        _fail("interrupted", 130)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except BrokenPipeError:
+        sys.stderr.close()  # the reader went away (bptrain config show | head)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str, code: int, prefix: str = "error: ") -> None:
+    click.echo(prefix + " ".join(message.split()), err=True)
+    sys.exit(code)

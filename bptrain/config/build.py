@@ -1,0 +1,136 @@
+"""Objects from a resolved config: layers, the compiled model, optimizer, loss, schedule.
+
+Every ValueError a constructor or ``build`` raises (a bad value, shapes that do not fit) becomes
+a ConfigError naming the config entry, e.g. ``model.layers[2]: layer 'dense_1' (Dense): ...``.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+import typing
+
+from bptrain.config.locations import config_error
+from bptrain.config.types import constructor_params
+from bptrain.data.split import rng_for
+from bptrain.nn import losses, optimizers, schedules
+from bptrain.nn.layers import LAYERS, Sequential
+
+OPTIMIZER_EXCLUDE = ("schedule",)  # the schedule is configured in training.schedule
+SCHEDULE_EXTRA = ("monitor",)  # keys of training.schedule the trainer reads, not the class
+
+
+def build_layer(spec: dict, path: tuple):
+    """One layer from ``{"type": "Dense", "units": 10, ...}`` (a nested Sequential too)."""
+    cls = LAYERS[spec["type"]]
+    params = constructor_params(cls)
+    kwargs = {}
+    for key, value in spec.items():
+        if key == "type":
+            continue
+        if key == "layers" and issubclass(cls, Sequential):
+            value = [build_layer(s, (*path, "layers", i)) for i, s in enumerate(value)]
+        kwargs[key] = _as_hinted(value, params[key].hint if key in params else typing.Any)
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as exc:
+        message = str(exc) if spec["type"] in str(exc) else f"{spec['type']}: {exc}"
+        raise config_error(_blame(path, spec, exc), message) from None
+
+
+def build_model(config: dict, input_shape: tuple, num_outputs: int | None = None) -> Sequential:
+    """The compiled model of a resolved config, built for per-sample ``input_shape``.
+
+    Weights are drawn from a generator seeded by ``config["seed"]``; the same generator drives
+    dropout (``model.rng``). ``num_outputs`` (classes, or regression targets) is checked
+    against the model's output size.
+    """
+    specs = config["model"]["layers"]
+    layers = [build_layer(spec, ("model", "layers", i)) for i, spec in enumerate(specs)]
+    model = Sequential(layers)
+    try:
+        model.build(tuple(input_shape), rng_for(config["seed"], "model"))
+    except ValueError as exc:
+        failed = next((i for i, layer in enumerate(layers) if not layer.built), len(layers) - 1)
+        raise config_error(
+            ("model", "layers", failed), f"{exc} (input shape per sample: {tuple(input_shape)})"
+        ) from None
+    model.compile(build_loss(config["loss"]), build_optimizer(config))
+    if num_outputs is not None:
+        _check_outputs(model, config, num_outputs)
+    return model
+
+
+def _check_outputs(model: Sequential, config: dict, num_outputs: int) -> None:
+    out = model.output_shape[-1] if model.output_shape else None
+    loss = config["loss"]["type"]
+    # two classes under binary cross-entropy: one sigmoid unit
+    expected = 1 if loss == "binary_crossentropy" and num_outputs == 2 else num_outputs
+    if out != expected:
+        last = len(config["model"]["layers"]) - 1
+        what = "classes" if loss.endswith("crossentropy") else "target values per sample"
+        raise config_error(
+            ("model", "layers", last),
+            f"the model outputs {out} values per sample but the data has {num_outputs} {what}; "
+            f"give the last layer units: {expected}",
+        )
+
+
+def build_loss(spec: dict) -> losses.Loss:
+    kwargs = {k: v for k, v in spec.items() if k != "type"}
+    try:
+        return losses.LOSSES[spec["type"]](**kwargs)
+    except (ValueError, TypeError) as exc:
+        raise config_error(_blame(("loss",), spec, exc), str(exc)) from None
+
+
+def build_optimizer(config: dict) -> optimizers.Optimizer:
+    spec = config["optimizer"]
+    kwargs = {k: v for k, v in spec.items() if k != "type"}
+    schedule = build_schedule(config["training"].get("schedule"))
+    try:
+        return optimizers.OPTIMIZERS[spec["type"]](**kwargs, schedule=schedule)
+    except (ValueError, TypeError) as exc:
+        raise config_error(_blame(("optimizer",), spec, exc), str(exc)) from None
+
+
+def build_schedule(spec: dict | None) -> schedules.Schedule:
+    if spec is None:
+        return schedules.Constant()
+    kwargs = {k: v for k, v in spec.items() if k not in ("type", *SCHEDULE_EXTRA)}
+    try:
+        return schedules.SCHEDULES[spec["type"]](**kwargs)
+    except (ValueError, TypeError) as exc:
+        raise config_error(_blame(("training", "schedule"), spec, exc), str(exc)) from None
+
+
+def _blame(path: tuple, spec: dict, exc: Exception) -> tuple:
+    """The path of the key a constructor's error message names ("units must be ..."), if any."""
+    words = set(re.findall(r"\w+", str(exc)))
+    key = next((k for k in spec if k != "type" and k in words), None)
+    return (*path, key) if key else path
+
+
+def _as_hinted(value, hint):
+    """YAML lists become tuples where the constructor's hint asks for a tuple."""
+    if isinstance(value, list) and _wants_tuple(hint):
+        return tuple(value)
+    return value
+
+
+def _wants_tuple(hint) -> bool:
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_wants_tuple(a) for a in typing.get_args(hint))
+    return False
+
+
+def check_buildable(config: dict) -> None:
+    """Run every constructor of a resolved config (no weights are made), so bad values such
+    as ``units: 0`` are found by ``bptrain config check``."""
+    for i, spec in enumerate(config["model"]["layers"]):
+        build_layer(spec, ("model", "layers", i))
+    build_loss(config["loss"])
+    build_optimizer(config)

@@ -1,0 +1,86 @@
+"""Command-line overrides: ``optimizer.lr=0.01``, ``model.layers.1.units=64`` (or
+``model.layers[1].units=64``). The value is read as YAML, so ``64`` is an int, ``1e-3`` a float,
+``true`` a bool, ``null`` None and ``[64, 32]`` or ``{type: adam}`` a list or mapping."""
+
+from __future__ import annotations
+
+import copy
+import re
+
+from bptrain.config.locations import Locations, format_path
+from bptrain.config.yamlio import load_text
+from bptrain.errors import ConfigError
+
+
+def parse_override(text: str) -> tuple[tuple, object]:
+    """``"model.layers[1].units=64"`` -> (("model", "layers", 1, "units"), 64)."""
+    if "=" not in text:
+        raise ConfigError(
+            f"override {text!r}: expected key.path=value (for example optimizer.lr=0.01)"
+        )
+    key, raw = text.split("=", 1)
+    path = parse_path(key.strip(), text)
+    value, _ = load_text(raw, f"override {text}")
+    return path, value
+
+
+def parse_path(key: str, text: str | None = None) -> tuple:
+    """``"model.layers[1].units"`` or ``"model.layers.1.units"`` -> a path tuple; a segment
+    that reads as an integer is a list index."""
+    parts = re.sub(r"\[\s*(-?\d+)\s*\]", r".\1", key).split(".")
+    if not key or any(not p.strip() for p in parts):
+        raise ConfigError(
+            f"override {text or key!r}: {key!r} is not a key path like model.layers.1.units"
+        )
+    return tuple(int(p) if re.fullmatch(r"-?\d+", p.strip()) else p.strip() for p in parts)
+
+
+def apply_overrides(config: dict, overrides, where: Locations | None = None) -> dict:
+    """A copy of ``config`` with each ``key.path=value`` set; ``where`` learns their origin.
+
+    Intermediate mappings are created as needed; list indices must exist (negative ones count
+    from the end). Whether a key is allowed at all is for validation to say.
+    """
+    config = copy.deepcopy(config)
+    for text in overrides:
+        path, value = parse_override(text)
+        set_path(config, path, value, f"override {text}")
+        if where is not None:
+            where.forget(path)
+            origin = f"override {text}"
+            for n in range(1, len(path)):  # sections the override created point at it too
+                if where.exact(path[:n]) is None:
+                    where.set(path[:n], origin)
+            where.set(path, origin)
+    return config
+
+
+def set_path(config: dict, path: tuple, value, origin: str = "override") -> None:
+    """Set ``config[path[0]][path[1]]... = value`` in place."""
+    node = config
+    for i, part in enumerate(path):
+        last = i == len(path) - 1
+        here = format_path(path[: i + 1])
+        if isinstance(node, list):
+            if not isinstance(part, int):
+                raise ConfigError(f"{origin}: {format_path(path[:i])} is a list; use an index")
+            if not -len(node) <= part < len(node):
+                raise ConfigError(
+                    f"{origin}: {here}: index out of range ({format_path(path[:i])} has "
+                    f"{len(node)} items)"
+                )
+        elif isinstance(node, dict):
+            part = str(part)
+            if not last and not isinstance(node.get(part), dict | list):
+                # optimizer: adam + optimizer.lr=0.01 -> {type: adam, lr: 0.01}; a missing or
+                # null section (training.early_stopping.patience=3) starts empty.
+                old = node.get(part)
+                node[part] = {"type": old} if isinstance(old, str) else {}
+        else:
+            raise ConfigError(
+                f"{origin}: {format_path(path[:i])} is a value, not a section; cannot set {here}"
+            )
+        if last:
+            node[part] = value
+        else:
+            node = node[part]

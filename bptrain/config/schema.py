@@ -1,0 +1,415 @@
+"""Validation of an experiment config and filling in of every default.
+
+``resolve(raw)`` returns the full config that ``bptrain config show`` prints and a run directory
+stores; resolving a resolved config returns it unchanged. The schema comes from the code:
+layer, optimizer, loss, schedule, initializer and regularizer keys from the constructors'
+signatures and type hints (so new layers need no work here), dataset keys from the options
+dataclasses in ``bptrain.data.DATASETS``, training keys from ``bptrain.config.sections``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import typing
+
+from bptrain.config import sections
+from bptrain.config.build import OPTIMIZER_EXCLUDE, check_buildable
+from bptrain.config.locations import Locations, locate_error
+from bptrain.config.types import (
+    Param,
+    check,
+    constructor_params,
+    dataclass_params,
+    describe,
+    yaml_type,
+)
+from bptrain.data import DATASETS
+from bptrain.errors import ConfigError
+from bptrain.nn import activations, initializers, losses, optimizers, regularizers, schedules
+from bptrain.nn.layers import LAYERS
+
+SECTIONS = ("name", "seed", "data", "model", "loss", "optimizer", "metrics", "training")
+REQUIRED = ("data", "model", "loss")
+CLASSIFICATION_LOSSES = (
+    "sparse_categorical_crossentropy",
+    "categorical_crossentropy",
+    "binary_crossentropy",
+)
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def resolve(raw: dict, where: Locations | None = None, default_name: str = "run") -> dict:
+    """Validate ``raw`` and return the full config with defaults filled in.
+
+    Raises ConfigError naming the place (file and line when ``where`` knows it), the key path
+    and, for a misspelt key or name, the closest valid one.
+    """
+    where = where if where is not None else Locations()
+    if not isinstance(raw, dict):
+        raise where.error((), f"the config must be a mapping of sections, got {yaml_type(raw)}")
+    _unknown_keys(raw, SECTIONS, (), where)
+    for key in REQUIRED:
+        if key not in raw:
+            raise where.error((), f"missing section {key!r}; see configs/ for examples")
+    out: dict = {}
+    out["name"] = _name(raw.get("name", default_name), where)
+    out["seed"] = _seed(raw.get("seed", 0), where)
+    out["data"] = _data(raw["data"], where)
+    out["model"] = _model(raw["model"], where)
+    out["loss"] = _typed(raw["loss"], losses.LOSSES, ("loss",), where, "loss", losses.ALIASES)
+    out["optimizer"] = _optimizer(raw.get("optimizer", "adam"), where)
+    out["metrics"] = _metrics(raw.get("metrics"), out["loss"]["type"], where)
+    out["training"] = _training(raw.get("training", {}), out, where)
+    try:
+        check_buildable(out)
+    except ConfigError as exc:
+        raise locate_error(exc, where) from None
+    return out
+
+
+# -- sections ---------------------------------------------------------------------------------
+def _name(value, where: Locations) -> str:
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
+        raise where.error(
+            ("name",),
+            f"expected a run name of letters, digits, '_', '.' and '-', got {yaml_type(value)}",
+        )
+    return value
+
+
+def _seed(value, where: Locations) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise where.error(("seed",), f"expected a non-negative integer, got {yaml_type(value)}")
+    return value
+
+
+def _data(value, where: Locations) -> dict:
+    path = ("data",)
+    if not isinstance(value, dict):
+        raise where.error(path, f"expected a mapping with a 'dataset' key, got {yaml_type(value)}")
+    if "dataset" not in value:
+        raise where.error(path, f"missing 'dataset' (one of {', '.join(DATASETS)})")
+    name = value["dataset"]
+    if name not in DATASETS:
+        raise where.error(
+            (*path, "dataset"),
+            _unknown_name("dataset", name, DATASETS)
+            if isinstance(name, str)
+            else f"expected a dataset name, got {yaml_type(name)}",
+        )
+    cls = DATASETS[name]
+    options = {k: v for k, v in value.items() if k != "dataset"}
+    kwargs = _kwargs(options, dataclass_params(cls), path, where, f"dataset {name}")
+    try:
+        opts = cls(**kwargs)
+    except ConfigError as exc:  # range checks in __post_init__ name the key: "data.size must ..."
+        match = re.match(r"data\.(\w+)", str(exc))
+        place = where.of((*path, match.group(1)) if match else path)
+        raise ConfigError(f"{place}: {exc}" if place else str(exc)) from None
+    return {"dataset": name, **_plain(dataclasses.asdict(opts))}
+
+
+def _model(value, where: Locations) -> dict:
+    path = ("model",)
+    if not isinstance(value, dict):
+        raise where.error(path, f"expected a mapping with 'layers', got {yaml_type(value)}")
+    _unknown_keys(value, ("layers",), path, where)
+    layers = value.get("layers")
+    if not isinstance(layers, list) or not layers:
+        raise where.error(
+            (*path, "layers"), "expected a non-empty list of layers like {type: Dense, units: 10}"
+        )
+    return {"layers": _layers(layers, (*path, "layers"), where)}
+
+
+def _layers(specs: list, path: tuple, where: Locations) -> list:
+    out = []
+    for i, spec in enumerate(specs):
+        if not isinstance(spec, dict):
+            raise where.error(
+                (*path, i),
+                f"expected a layer like {{type: Dense, units: 10}}, got {yaml_type(spec)}",
+            )
+        out.append(_typed(spec, LAYERS, (*path, i), where, "layer"))
+    return out
+
+
+def _optimizer(value, where: Locations) -> dict:
+    path = ("optimizer",)
+    if isinstance(value, dict) and "lr" in value:
+        if "learning_rate" in value:
+            raise where.error((*path, "lr"), "give either lr or learning_rate, not both")
+        value = {("learning_rate" if k == "lr" else k): v for k, v in value.items()}
+        if where.of((*path, "lr")) is not None:
+            where.set((*path, "learning_rate"), where.of((*path, "lr")))
+    return _typed(
+        value,
+        optimizers.OPTIMIZERS,
+        path,
+        where,
+        "optimizer",
+        exclude=OPTIMIZER_EXCLUDE,
+        aliases_with_defaults={"momentum": ("sgd", {"momentum": 0.9})},
+    )
+
+
+def _metrics(value, loss: str, where: Locations) -> list:
+    from bptrain.train.metrics import EPOCH_METRICS  # late import: train imports config
+
+    if value is None:
+        return ["accuracy"] if loss in CLASSIFICATION_LOSSES else ["mse", "mae", "r2"]
+    if not isinstance(value, list) or not all(isinstance(m, str) for m in value):
+        raise where.error(("metrics",), f"expected a list of metric names, got {yaml_type(value)}")
+    for i, name in enumerate(value):
+        if name not in EPOCH_METRICS:
+            raise where.error(("metrics", i), _unknown_name("metric", name, EPOCH_METRICS))
+    if len(set(value)) != len(value):
+        raise where.error(("metrics",), "a metric is listed twice")
+    return list(value)
+
+
+def _training(value, config: dict, where: Locations) -> dict:
+    path = ("training",)
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        raise where.error(path, f"expected a mapping, got {yaml_type(value)}")
+    params = dataclass_params(sections.TrainingOptions)
+    out = _kwargs(value, params, path, where, "training")
+    _positive(out, path, where)
+    has_val = config["data"].get("validation_split", 0.0) > 0.0
+    monitors = ["loss"] + (
+        ["val_loss"] + [f"val_{m}" for m in config["metrics"]] if has_val else []
+    )
+    default_monitor = "val_loss" if has_val else "loss"
+
+    if out["schedule"] is not None:
+        out["schedule"] = _schedule(
+            out["schedule"], (*path, "schedule"), where, monitors, default_monitor
+        )
+    stop = out["early_stopping"]
+    if stop is not None:
+        sub = (*path, "early_stopping")
+        options = dataclass_params(sections.EarlyStoppingOptions)
+        stop = _kwargs(stop, options, sub, where, "early_stopping")
+        _positive(stop, sub, where)
+        stop = _monitored(
+            stop, sub, where, monitors, default_monitor, fill_mode=stop["mode"] == "auto"
+        )
+        out["early_stopping"] = stop
+    sub = (*path, "checkpoint")
+    given = out["checkpoint"]
+    options = dataclass_params(sections.CheckpointOptions)
+    ckpt = _kwargs(given, options, sub, where, "checkpoint")
+    _positive(ckpt, sub, where)
+    if stop is not None and stop["restore_best"] and ckpt["monitor"] is None:
+        # restore_best reloads checkpoints/best, so "best" must mean what early stopping means
+        ckpt["monitor"], ckpt["mode"] = stop["monitor"], stop["mode"]
+    ckpt = _monitored(ckpt, sub, where, monitors, default_monitor, fill_mode=ckpt["mode"] == "auto")
+    if stop is not None and stop["restore_best"]:
+        if not ckpt["best"]:
+            raise where.error(
+                (*sub, "best"), "early_stopping.restore_best needs the best checkpoint; set it true"
+            )
+        if (ckpt["monitor"], ckpt["mode"]) != (stop["monitor"], stop["mode"]):
+            raise where.error(
+                (*sub, "monitor"),
+                f"early_stopping.restore_best reloads the best checkpoint, so both must monitor "
+                f"the same: {stop['monitor']!r} ({stop['mode']}) here too",
+            )
+    out["checkpoint"] = ckpt
+    return out
+
+
+def _schedule(value, path, where, monitors, default_monitor) -> dict:
+    plateau = (value.get("type") if isinstance(value, dict) else value) == "reduce_on_plateau"
+    extra = [Param("monitor", str | None, None)] if plateau else []
+    spec = _typed(value, schedules.SCHEDULES, path, where, "schedule", extra=extra)
+    if plateau:
+        given_mode = isinstance(value, dict) and "mode" in value
+        spec = _monitored(spec, path, where, monitors, default_monitor, fill_mode=not given_mode)
+    return spec
+
+
+def _monitored(spec: dict, path, where, monitors, default_monitor, fill_mode: bool) -> dict:
+    """Fill in ``monitor`` (default: val_loss, or loss without validation) and, when
+    ``fill_mode``, the ``mode`` that suits it ("max" for accuracy, "min" for a loss)."""
+    monitor = spec.get("monitor") or default_monitor
+    if monitor not in monitors:
+        close = difflib.get_close_matches(monitor, monitors, n=1)
+        if monitor.startswith("val_") and len(monitors) == 1:
+            hint = "; there is no validation set: set data.validation_split (e.g. 0.1)"
+        else:
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise where.error(
+            (*path, "monitor"),
+            f"cannot monitor {monitor!r}{hint} (available: {', '.join(monitors)})",
+        )
+    spec = dict(spec, monitor=monitor)
+    if fill_mode:
+        spec["mode"] = sections.mode_for(monitor)
+    return spec
+
+
+# -- generic checks ---------------------------------------------------------------------------
+def _typed(
+    value,
+    registry: dict,
+    path: tuple,
+    where: Locations,
+    kind: str,
+    aliases: dict | None = None,
+    exclude: tuple = (),
+    extra: list[Param] = (),
+    aliases_with_defaults: dict | None = None,
+) -> dict:
+    """``name`` or ``{type: name, **kwargs}`` of a class in ``registry`` -> full mapping."""
+    if isinstance(value, str):
+        name, spec = value, {}
+    elif isinstance(value, dict):
+        if "type" not in value:
+            _colon_keys(value, path, where)
+            raise where.error(path, f"missing 'type' (the {kind}: one of {', '.join(registry)})")
+        name, spec = value["type"], {k: v for k, v in value.items() if k != "type"}
+    else:
+        raise where.error(
+            path, f"expected a {kind} name or a mapping with 'type', got {yaml_type(value)}"
+        )
+    if not isinstance(name, str):
+        raise where.error((*path, "type"), f"expected a {kind} name, got {yaml_type(name)}")
+    name = (aliases or {}).get(name, name)
+    if aliases_with_defaults and name in aliases_with_defaults:
+        name, defaults = aliases_with_defaults[name]
+        spec = {**defaults, **spec}
+    if name not in registry:
+        type_path = (*path, "type") if isinstance(value, dict) else path
+        raise where.error(type_path, _unknown_name(kind, name, registry))
+    params = constructor_params(registry[name], exclude=exclude)
+    params.update({p.name: p for p in extra})
+    kwargs = _kwargs(spec, params, path, where, name, nested=True)
+    return {"type": name, **kwargs}
+
+
+def _kwargs(spec: dict, params: dict[str, Param], path, where, what: str, nested=False) -> dict:
+    """Check ``spec`` against ``params`` (unknown keys, types, required keys); fill defaults."""
+    if not isinstance(spec, dict):
+        raise where.error(path, f"expected a mapping, got {yaml_type(spec)}")
+    _unknown_keys(spec, params, path, where)
+    missing = [p.name for p in params.values() if p.required and p.name not in spec]
+    if missing:
+        raise where.error(path, f"{what} needs {missing[0]!r}")
+    out = {}
+    for name, param in params.items():
+        if name in spec:
+            out[name] = _value(spec[name], param, (*path, name), where, nested)
+        elif _representable(param.default):
+            out[name] = _plain(param.default)
+    return out
+
+
+def _value(value, param: Param, path: tuple, where: Locations, nested: bool):
+    """Check one keyword value; names of activations, initializers, regularizers and nested
+    layers are checked against their registries."""
+    name = param.name
+    if nested and value is not None:
+        if name == "activation" or name.endswith("_activation"):
+            if not isinstance(value, str):
+                raise where.error(path, f"expected an activation name, got {yaml_type(value)}")
+            if value not in activations.ACTIVATIONS:
+                raise where.error(path, _unknown_name("activation", value, activations.ACTIVATIONS))
+            return value
+        if name.endswith("initializer"):
+            return _nested(value, initializers.INITIALIZERS, path, where, "initializer")
+        if name.endswith("regularizer"):
+            return _nested(value, regularizers.REGULARIZERS, path, where, "regularizer")
+        if name == "layers" and isinstance(value, list):
+            return _layers(value, path, where)
+    ok, converted = check(value, param.hint)
+    if not ok:
+        message = f"expected {describe(param.hint)}, got {yaml_type(value)}"
+        choices = _literal_choices(param.hint)
+        if isinstance(value, str) and choices:
+            close = difflib.get_close_matches(value, choices, n=1)
+            if close:
+                message += f"; did you mean {close[0]!r}?"
+        raise where.error(path, message)
+    return converted
+
+
+def _nested(value, registry, path, where, kind):
+    """An initializer or regularizer: a name stays a name, a mapping gets its defaults."""
+    spec = _typed(value, registry, path, where, kind)
+    return value if isinstance(value, str) else spec
+
+
+def _colon_keys(spec: dict, path: tuple, where: Locations) -> None:
+    """YAML reads {type:adam} as the key "type:adam"; say so rather than "unknown key"."""
+    for key in spec:
+        if isinstance(key, str) and ":" in key:
+            raise where.error(
+                (*path, key),
+                "a key with ':' in it; in YAML write 'key: value' with a space after the colon",
+            )
+
+
+def _unknown_keys(spec: dict, known, path: tuple, where: Locations) -> None:
+    _colon_keys({k: v for k, v in spec.items() if k not in known}, path, where)
+    for key in spec:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), list(known), n=1)
+            if close:
+                hint = f"did you mean {close[0]!r}?"
+            elif known:
+                hint = f"expected one of {', '.join(known)}"
+            else:
+                hint = "this entry takes no options"
+            raise where.error((*path, key), f"unknown key; {hint}")
+
+
+def _unknown_name(kind: str, name, registry) -> str:
+    names = list(registry)
+    lower = {n.lower(): n for n in names}
+    close = difflib.get_close_matches(str(name), names, n=1) or (
+        [lower[str(name).lower()]] if str(name).lower() in lower else []
+    )
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown {kind} {name!r}{hint} (known: {', '.join(names)})"
+
+
+def _positive(spec: dict, path: tuple, where: Locations) -> None:
+    for key, value in spec.items():
+        full = (*path, key)
+        if full in sections.POSITIVE and value is not None and value < 1:
+            raise where.error(full, f"must be at least 1, got {value}")
+        if full in sections.NON_NEGATIVE and value is not None and value < 0:
+            raise where.error(full, f"must not be negative, got {value}")
+
+
+def _literal_choices(hint) -> list[str]:
+    if typing.get_origin(hint) is typing.Literal:
+        return [str(a) for a in typing.get_args(hint)]
+    out = []
+    for arg in typing.get_args(hint):
+        out += _literal_choices(arg)
+    return out
+
+
+def _representable(value) -> bool:
+    if value is None or isinstance(value, bool | int | float | str):
+        return True
+    if isinstance(value, list | tuple):
+        return all(_representable(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _representable(v) for k, v in value.items())
+    return False
+
+
+def _plain(value):
+    """Tuples as lists, so the config is plain YAML."""
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value

@@ -1,0 +1,80 @@
+"""The run directory: ``runs/<name>/<YYYYmmdd-HHMMSS>/`` and the files inside it.
+
+config.yaml                  the resolved config; ``bptrain fit`` on it reproduces the run
+metrics.csv                  one row per epoch, appended
+checkpoints/last.safetensors after every epoch (and every ``every_steps`` steps)
+checkpoints/best.safetensors whenever the monitored metric improves
+plots/*.png                  loss and metric curves; ``eval`` adds the confusion matrix
+eval.json                    written by ``bptrain eval``
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class RunDir:
+    path: Path
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.csv"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def last(self) -> Path:
+        return self.checkpoints / "last.safetensors"
+
+    @property
+    def best(self) -> Path:
+        return self.checkpoints / "best.safetensors"
+
+    @property
+    def plots(self) -> Path:
+        return self.path / "plots"
+
+    @property
+    def eval(self) -> Path:
+        return self.path / "eval.json"
+
+    def make(self) -> RunDir:
+        """Create the directory and its subdirectories (existing ones are fine)."""
+        for d in (self.path, self.checkpoints, self.plots):
+            d.mkdir(parents=True, exist_ok=True)
+        return self
+
+
+def new_run_dir(root: str | os.PathLike, name: str, now: float | None = None) -> RunDir:
+    """A fresh ``root/name/YYYYmmdd-HHMMSS`` directory; ``-2``, ``-3``, ... are appended when
+    another run started in the same second (mkdir is atomic, so two processes never share one).
+    """
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    parent = Path(root) / name
+    parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 10_000):
+        path = parent / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return RunDir(path).make()
+    raise RuntimeError(f"could not create a run directory under {parent}")
+
+
+def run_dir_of(checkpoint: str | os.PathLike) -> RunDir:
+    """The run a checkpoint belongs to: ``RUN/checkpoints/x.safetensors`` -> ``RUN``; a
+    checkpoint elsewhere counts its own folder as the run."""
+    path = Path(checkpoint).resolve()
+    parent = path.parent
+    return RunDir(parent.parent if parent.name == "checkpoints" else parent)

@@ -1,0 +1,153 @@
+"""Scoring a model: on arrays (the loss as training computes it, and the outputs for
+metrics), and from a checkpoint on a data split (``bptrain eval``)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bptrain.config import build_model, resolve_with_overrides
+from bptrain.data import load_dataset
+from bptrain.errors import CheckpointError, ConfigError
+from bptrain.nn import backend, regularizers
+from bptrain.runs import RunDir, checkpoint, run_dir_of
+from bptrain.runs.atomic import write_text
+from bptrain.train import metrics
+
+
+def evaluate_arrays(
+    model, x: np.ndarray, y: np.ndarray, batch_size: int
+) -> tuple[float, np.ndarray]:
+    """(mean loss including regularization penalties, outputs) of ``model`` on (x, y).
+
+    x: (N, ...); y: (N, ...). The loss is computed as in training (from logits when a final
+    softmax or sigmoid is fused with the loss); outputs are probabilities (or regression values),
+    (N, outputs), as NumPy arrays.
+    """
+    fused = model._fused
+    loss = model._step_loss
+    activation = model.layers[-1].activation if fused else None
+    total, outs = 0.0, []
+    for start in range(0, len(x), batch_size):
+        xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+        out = model.forward(backend.asarray(xb), training=False, logits=fused)
+        total += loss.forward(out, backend.asarray(yb)) * len(xb)
+        if activation is not None:
+            out = activation.forward(out)
+        outs.append(backend.to_numpy(out))
+    mean = total / max(len(x), 1) + regularizers.penalty(model.parameters())
+    return float(mean), (np.concatenate(outs) if outs else np.empty((0,)))
+
+
+def predict(model, x: np.ndarray, batch_size: int) -> np.ndarray:
+    """Outputs (probabilities or values) for x: (N, ...), as a NumPy array."""
+    outs = [
+        backend.to_numpy(model.forward(backend.asarray(x[i : i + batch_size]), training=False))
+        for i in range(0, len(x), batch_size)
+    ]
+    return np.concatenate(outs) if outs else np.empty((0,))
+
+
+# -- checkpoints ------------------------------------------------------------------------------
+FIXED_FOR_EVAL = ("model", "loss")
+
+
+def checkpoint_path(path) -> Path:
+    """A checkpoint file, or for a run directory its best checkpoint (else its last)."""
+    path = Path(path)
+    if path.is_dir():
+        run = RunDir(path)
+        for candidate in (run.best, run.last):
+            if candidate.exists():
+                return candidate
+        raise CheckpointError(f"{path} holds no checkpoints/best.safetensors or last.safetensors")
+    return path
+
+
+def restore_model(ckpt: checkpoint.Checkpoint, overrides=()) -> tuple[dict, object]:
+    """(config, model with the checkpoint's weights); ``overrides`` may change data settings
+    (``data.root=DIR``, ``data.test_limit=1000``) but not the model."""
+    saved = ckpt.state["config"]
+    config = resolve_with_overrides(saved, overrides, source="checkpoint config")
+    for section in FIXED_FOR_EVAL:
+        if config[section] != saved[section]:
+            raise ConfigError(
+                f"{section}: an override changed it, but a checkpoint is evaluated with the "
+                "model it was trained as; override data settings only"
+            )
+    info = ckpt.state["data"]
+    model = build_model(config, tuple(info["input_shape"]), info["num_outputs"])
+    try:
+        model.load_weights(ckpt.section("model"))
+    except ValueError as exc:
+        raise CheckpointError(f"the checkpoint does not fit its own model: {exc}") from None
+    return config, model
+
+
+@dataclass
+class Evaluation:
+    """``report``: JSON-ready metrics; ``run``: the run directory the checkpoint belongs to."""
+
+    split: str
+    task: str
+    report: dict
+    run: RunDir
+    checkpoint: Path
+    files: list = field(default_factory=list)
+
+
+def evaluate_checkpoint(path, split: str = "test", overrides=(), plots: bool = True) -> Evaluation:
+    """Score a checkpoint (or a run's best) on a data split; writes eval.json (merged by split)
+    and, for classifiers, plots/confusion_matrix.png (``confusion_matrix_<split>.png`` for other
+    splits than test)."""
+    path = checkpoint_path(path)
+    ckpt = checkpoint.load(path)
+    config, model = restore_model(ckpt, overrides)
+    data = load_dataset(config["data"], config["seed"])
+    x, y = data.split(split)
+    if len(x) == 0:
+        raise ConfigError(
+            f"the {split} split is empty"
+            + (" (data.validation_split is 0)" if split == "val" else "")
+        )
+    loss, outputs = evaluate_arrays(model, x, y, config["training"]["eval_batch_size"])
+    if data.task == "classification":
+        report = {
+            "loss": loss,
+            **metrics.classification_report(y, outputs, data.num_classes, data.class_names),
+        }
+    else:
+        report = {"loss": loss, "samples": len(x), **metrics.regression_metrics(y, outputs)}
+    report["checkpoint"] = str(path)
+    report["epoch"] = ckpt.state["epoch"]
+    run = run_dir_of(path)
+    files = [_write_eval_json(run.eval, split, report)]
+    if plots and data.task == "classification":
+        from bptrain.runs.plots import plot_confusion_matrix
+
+        run.plots.mkdir(parents=True, exist_ok=True)
+        name = "confusion_matrix.png" if split == "test" else f"confusion_matrix_{split}.png"
+        files.append(
+            plot_confusion_matrix(
+                report["confusion_matrix"],
+                report["class_names"],
+                run.plots / name,
+                title=f"{config['name']}: {split} split, epoch {ckpt.state['epoch']}",
+            )
+        )
+    return Evaluation(split, data.task, report, run, path, files)
+
+
+def _write_eval_json(path: Path, split: str, report: dict) -> Path:
+    results = {}
+    if path.exists():
+        try:
+            results = json.loads(path.read_text())
+        except ValueError:
+            results = {}  # a damaged eval.json is rewritten, not fatal
+    results[split] = report
+    write_text(path, json.dumps(results, indent=2) + "\n")
+    return path

@@ -1,0 +1,212 @@
+"""``fit``: the in-process entry point that ``bptrain fit`` and sweep workers call.
+
+result = fit(load_config("configs/spirals.yaml"))
+result.run_dir, result.best_epoch, result.best_metrics["val_accuracy"]
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from threadpoolctl import threadpool_limits
+
+from bptrain.config import build_model, dump, resolve_with_overrides
+from bptrain.config.locations import config_error
+from bptrain.config.schema import CLASSIFICATION_LOSSES
+from bptrain.config.yamlio import load_file
+from bptrain.data import Dataset, load_dataset
+from bptrain.errors import CheckpointError, ConfigError
+from bptrain.runs import RunDir, checkpoint, new_run_dir, run_dir_of
+from bptrain.runs.atomic import write_text
+from bptrain.train.loop import Trainer, num_outputs
+from bptrain.train.metrics import EPOCH_METRICS
+from bptrain.train.progress import reporter as make_reporter
+from bptrain.train.signals import stop_on_signals
+from bptrain.train.threads import default_threads
+
+# Sections a resumed run must share with its checkpoint (training and optimizer may change).
+FIXED_ON_RESUME = ("seed", "data", "model", "loss", "metrics")
+# Data options that say where files are, not what they hold.
+DATA_LOCATION_KEYS = ("root", "download")
+
+
+@dataclass
+class FitResult:
+    """What a finished ``fit`` returns. ``history``: one dict per epoch (the metrics.csv rows);
+    ``best_metrics``: the row of ``best_epoch`` by the checkpoint monitor."""
+
+    run_dir: Path
+    history: list[dict]
+    best_epoch: int | None
+    best_metrics: dict
+    stopped_early: bool = False
+    threads: int = 1
+    model: Any = field(default=None, repr=False)
+
+
+def fit(
+    config: dict | None = None,
+    run_dir: str | os.PathLike | None = None,
+    resume: str | os.PathLike | None = None,
+    progress: str = "auto",
+    runs_root: str | os.PathLike = "runs",
+    overrides: Sequence[str] = (),
+) -> FitResult:
+    """Train as ``config`` says (a raw or resolved config mapping) and return the result.
+
+    run_dir: the directory to write (default ``runs_root/<name>/<YYYYmmdd-HHMMSS>``).
+    resume: a run directory or checkpoint file to continue; ``config`` may then be None (the
+        checkpoint's config is used) or a config that differs only in ``training`` and
+        ``optimizer``. A run directory without a checkpoint (stopped before its first epoch
+        ended) starts over in place.
+    progress: "auto", "bar", "plain" or "none".
+    runs_root: where new run directories go.
+    overrides: ``key.path=value`` strings applied to ``config`` (or the checkpoint's config).
+    Raises ConfigError, DataError, CheckpointError, DivergenceError, or Interrupted (SIGINT or
+    SIGTERM; a checkpoint of the current step was saved).
+    """
+    report = make_reporter(progress)
+    ckpt, ckpt_path = None, None
+    if resume is not None:
+        run, ckpt_path = locate_resume(resume)
+        if ckpt_path is not None:
+            ckpt = checkpoint.load(ckpt_path)
+            saved = ckpt.state["config"]
+        else:
+            saved, _ = load_file(run.config)
+        config = resolve_with_overrides(config if config is not None else saved, overrides)
+        if ckpt is not None:
+            check_resumable(ckpt.state["config"], config)
+    else:
+        if config is None:
+            raise ConfigError("fit needs a config (or a run to resume)")
+        config = resolve_with_overrides(config, overrides)
+        run = fresh_run_dir(run_dir, runs_root, config["name"])
+    write_text(run.config, dump(config))
+
+    data = load_dataset(config["data"], config["seed"])
+    check_task(config, data)
+    model = build_model(config, data.input_shape, num_outputs(data))
+    t = config["training"]
+    threads = t["threads"] or default_threads(model, t["batch_size"])
+    trainer = Trainer(config, data, model, run, report)
+    if ckpt is not None:
+        trainer.restore(ckpt)
+    else:
+        trainer.position.csv_bytes = trainer.log.start()
+
+    pos = trainer.position
+    resumed = None
+    if ckpt_path is not None:
+        at = (
+            f"epoch {pos.epoch + 1}, step {pos.step}"
+            if pos.step
+            else f"the end of epoch {pos.epoch}"
+        )
+        resumed = f"{ckpt_path} ({at})"
+    report.start(run.path, describe(model, data, threads), resumed)
+    try:
+        with threadpool_limits(limits=threads, user_api="blas"), stop_on_signals() as stop:
+            trainer.run_epochs(stop)
+    finally:
+        report.close()
+
+    es = t["early_stopping"]
+    if es and es["restore_best"] and trainer.best.best_epoch is not None:
+        if trainer.best.best_epoch != pos.epoch and run.best.exists():
+            model.load_weights(checkpoint.load(run.best).section("model"))
+    best_epoch = trainer.best.best_epoch
+    best_row = next((r for r in pos.history if r["epoch"] == best_epoch), {})
+    return FitResult(
+        run_dir=run.path,
+        history=list(pos.history),
+        best_epoch=best_epoch,
+        best_metrics=dict(best_row),
+        stopped_early=pos.stopped_early,
+        threads=threads,
+        model=model,
+    )
+
+
+def describe(model, data: Dataset, threads: int) -> str:
+    """The model summary and a line on the data, printed when a run starts."""
+    sizes = f"{len(data.x_train)} train / {len(data.x_val)} validation / {len(data.x_test)} test"
+    shape = "x".join(str(d) for d in data.input_shape)
+    return (
+        f"{model.summary()}\n"
+        f"data: {data.name} ({data.task}), {sizes} samples of shape {shape}; "
+        f"BLAS threads: {threads}"
+    )
+
+
+def locate_resume(resume) -> tuple[RunDir, Path | None]:
+    """(run, checkpoint or None) for a ``--resume`` argument: a run directory or a file."""
+    path = Path(resume)
+    if path.is_dir():
+        run = RunDir(path)
+        if run.last.exists():
+            return run.make(), run.last
+        if run.config.exists():
+            return run.make(), None  # stopped before the first checkpoint: start over here
+        raise CheckpointError(
+            f"{path} is not a run directory: it has neither checkpoints/last.safetensors nor "
+            "config.yaml"
+        )
+    if path.is_file():
+        return run_dir_of(path).make(), path
+    raise CheckpointError(f"{path}: no such run directory or checkpoint")
+
+
+def fresh_run_dir(run_dir, runs_root, name: str) -> RunDir:
+    if run_dir is None:
+        return new_run_dir(runs_root, name)
+    run = RunDir(Path(run_dir))
+    if run.last.exists() or run.config.exists():
+        raise ConfigError(
+            f"--run-dir {run.path} already holds a run; continue it with --resume {run.path} "
+            "or choose another directory"
+        )
+    return run.make()
+
+
+def check_resumable(saved: dict, config: dict) -> None:
+    """A resumed run may change training and optimizer settings, not what is trained."""
+    for section in FIXED_ON_RESUME:
+        old, new = saved.get(section), config.get(section)
+        if section == "data":
+            old = {k: v for k, v in old.items() if k not in DATA_LOCATION_KEYS}
+            new = {k: v for k, v in new.items() if k not in DATA_LOCATION_KEYS}
+        if old != new:
+            raise ConfigError(
+                f"{section}: differs from the checkpoint's; a resumed run may change only "
+                "training and optimizer settings (start a new run for a different "
+                f"{section})"
+            )
+
+
+def check_task(config: dict, data: Dataset) -> None:
+    """The loss and metrics must suit the data's task (classification or regression)."""
+    loss = config["loss"]["type"]
+    if data.task == "classification" and loss not in CLASSIFICATION_LOSSES:
+        raise config_error(
+            ("loss",),
+            f"{loss} is a regression loss but {data.name} is a classification dataset; "
+            "use sparse_categorical_crossentropy",
+        )
+    if data.task == "regression" and loss in CLASSIFICATION_LOSSES:
+        raise config_error(
+            ("loss",),
+            f"{loss} is a classification loss but {data.name} is a regression dataset; "
+            "use mean_squared_error",
+        )
+    for i, name in enumerate(config["metrics"]):
+        if EPOCH_METRICS[name] != data.task:
+            raise config_error(
+                ("metrics", i),
+                f"{name!r} is a {EPOCH_METRICS[name]} metric but {data.name} is a "
+                f"{data.task} dataset",
+            )

@@ -1,0 +1,246 @@
+"""The training loop: epochs of minibatch steps, validation, callbacks and checkpoints.
+
+One step is ``compute_gradients`` -> ``reduce_gradients`` (a hook: nothing here, an allreduce in
+a data-parallel trainer) -> finite check -> ``optimizer.step``. The batch order of epoch ``e`` is
+a permutation drawn from ``default_rng([seed, ORDER_STREAM, e])``, so the position in training
+is just (epoch, step): a checkpoint taken anywhere, mid-epoch included, resumes exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bptrain.data import Dataset, iterate_minibatches
+from bptrain.runs import MetricsLog, RunDir, checkpoint
+from bptrain.train import metrics as metrics_mod
+from bptrain.train.callbacks import BestTracker, EarlyStopping, divergence, gradients_finite
+from bptrain.train.evaluate import evaluate_arrays
+from bptrain.train.progress import Reporter
+from bptrain.train.signals import Interrupted, StopFlag
+
+ORDER_STREAM = 0x0BDE  # separates the batch-order stream from other uses of the seed
+# Plots are redrawn after an epoch at most this often (a redraw costs ~0.1 s), and always
+# after the last epoch.
+PLOT_INTERVAL_S = 2.0
+
+
+def epoch_order(seed: int, epoch: int, n: int, shuffle: bool) -> np.ndarray:
+    """The sample order of 0-based ``epoch``: a fresh seeded permutation, or 0..n-1."""
+    if not shuffle:
+        return np.arange(n, dtype=np.int64)
+    return np.random.default_rng([seed, ORDER_STREAM, epoch]).permutation(n)
+
+
+@dataclass
+class Position:
+    """Where training stands: ``epoch`` epochs done, ``step`` steps into the next one, and the
+    running loss of that epoch (sum of batch loss x batch size, and samples seen)."""
+
+    epoch: int = 0
+    step: int = 0
+    loss_sum: float = 0.0
+    seen: int = 0
+    finished: bool = False
+    stopped_early: bool = False
+    history: list = field(default_factory=list)
+    csv_bytes: int = 0
+
+
+class Trainer:
+    """Trains ``model`` on ``data`` as the resolved ``config`` says, writing into ``run``."""
+
+    def __init__(self, config: dict, data: Dataset, model, run: RunDir, reporter: Reporter):
+        self.config, self.data, self.model, self.run = config, data, model, run
+        self.reporter = reporter
+        t = config["training"]
+        self.epochs, self.batch_size = t["epochs"], t["batch_size"]
+        self.position = Position()
+        self.has_val = len(data.x_val) > 0
+        self.best = BestTracker(t["checkpoint"]["monitor"], t["checkpoint"]["mode"])
+        es = t["early_stopping"]
+        self.early = EarlyStopping(**es) if es else None
+        self.schedule_monitor = (t["schedule"] or {}).get("monitor")
+        columns = ["epoch", "loss"]
+        if self.has_val:
+            columns += ["val_loss"] + [f"val_{m}" for m in config["metrics"]]
+        self.log = MetricsLog(run.metrics, [*columns, "lr"])
+        self.saved_last: str | None = None
+        self.plots = t["plots"]
+        self._plotted = -math.inf
+
+    # -- the step ---------------------------------------------------------------------------
+    def reduce_gradients(self, params) -> None:
+        """Combine gradients across workers before the update; one worker: nothing to do."""
+
+    def train_step(self, xb, yb) -> float:
+        model = self.model
+        loss = model.compute_gradients(xb, yb)
+        params = model.parameters()
+        self.reduce_gradients(params)
+        if not (math.isfinite(loss) and gradients_finite(params)):
+            pos = self.position
+            raise divergence(model, loss, pos.epoch + 1, pos.step + 1, self.saved_last)
+        model.optimizer.step(params)
+        return loss
+
+    # -- the loop ---------------------------------------------------------------------------
+    def run_epochs(self, stop: StopFlag) -> None:
+        """Train until ``epochs`` are done or early stopping; on a signal, checkpoint the
+        current step and raise Interrupted."""
+        pos, t = self.position, self.config["training"]
+        x, y = self.data.x_train, self.data.y_train
+        steps = math.ceil(len(x) / self.batch_size)
+        every = t["checkpoint"]["every_steps"]
+        while pos.epoch < self.epochs and not pos.stopped_early:
+            order = epoch_order(self.config["seed"], pos.epoch, len(x), t["shuffle"])
+            self.reporter.start_epoch(pos.epoch + 1, self.epochs, steps, pos.step)
+            started = time.perf_counter()
+            rest = order[pos.step * self.batch_size :]
+            for xb, yb in iterate_minibatches(x, y, self.batch_size, rest):
+                loss = self.train_step(xb, yb)
+                pos.loss_sum += loss * len(xb)
+                pos.seen += len(xb)
+                pos.step += 1
+                self.reporter.step(loss)
+                if stop:
+                    self.save(self.run.last)
+                    self._interrupted(stop)
+                if every and pos.step % every == 0 and pos.step < steps:
+                    self.save(self.run.last)
+            self.end_epoch(time.perf_counter() - started)
+            if stop:
+                self._interrupted(stop)
+
+    def end_epoch(self, seconds: float) -> dict:
+        """Validate, log, run the callbacks and write checkpoints and plots."""
+        pos, t = self.position, self.config["training"]
+        row = {"epoch": pos.epoch + 1, "loss": pos.loss_sum / max(pos.seen, 1)}
+        if self.has_val:
+            val_loss, outputs = evaluate_arrays(
+                self.model, self.data.x_val, self.data.y_val, t["eval_batch_size"]
+            )
+            if not math.isfinite(val_loss):
+                raise divergence(self.model, val_loss, pos.epoch + 1, pos.step, self.saved_last)
+            row["val_loss"] = val_loss
+            scores = metrics_mod.compute(
+                self.config["metrics"], self.data.y_val, outputs, self.data.num_classes
+            )
+            row.update({f"val_{k}": v for k, v in scores.items()})
+        row["lr"] = float(self.model.optimizer.lr)
+        pos.epoch, pos.step, pos.loss_sum, pos.seen = pos.epoch + 1, 0, 0.0, 0
+        pos.history.append(row)
+        pos.csv_bytes = self.log.append(row)
+        if self.schedule_monitor:
+            self.model.optimizer.schedule.observe(row[self.schedule_monitor])
+        improved = self.best.update(row)
+        if self.early is not None and self.early.update(row):
+            pos.stopped_early = True
+        pos.finished = pos.stopped_early or pos.epoch >= self.epochs
+        if improved and t["checkpoint"]["best"]:
+            self.save(self.run.best)
+        self.save(self.run.last)
+        now = time.monotonic()
+        if self.plots and (pos.finished or now - self._plotted >= PLOT_INTERVAL_S):
+            self._plot()
+            self._plotted = now
+        self.reporter.end_epoch(row, self.epochs, seconds)
+        return row
+
+    def _interrupted(self, stop: StopFlag):
+        pos = self.position
+        where = f"epoch {pos.epoch + 1}, step {pos.step}" if pos.step else f"epoch {pos.epoch}"
+        raise Interrupted(
+            f"interrupted by {stop.name} after {where}; saved {self.run.last}; continue with: "
+            f"bptrain fit --resume {self.run.path}",
+            stop.signum,
+        )
+
+    def _plot(self) -> None:
+        from bptrain.runs.plots import plot_history
+
+        try:
+            plot_history(self.position.history, self.run.plots)
+        except Exception as exc:  # a plot must never cost a training run
+            self.reporter.message(f"warning: could not draw plots ({exc})")
+            self.plots = False
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def save(self, path) -> None:
+        checkpoint.save(path, *self.snapshot())
+        if path == self.run.last:
+            self.saved_last = str(path)
+
+    def snapshot(self) -> tuple[dict, dict]:
+        """(arrays, state) of everything a resumed run needs."""
+        model, pos, data = self.model, self.position, self.data
+        opt = model.optimizer.state()
+        arrays = {f"model/{k}": v for k, v in model.weights().items()}
+        arrays.update({f"optimizer/{k}": v for k, v in opt["slots"].items()})
+        state = {
+            "config": self.config,
+            "epoch": pos.epoch,
+            "step": pos.step,
+            "loss_sum": pos.loss_sum,
+            "seen": pos.seen,
+            "finished": pos.finished,
+            "stopped_early": pos.stopped_early,
+            "history": pos.history,
+            "metrics_csv_bytes": pos.csv_bytes,
+            "optimizer": {"iterations": opt["iterations"], "schedule": opt["schedule"]},
+            "rng": model.rng.bit_generator.state,
+            "best": self.best.state(),
+            "early_stopping": self.early.state() if self.early else None,
+            "data": data_info(data),
+        }
+        return arrays, state
+
+    def restore(self, ckpt: checkpoint.Checkpoint) -> None:
+        """Continue from ``ckpt``: weights, optimizer, RNG, callbacks, position, metrics.csv."""
+        s, model = ckpt.state, self.model
+        model.load_weights(ckpt.section("model"))
+        opt_state = {
+            "iterations": s["optimizer"]["iterations"],
+            "schedule": s["optimizer"]["schedule"],
+            "slots": ckpt.section("optimizer"),
+        }
+        model.optimizer.load_state(opt_state, model.parameters())
+        model.rng.bit_generator.state = s["rng"]
+        self.best.load_state(s["best"])
+        if self.early is not None and s.get("early_stopping"):
+            self.early.load_state(s["early_stopping"])
+        self.position = Position(
+            epoch=s["epoch"],
+            step=s["step"],
+            loss_sum=s["loss_sum"],
+            seen=s["seen"],
+            finished=s["stopped_early"] or s["epoch"] >= self.epochs,
+            stopped_early=s["stopped_early"],
+            history=list(s["history"]),
+            csv_bytes=s["metrics_csv_bytes"],
+        )
+        self.log.resume(s["metrics_csv_bytes"])
+        self.saved_last = str(self.run.last)
+
+
+def data_info(data: Dataset) -> dict:
+    """What eval and predict need to know about the data without loading it."""
+    return {
+        "name": data.name,
+        "task": data.task,
+        "num_classes": data.num_classes,
+        "class_names": data.class_names,
+        "input_shape": list(data.input_shape),
+        "num_outputs": num_outputs(data),
+        "scale": data.extra.get("scale"),
+    }
+
+
+def num_outputs(data: Dataset) -> int:
+    """Classes for classification, target values per sample for regression."""
+    if data.task == "classification":
+        return int(data.num_classes)
+    return int(np.prod(data.y_train.shape[1:])) if data.y_train.ndim > 1 else 1

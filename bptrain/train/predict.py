@@ -1,0 +1,145 @@
+"""Predictions of a checkpoint for new inputs from .npy, .npz or .csv files (``bptrain predict``).
+
+Inputs are raw features as in the dataset's own files; the training run's scaling (its
+``data.scale`` statistics, kept in the checkpoint) is applied unless told they are scaled
+already. Each sample may be given flat (a CSV row of 784 pixels for a (1, 28, 28) model).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from bptrain.data.preprocess import reduce_axes
+from bptrain.errors import DataError
+from bptrain.runs import checkpoint
+from bptrain.runs.atomic import write_bytes
+from bptrain.train.evaluate import checkpoint_path, predict, restore_model
+from bptrain.train.metrics import predicted_classes
+
+FORMATS = (".npy", ".npz", ".csv")
+
+
+def read_inputs(path: str | os.PathLike, input_shape: tuple) -> np.ndarray:
+    """(N, *input_shape) float32 from a file; flat rows are reshaped to the input shape."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise DataError(f"{path}: expected a .npy, .npz or .csv file")
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    try:
+        if suffix == ".csv":
+            x = _read_csv(path)
+        else:
+            x = _read_numpy(path)
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{path} cannot be read: {' '.join(str(exc).split())}") from None
+    if x.dtype.kind not in "biuf":
+        raise DataError(f"{path}: inputs must be numbers, got dtype {x.dtype}")
+    size = math.prod(input_shape)
+    if tuple(x.shape) == tuple(input_shape):
+        x = x[None]  # one sample
+    elif tuple(x.shape[1:]) != tuple(input_shape):
+        if x.ndim < 1 or math.prod(x.shape[1:]) != size:
+            raise DataError(
+                f"{path}: samples of shape {tuple(x.shape[1:])}, but the model takes "
+                f"{tuple(input_shape)} ({size} values per sample)"
+            )
+        x = x.reshape(len(x), *input_shape)
+    if not np.all(np.isfinite(x)):
+        raise DataError(f"{path}: inputs hold NaN or infinite values")
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def _read_numpy(path: Path) -> np.ndarray:
+    data = np.load(path, allow_pickle=False)
+    if isinstance(data, np.ndarray):
+        return data
+    with data:
+        names = list(data.files)
+        key = "x" if "x" in names else names[0] if len(names) == 1 else None
+        if key is None:
+            raise DataError(f"{path} holds arrays {', '.join(names)}; name the inputs 'x'")
+        return data[key]
+
+
+def _read_csv(path: Path) -> np.ndarray:
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        rows = [r for r in csv.reader(f) if any(c.strip() for c in r)]
+    if rows and not _numeric(rows[0]):
+        rows = rows[1:]  # a header
+    if not rows:
+        raise DataError(f"{path} has no rows of numbers")
+    try:
+        return np.array(rows, dtype=np.float64)
+    except ValueError:
+        raise DataError(f"{path}: every cell must be a number, and rows equally long") from None
+
+
+def _numeric(row) -> bool:
+    try:
+        [float(c) for c in row]
+    except ValueError:
+        return False
+    return True
+
+
+def apply_scale(x: np.ndarray, scale: dict | None) -> np.ndarray:
+    """Scale raw inputs with the training run's statistics (see bptrain.data.preprocess)."""
+    if not scale:
+        return x
+    shape = [1] * x.ndim
+    shift = np.asarray(scale["shift"], dtype=np.float32)
+    if shift.size > 1:
+        keep = [a for a in range(x.ndim) if a not in reduce_axes(x.ndim)]
+        shape[keep[0]] = shift.size
+    x = x - shift.reshape(shape)
+    x /= np.asarray(scale["divisor"], dtype=np.float32).reshape(shape)
+    return x
+
+
+def predict_file(path, inputs, output=None, scaled: bool = False, batch_size: int = 1024):
+    """Predict for ``inputs``; write CSV (or .npy of the raw outputs) to ``output``, or return
+    the CSV text when ``output`` is None. Returns (text or None, number of samples)."""
+    ckpt = checkpoint.load(checkpoint_path(path))
+    config, model = restore_model(ckpt)
+    info = ckpt.state["data"]
+    x = read_inputs(inputs, tuple(info["input_shape"]))
+    if not scaled:
+        x = apply_scale(x, info.get("scale"))
+    outputs = predict(model, x, batch_size)
+    if output is not None and Path(output).suffix.lower() == ".npy":
+        buf = io.BytesIO()
+        np.save(buf, outputs, allow_pickle=False)
+        write_bytes(output, buf.getvalue())
+        return None, len(x)
+    text = _csv(outputs, info)
+    if output is None:
+        return text, len(x)
+    write_bytes(output, text.encode("utf-8"))
+    return None, len(x)
+
+
+def _csv(outputs: np.ndarray, info: dict) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    if info["task"] == "classification":
+        names = info["class_names"] or [str(c) for c in range(info["num_classes"])]
+        classes = predicted_classes(outputs)
+        probs = outputs if outputs.shape[-1] > 1 else np.c_[1 - outputs, outputs]
+        writer.writerow(["prediction", *(f"p_{n}" for n in names)])
+        for c, p in zip(classes, probs, strict=True):
+            writer.writerow([names[c], *(f"{v:.6g}" for v in p)])
+    else:
+        flat = outputs.reshape(len(outputs), -1)
+        writer.writerow([f"y_{j}" for j in range(flat.shape[1])] if flat.shape[1] > 1 else ["y"])
+        for row in flat:
+            writer.writerow([f"{v:.7g}" for v in row])
+    return buf.getvalue()
