@@ -20,7 +20,7 @@ def parse_override(text: str) -> tuple[tuple, object]:
         )
     key, raw = text.split("=", 1)
     path = parse_path(key.strip(), text)
-    value, _ = load_text(raw, f"override {text}")
+    value, _ = load_text(raw, f"override {text}", lines=False)
     return path, value
 
 
@@ -71,11 +71,11 @@ def set_path(config: dict, path: tuple, value, origin: str = "override") -> None
                 )
         elif isinstance(node, dict):
             part = str(part)
-            if not last and not isinstance(node.get(part), dict | list):
-                # optimizer: adam + optimizer.lr=0.01 -> {type: adam, lr: 0.01}; a missing or
-                # null section (training.early_stopping.patience=3) starts empty.
-                old = node.get(part)
-                node[part] = {"type": old} if isinstance(old, str) else {}
+            old = node.get(part)
+            if not last and old is None:
+                node[part] = {}  # training.early_stopping.patience=3 with no such section yet
+            elif not last and isinstance(old, str):
+                node[part] = {"type": old}  # optimizer: adam + optimizer.lr=0.01
         else:
             raise ConfigError(
                 f"{origin}: {format_path(path[:i])} is a value, not a section; cannot set {here}"

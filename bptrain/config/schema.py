@@ -140,7 +140,16 @@ def _optimizer(value, where: Locations) -> dict:
     path = ("optimizer",)
     if isinstance(value, dict) and "lr" in value:
         if "learning_rate" in value:
-            raise where.error((*path, "lr"), "give either lr or learning_rate, not both")
+            # an override of either one replaces the other as written in the file
+            by_override = {
+                k
+                for k in ("lr", "learning_rate")
+                if str(where.of((*path, k))).startswith("override")
+            }
+            if len(by_override) != 1:
+                raise where.error((*path, "lr"), "give either lr or learning_rate, not both")
+            drop = "learning_rate" if "lr" in by_override else "lr"
+            value = {k: v for k, v in value.items() if k != drop}
         value = {("learning_rate" if k == "lr" else k): v for k, v in value.items()}
         if where.of((*path, "lr")) is not None:
             where.set((*path, "learning_rate"), where.of((*path, "lr")))
@@ -179,7 +188,8 @@ def _training(value, config: dict, where: Locations) -> dict:
     params = dataclass_params(sections.TrainingOptions)
     out = _kwargs(value, params, path, where, "training")
     _positive(out, path, where)
-    has_val = config["data"].get("validation_split", 0.0) > 0.0
+    data = config["data"]  # a validation set comes from validation_split or k-fold (sweeps)
+    has_val = data.get("validation_split", 0.0) > 0.0 or data.get("folds") is not None
     monitors = ["loss"] + (
         ["val_loss"] + [f"val_{m}" for m in config["metrics"]] if has_val else []
     )
@@ -371,8 +381,11 @@ def _unknown_keys(spec: dict, known, path: tuple, where: Locations) -> None:
 def _unknown_name(kind: str, name, registry) -> str:
     names = list(registry)
     lower = {n.lower(): n for n in names}
-    close = difflib.get_close_matches(str(name), names, n=1) or (
-        [lower[str(name).lower()]] if str(name).lower() in lower else []
+    text = str(name)
+    close = (
+        ([lower[text.lower()]] if text.lower() in lower else [])
+        or difflib.get_close_matches(text, names, n=1)
+        or [n for n in names if n.lower().startswith(text.lower())][:1]
     )
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return f"unknown {kind} {name!r}{hint} (known: {', '.join(names)})"

@@ -49,8 +49,9 @@ def load_file(path: str | os.PathLike) -> tuple[dict, Locations]:
     return data, where
 
 
-def load_text(text: str, source: str) -> tuple[object, Locations]:
-    """Parse one YAML document; ``source`` names it in error messages."""
+def load_text(text: str, source: str, lines: bool = True) -> tuple[object, Locations]:
+    """Parse one YAML document; ``source`` names it in error messages (with the line number
+    unless ``lines`` is false, as for a one-line override)."""
     where = Locations(source)
     loader = Loader(text)
     try:
@@ -61,7 +62,7 @@ def load_text(text: str, source: str) -> tuple[object, Locations]:
         _record(loader, node, data, (), where, source)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = f":{mark.line + 1}" if mark is not None and "\n" in text.strip() else ""
+        line = f":{mark.line + 1}" if mark is not None and lines else ""
         problem = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
         if "could not determine a constructor" in problem:
             problem = f"{problem}; only plain YAML is allowed (no Python tags)"

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from threadpoolctl import threadpool_limits
 
 from bptrain.config import build_model, dump, resolve_with_overrides
@@ -110,7 +111,12 @@ def fit(
         resumed = f"{ckpt_path} ({at})"
     report.start(run.path, describe(model, data, threads), resumed)
     try:
-        with threadpool_limits(limits=threads, user_api="blas"), stop_on_signals() as stop:
+        # Overflow warnings would only clutter the output: the NaN guard reports divergence.
+        with (
+            threadpool_limits(limits=threads, user_api="blas"),
+            np.errstate(all="ignore"),
+            stop_on_signals() as stop,
+        ):
             trainer.run_epochs(stop)
     finally:
         report.close()

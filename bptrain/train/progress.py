@@ -63,11 +63,9 @@ class PlainReporter(Reporter):
         self._t = time.perf_counter()
 
     def end_epoch(self, row, epochs, seconds):
+        took = f"{seconds:.1f}s" if seconds >= 1 else f"{seconds * 1000:.0f}ms"
         width = len(str(epochs))
-        print(
-            f"epoch {row['epoch']:>{width}}/{epochs}  {format_row(row)}  ({seconds:.1f}s)",
-            flush=True,
-        )
+        print(f"epoch {row['epoch']:>{width}}/{epochs}  {format_row(row)}  ({took})", flush=True)
 
     def message(self, text):
         print(text, flush=True)

@@ -1,0 +1,194 @@
+import json
+import re
+
+import numpy as np
+import pytest
+import yaml
+
+from bptrain.cli import cli
+
+
+@pytest.fixture
+def trained(bptrain, write_config, small_config):
+    """A finished tiny run: (run directory, fit's stdout)."""
+    path = write_config(small_config(plots=True))
+    code, out, err = bptrain("fit", path, "training.epochs=4")
+    assert (code, err) == (0, "")
+    run = re.search(r"^run directory: (\S+)$", out, re.M).group(1)
+    from pathlib import Path
+
+    return Path(run), out
+
+
+def test_fit_prints_the_run_epochs_and_summary(trained):
+    run, out = trained
+    lines = out.splitlines()
+    assert lines[0] == f"run directory: {run}"
+    assert str(run).startswith("runs/tiny/")
+    assert "dense (Dense)" in out and "Trainable params: 99" in out
+    epochs = [line for line in lines if line.startswith("epoch ")]
+    assert [e.split()[1] for e in epochs] == ["1/4", "2/4", "3/4", "4/4"]
+    assert re.match(
+        r"epoch 1/4  loss \d\.\d{4}  val_loss \d\.\d{4}  val_accuracy \d\.\d{4}  lr 0.01", epochs[0]
+    )
+    assert re.search(r"^best epoch \d of 4 by val_loss: loss", out, re.M)
+    assert (
+        f"  checkpoints: {run}/checkpoints/best.safetensors, {run}/checkpoints/last.safetensors"
+        in out
+    )
+    assert f"  metrics:     {run}/metrics.csv" in out
+    assert lines[-1] == f"evaluate on the test set: bptrain eval {run}"
+    assert yaml.safe_load((run / "config.yaml").read_text())["training"]["epochs"] == 4
+
+
+def test_eval_prints_a_table_and_writes_eval_json_and_confusion_matrix(bptrain, trained):
+    run, _ = trained
+    code, out, err = bptrain("eval", run)
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert re.match(
+        rf"{run}/checkpoints/best.safetensors \(epoch \d\), test split, 36 samples", lines[0]
+    )
+    assert re.match(r"accuracy  0\.\d{4}", lines[2])
+    assert lines[4].split() == ["class", "precision", "recall", "f1", "support"]
+    assert [line.split()[0] for line in lines[5:8]] == ["0", "1", "2"]
+    assert lines[8].startswith("macro avg")
+    assert "confusion matrix (rows: true, columns: predicted)" in out
+    report = json.loads((run / "eval.json").read_text())["test"]
+    assert report["samples"] == 36
+    assert sum(map(sum, report["confusion_matrix"])) == 36
+    assert f"accuracy  {report['accuracy']:.4f}" in out
+    assert (run / "plots" / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
+    # another split is added to eval.json, not replacing the test entry
+    code, out, _ = bptrain("eval", run / "checkpoints" / "last.safetensors", "--split", "val")
+    assert code == 0 and "val split, 29 samples" in out
+    assert set(json.loads((run / "eval.json").read_text())) == {"test", "val"}
+
+
+def test_regression_eval(bptrain, write_config):
+    config = {
+        "name": "lin",
+        "data": {"dataset": "linear", "size": 100, "validation_split": 0.2},
+        "model": {"layers": [{"type": "Dense", "units": 1}]},
+        "loss": "mse",
+        "optimizer": {"type": "sgd", "learning_rate": 0.1},
+        "training": {"epochs": 5, "batch_size": 8, "plots": False},
+    }
+    code, out, _ = bptrain("fit", write_config(config), "--run-dir", "r")
+    assert code == 0
+    code, out, _ = bptrain("eval", "r")
+    assert code == 0
+    assert [line.split()[0] for line in out.splitlines()[1:5]] == ["loss", "mse", "mae", "r2"]
+    report = json.loads(open("r/eval.json").read())["test"]
+    assert report["r2"] > 0.9 and report["mse"] == pytest.approx(report["loss"], rel=1e-5)
+
+
+def test_predict_csv_and_npy(bptrain, trained, tmp_path):
+    run, _ = trained
+    (tmp_path / "pts.csv").write_text("x,y\n0.1,0.2\n-0.5,0.3\n0.0,-0.8\n")
+    code, out, err = bptrain("predict", run, "pts.csv")
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[0] == "prediction,p_0,p_1,p_2"
+    rows = [line.split(",") for line in lines[1:]]
+    assert len(rows) == 3
+    for row in rows:
+        probs = np.array(row[1:], dtype=float)
+        assert probs.sum() == pytest.approx(1, abs=1e-5)
+        assert row[0] == str(int(probs.argmax()))
+    np.save(tmp_path / "pts.npy", np.array([[0.1, 0.2], [-0.5, 0.3], [0.0, -0.8]], np.float32))
+    code, _, err = bptrain("predict", run, "pts.npy", "-o", "out.npy")
+    assert code == 0 and err == "wrote 3 predictions to out.npy\n"
+    outputs = np.load(tmp_path / "out.npy")
+    assert outputs.shape == (3, 3)
+    np.testing.assert_allclose(outputs, np.array([r[1:] for r in rows], dtype=float), rtol=1e-4)
+
+
+def test_predict_applies_the_training_scaling(bptrain, write_config, small_config, tmp_path):
+    config = small_config()
+    config["data"]["scale"] = "standardize"
+    code, _, _ = bptrain("fit", write_config(config), "--run-dir", "r")
+    assert code == 0
+    from bptrain.data import load_dataset
+    from bptrain.runs import checkpoint
+
+    scale = checkpoint.load(tmp_path / "r/checkpoints/last.safetensors").state["data"]["scale"]
+    raw = np.array([[0.3, -0.2]], np.float32)
+    np.save(tmp_path / "raw.npy", raw)
+    scaled = (raw - np.array(scale["shift"], np.float32)) / np.array(scale["divisor"], np.float32)
+    np.save(tmp_path / "scaled.npy", scaled)
+    _, a, _ = bptrain("predict", "r", "raw.npy")
+    _, b, _ = bptrain("predict", "r", "scaled.npy", "--scaled")
+    assert a == b
+    assert load_dataset  # the same statistics the dataset used
+
+
+def test_gradcheck_prints_every_parameter(bptrain, write_config, small_config):
+    path = write_config(small_config())
+    code, out, err = bptrain("gradcheck", path, "--samples", "3")
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[0] == "gradient check in float64 on 3 samples, tolerance 1e-06"
+    names = [line.split()[0] for line in lines[2:6]]
+    assert names == ["dense/kernel", "dense/bias", "dense_1/kernel", "dense_1/bias"]
+    assert all(line.split()[-1] == "ok" and float(line.split()[2]) < 1e-6 for line in lines[2:6])
+    assert lines[-1] == "gradient check passed"
+    code, out, err = bptrain("gradcheck", path, "--tolerance", "1e-30")
+    assert code == 1
+    assert "FAIL" in out
+    assert err.startswith("error: gradient check failed for dense/kernel, dense/bias")
+    assert err.count("\n") == 1
+
+
+def test_config_show_prints_the_resolved_config(bptrain, write_config, small_config):
+    path = write_config(small_config())
+    code, out, _ = bptrain("config", "show", path, "optimizer.lr=0.05", "model.layers.0.units=7")
+    assert code == 0
+    shown = yaml.safe_load(out)
+    assert shown["optimizer"]["learning_rate"] == 0.05
+    assert shown["model"]["layers"][0]["units"] == 7
+    assert shown["training"]["shuffle"] is True and shown["training"]["checkpoint"]["best"] is True
+    code, again, _ = bptrain("config", "show", path, "optimizer.lr=0.05", "model.layers.0.units=7")
+    assert again == out
+
+
+def test_config_check(bptrain, write_config, small_config):
+    path = write_config(small_config())
+    code, out, _ = bptrain("config", "check", path)
+    assert (code, out) == (0, f"{path}: valid (2 layers, data: spirals)\n")
+    code, out, _ = bptrain("config", "check", "--build", path)
+    assert (code, out) == (0, f"{path}: valid (2 layers, data: spirals, 99 parameters)\n")
+
+
+def test_python_dash_m_is_the_same_cli():
+    import bptrain.__main__ as entry
+
+    assert entry.main is __import__("bptrain.cli").cli.main
+
+
+def commands(group, prefix=()):
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):
+            yield from commands(command, (*prefix, name))
+        else:
+            yield (*prefix, name), command
+
+
+OURS = [("fit",), ("eval",), ("predict",), ("gradcheck",), ("config", "show"), ("config", "check")]
+
+
+@pytest.mark.parametrize(
+    "path, command", [c for c in commands(cli) if c[0] in OURS], ids=lambda v: str(v)
+)
+def test_every_command_documents_every_option_with_an_example(bptrain, path, command):
+    code, out, _ = bptrain(*path, "--help")
+    assert code == 0
+    assert "Example" in out
+    for param in command.params:
+        if param.name == "help":
+            continue
+        if hasattr(param, "opts") and param.param_type_name == "option":
+            assert param.opts[0] in out
+            assert param.help and (
+                "e.g." in param.help or "Default" in param.help or "without" in param.help
+            ), param.name

@@ -1,0 +1,56 @@
+"""The configs in configs/ train end to end through the CLI and reach their targets."""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bptrain.config import load_config
+from bptrain.data import load_dataset
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def fit_and_eval(bptrain, name, *overrides):
+    code, out, err = bptrain("fit", CONFIGS / f"{name}.yaml", "--run-dir", "run", *overrides)
+    assert (code, err) == (0, ""), err
+    code, out, err = bptrain("eval", "run")
+    assert code == 0, err
+    return json.loads(Path("run/eval.json").read_text())["test"]
+
+
+def test_spirals_reaches_95_percent(bptrain):
+    report = fit_and_eval(bptrain, "spirals", "training.plots=false")
+    assert report["accuracy"] >= 0.95
+
+
+def test_sine_regression_reaches_r2_099(bptrain):
+    report = fit_and_eval(bptrain, "sine_regression", "training.plots=false")
+    assert report["r2"] >= 0.99
+
+
+def test_linear_regression_matches_least_squares_within_1_percent(bptrain):
+    report = fit_and_eval(bptrain, "linear_regression", "training.plots=false")
+    config = load_config(CONFIGS / "linear_regression.yaml")
+    data = load_dataset(config["data"], config["seed"])
+    design = np.c_[data.x_train.astype(np.float64), np.ones(len(data.x_train))]
+    coef, *_ = np.linalg.lstsq(design, data.y_train.astype(np.float64), rcond=None)
+    test = np.c_[data.x_test.astype(np.float64), np.ones(len(data.x_test))]
+    least_squares = float(((test @ coef - data.y_test) ** 2).mean())
+    assert report["mse"] == pytest.approx(least_squares, rel=0.01)
+
+
+MNIST = Path(os.environ.get("BPTRAIN_DATA_DIR", "")) / "mnist"
+
+
+@pytest.mark.skipif(not (MNIST / "t10k-labels-idx1-ubyte.gz").exists(), reason="no MNIST files")
+def test_mnist_mlp_on_a_slice(bptrain):
+    """The full run (10 epochs, >= 97.5%) is `make demo`; here 3000 images for 2 epochs."""
+    report = fit_and_eval(
+        bptrain, "mnist_mlp", "data.limit=3000", "data.test_limit=1000", "training.epochs=2"
+    )
+    assert report["samples"] == 1000
+    assert report["accuracy"] > 0.85
+    assert Path("run/plots/confusion_matrix.png").exists()

@@ -1,0 +1,70 @@
+import math
+
+import numpy as np
+
+from bptrain.nn import Dense, Sequential
+from bptrain.train.callbacks import (
+    BestTracker,
+    EarlyStopping,
+    divergence,
+    first_nonfinite_layer,
+    gradients_finite,
+)
+
+
+def rows(key, values):
+    return [{"epoch": i + 1, key: v} for i, v in enumerate(values)]
+
+
+def test_early_stopping_counts_epochs_without_improvement():
+    es = EarlyStopping("val_loss", "min", patience=2, min_delta=0.1)
+    decisions = [es.update(r) for r in rows("val_loss", [1.0, 0.95, 0.85, 0.84, 0.8])]
+    # 0.95 is not better than 1.0 by more than 0.1; 0.85 is; then two epochs without
+    assert decisions == [False, False, False, False, True]
+    assert es.stopped_epoch == 5 and es.best == 0.85
+
+
+def test_early_stopping_state_round_trip():
+    es = EarlyStopping("val_accuracy", "max", patience=3, min_delta=0)
+    for r in rows("val_accuracy", [0.5, 0.6, 0.55]):
+        es.update(r)
+    again = EarlyStopping("val_accuracy", "max", patience=3, min_delta=0)
+    again.load_state(es.state())
+    assert again.state() == {"best": 0.6, "wait": 1, "stopped_epoch": None}
+
+
+def test_best_tracker_ignores_nan_and_ties():
+    best = BestTracker("val_accuracy", "max")
+    flags = [best.update(r) for r in rows("val_accuracy", [0.5, math.nan, 0.7, 0.7, 0.6])]
+    assert flags == [True, False, True, False, False]
+    assert (best.best, best.best_epoch) == (0.7, 3)
+
+
+def model():
+    m = Sequential([Dense(4, activation="relu"), Dense(2)])
+    m.build((3,), np.random.default_rng(0))
+    m.compile("mse", "sgd")
+    return m
+
+
+def test_gradients_finite_and_first_bad_layer():
+    m = model()
+    params = m.parameters()
+    assert gradients_finite(params) and first_nonfinite_layer(m) is None
+    m.layers[0].kernel.grad[1, 2] = np.inf
+    assert not gradients_finite(params)
+    assert first_nonfinite_layer(m) == "'dense' (dense/kernel)"
+    m.layers[1].bias.grad[0] = np.nan  # nearer the output: the first the backward pass reached
+    assert first_nonfinite_layer(m) == "'dense_1' (dense_1/bias)"
+
+
+def test_divergence_message():
+    m = model()
+    m.layers[1].kernel.grad[0, 0] = np.nan
+    err = divergence(m, float("nan"), 3, 17, "runs/x/checkpoints/last.safetensors")
+    assert str(err) == (
+        "training diverged at epoch 3, step 17: the loss is nan and the first non-finite "
+        "gradient is in layer 'dense_1' (dense_1/kernel); the last good checkpoint is "
+        "runs/x/checkpoints/last.safetensors. Lower optimizer.learning_rate or set "
+        "optimizer.clipnorm"
+    )

@@ -1,0 +1,201 @@
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from bptrain.errors import ConfigError, DivergenceError
+from bptrain.runs import checkpoint
+from bptrain.runs.metrics_log import read
+from bptrain.train import Interrupted, fit
+from bptrain.train.loop import Trainer
+
+
+@pytest.fixture
+def with_dropout(small_config):
+    def make(**training):
+        config = small_config(**training)
+        config["model"]["layers"].insert(1, {"type": "Dropout", "rate": 0.3})
+        return config
+
+    return make
+
+
+def final_weights(run_dir):
+    return checkpoint.load(run_dir / "checkpoints" / "last.safetensors").section("model")
+
+
+def assert_same_run(a, b):
+    wa, wb = final_weights(a), final_weights(b)
+    assert wa.keys() == wb.keys()
+    for name in wa:
+        assert np.array_equal(wa[name], wb[name]), name  # bit for bit
+    assert (a / "metrics.csv").read_bytes() == (b / "metrics.csv").read_bytes()
+
+
+def test_run_directory_contents(tmp_path, small_config):
+    result = fit(small_config(plots=True), runs_root=tmp_path, progress="none")
+    run = result.run_dir
+    assert run.parent == tmp_path / "tiny"
+    assert sorted(p.name for p in run.iterdir()) == [
+        "checkpoints", "config.yaml", "metrics.csv", "plots"
+    ]  # fmt: skip
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
+        "best.safetensors", "last.safetensors"
+    ]  # fmt: skip
+    assert sorted(p.name for p in (run / "plots").iterdir()) == ["accuracy.png", "loss.png"]
+    rows = read(run / "metrics.csv")
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert list(rows[0]) == ["epoch", "loss", "val_loss", "val_accuracy", "lr"]
+    assert rows == result.history
+    assert result.best_metrics == next(r for r in rows if r["epoch"] == result.best_epoch)
+    assert result.best_metrics["val_loss"] == min(r["val_loss"] for r in rows)
+    assert rows[-1]["val_accuracy"] > 0.4 and rows[-1]["loss"] < rows[0]["loss"]
+
+
+def test_same_config_and_seed_twice_gives_identical_runs(tmp_path, with_dropout):
+    a = fit(with_dropout(), run_dir=tmp_path / "a", progress="none").run_dir
+    b = fit(with_dropout(), run_dir=tmp_path / "b", progress="none").run_dir
+    assert_same_run(a, b)
+    c = fit(with_dropout(), run_dir=tmp_path / "c", progress="none", overrides=["seed=1"])
+    assert not np.array_equal(
+        final_weights(a)["dense/kernel"], final_weights(c.run_dir)["dense/kernel"]
+    )
+
+
+def test_the_stored_config_reproduces_the_run(tmp_path, with_dropout):
+    from bptrain.config import load_config
+
+    a = fit(with_dropout(), run_dir=tmp_path / "a", progress="none").run_dir
+    b = fit(load_config(a / "config.yaml"), run_dir=tmp_path / "b", progress="none").run_dir
+    assert_same_run(a, b)
+
+
+def test_resume_after_the_last_epoch_with_more_epochs(tmp_path, with_dropout):
+    full = fit(with_dropout(epochs=4), run_dir=tmp_path / "full", progress="none").run_dir
+    part = fit(with_dropout(epochs=2), run_dir=tmp_path / "part", progress="none").run_dir
+    result = fit(resume=part, overrides=["training.epochs=4"], progress="none")
+    assert [r["epoch"] for r in result.history] == [1, 2, 3, 4]
+    assert_same_run(full, part)
+    assert "epochs: 4" in (part / "config.yaml").read_text()
+
+
+class Crash(Exception):
+    pass
+
+
+def crash_at(monkeypatch, call: int, action=None):
+    """Make Trainer.train_step fail (or run ``action``) on its ``call``-th invocation."""
+    original = Trainer.train_step
+    calls = {"n": 0}
+
+    def step(self, xb, yb):
+        calls["n"] += 1
+        if calls["n"] == call:
+            if action is None:
+                raise Crash
+            action()
+        return original(self, xb, yb)
+
+    monkeypatch.setattr(Trainer, "train_step", step)
+
+
+def test_resume_mid_epoch_after_a_crash_is_exact(tmp_path, monkeypatch, with_dropout):
+    config = with_dropout(epochs=3, checkpoint={"every_steps": 3})  # 8 steps per epoch
+    full = fit(config, run_dir=tmp_path / "full", progress="none").run_dir
+    crash_at(monkeypatch, 14)  # epoch 2, after the checkpoint at its step 3
+    with pytest.raises(Crash):
+        fit(config, run_dir=tmp_path / "crashed", progress="none")
+    state = checkpoint.load(tmp_path / "crashed" / "checkpoints" / "last.safetensors").state
+    assert (state["epoch"], state["step"]) == (1, 3)
+    monkeypatch.undo()
+    fit(resume=tmp_path / "crashed", progress="none")
+    assert_same_run(full, tmp_path / "crashed")
+
+
+def test_sigint_saves_the_current_step_and_resume_is_exact(tmp_path, monkeypatch, with_dropout):
+    config = with_dropout(epochs=3)
+    full = fit(config, run_dir=tmp_path / "full", progress="none").run_dir
+    crash_at(monkeypatch, 11, lambda: os.kill(os.getpid(), signal.SIGINT))
+    with pytest.raises(Interrupted) as info:
+        fit(config, run_dir=tmp_path / "stopped", progress="none")
+    assert info.value.exit_code == 130
+    assert "interrupted by SIGINT after epoch 2, step 3" in str(info.value)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    monkeypatch.undo()
+    fit(resume=tmp_path / "stopped" / "checkpoints" / "last.safetensors", progress="none")
+    assert_same_run(full, tmp_path / "stopped")
+
+
+def test_a_run_killed_before_its_first_checkpoint_starts_over(tmp_path, monkeypatch, small_config):
+    full = fit(small_config(), run_dir=tmp_path / "full", progress="none").run_dir
+    crash_at(monkeypatch, 2)
+    with pytest.raises(Crash):
+        fit(small_config(), run_dir=tmp_path / "early", progress="none")
+    monkeypatch.undo()
+    fit(resume=tmp_path / "early", progress="none")
+    assert_same_run(full, tmp_path / "early")
+
+
+def test_resume_refuses_another_model(tmp_path, small_config):
+    run = fit(small_config(), run_dir=tmp_path / "r", progress="none").run_dir
+    with pytest.raises(ConfigError, match="model: differs from the checkpoint's"):
+        fit(resume=run, overrides=["model.layers.0.units=8", "training.epochs=5"])
+
+
+def test_run_dir_that_holds_a_run_is_refused(tmp_path, small_config):
+    fit(small_config(), run_dir=tmp_path / "r", progress="none")
+    with pytest.raises(ConfigError, match="already holds a run; continue it with --resume"):
+        fit(small_config(), run_dir=tmp_path / "r", progress="none")
+
+
+def test_early_stopping_restores_the_best_weights(tmp_path, small_config):
+    config = small_config(epochs=40, early_stopping={"patience": 2, "monitor": "val_loss"})
+    config["optimizer"]["learning_rate"] = 0.2  # noisy enough to get worse soon
+    result = fit(config, run_dir=tmp_path / "r", progress="none")
+    assert result.stopped_early
+    last = result.history[-1]["epoch"]
+    assert last < 40 and last - result.best_epoch == 2
+    best = checkpoint.load(tmp_path / "r" / "checkpoints" / "best.safetensors")
+    assert best.state["epoch"] == result.best_epoch
+    for name, value in result.model.weights().items():
+        assert np.array_equal(value, best.section("model")[name])
+    # resuming a run that stopped early has nothing left to do
+    again = fit(resume=tmp_path / "r", progress="none")
+    assert again.history == result.history
+
+
+def test_reduce_on_plateau_lowers_the_rate(tmp_path, small_config):
+    config = small_config(
+        epochs=8, schedule={"type": "reduce_on_plateau", "patience": 1, "factor": 0.5}
+    )
+    config["optimizer"]["learning_rate"] = 0.5
+    rows = fit(config, run_dir=tmp_path / "r", progress="none").history
+    rates = [r["lr"] for r in rows]
+    assert rates[0] == 0.5 and min(rates) < 0.5
+    assert all(b in (a, a / 2) for a, b in zip(rates, rates[1:], strict=False))
+
+
+def test_nan_loss_stops_with_epoch_step_and_layer_and_keeps_the_last_checkpoint(tmp_path):
+    config = {
+        "name": "diverge",
+        "data": {"dataset": "linear", "size": 200, "noise": 0.1},
+        "model": {"layers": [{"type": "Dense", "units": 8}, {"type": "Dense", "units": 1}]},
+        "loss": "mse",
+        "optimizer": {"type": "sgd", "learning_rate": 0.05},
+        "training": {"epochs": 2, "batch_size": 16, "plots": False},
+    }
+    run = fit(config, run_dir=tmp_path / "r", progress="none").run_dir
+    with pytest.raises(DivergenceError) as info:
+        fit(
+            resume=run,
+            overrides=["optimizer.learning_rate=1000", "training.epochs=5"],
+            progress="none",
+        )
+    message = str(info.value)
+    assert message.startswith("training diverged at epoch 3, step ")
+    assert "the loss is inf" in message or "the loss is nan" in message
+    assert f"the last good checkpoint is {run / 'checkpoints' / 'last.safetensors'}" in message
+    state = checkpoint.load(run / "checkpoints" / "last.safetensors").state
+    assert (state["epoch"], state["step"]) == (2, 0)
+    assert [r["epoch"] for r in read(run / "metrics.csv")] == [1, 2]
