@@ -15,7 +15,20 @@ from bptrain.nn import (
 )
 from bptrain.nn.gradcheck import check_layer, check_loss, check_model
 from bptrain.nn.layer import Layer
-from bptrain.nn.layers import LAYERS, Activation, Dense, Dropout, Flatten, Reshape, Sequential
+from bptrain.nn.layers import (
+    LAYERS,
+    Activation,
+    AvgPool2D,
+    BatchNorm,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAvgPool2D,
+    MaxPool2D,
+    Reshape,
+    Sequential,
+)
 from bptrain.nn.losses import (
     BinaryCrossentropy,
     CategoricalCrossentropy,
@@ -41,18 +54,23 @@ __all__ = [
     "Adagrad",
     "Adam",
     "AdamW",
+    "AvgPool2D",
+    "BatchNorm",
     "BinaryCrossentropy",
     "CategoricalCrossentropy",
+    "Conv2D",
     "CosineDecay",
     "Dense",
     "Dropout",
     "ExponentialDecay",
     "Flatten",
+    "GlobalAvgPool2D",
     "Huber",
     "L1",
     "L1L2",
     "L2",
     "Layer",
+    "MaxPool2D",
     "MeanAbsoluteError",
     "MeanSquaredError",
     "Parameter",

@@ -1,10 +1,39 @@
 """Layers by name: the ``type`` a YAML model section uses is the class name."""
 
+from bptrain.nn.layers.conv import Conv2D
 from bptrain.nn.layers.core import Activation, Dense, Dropout, Flatten, Reshape
+from bptrain.nn.layers.normalization import BatchNorm
+from bptrain.nn.layers.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from bptrain.nn.layers.sequential import Sequential
 
 LAYERS: dict[str, type] = {
-    cls.__name__: cls for cls in (Dense, Activation, Flatten, Reshape, Dropout, Sequential)
+    cls.__name__: cls
+    for cls in (
+        Dense,
+        Activation,
+        Flatten,
+        Reshape,
+        Dropout,
+        Sequential,
+        Conv2D,
+        MaxPool2D,
+        AvgPool2D,
+        GlobalAvgPool2D,
+        BatchNorm,
+    )
 }
 
-__all__ = ["LAYERS", "Activation", "Dense", "Dropout", "Flatten", "Reshape", "Sequential"]
+__all__ = [
+    "LAYERS",
+    "Activation",
+    "AvgPool2D",
+    "BatchNorm",
+    "Conv2D",
+    "Dense",
+    "Dropout",
+    "Flatten",
+    "GlobalAvgPool2D",
+    "MaxPool2D",
+    "Reshape",
+    "Sequential",
+]

@@ -1,0 +1,171 @@
+"""Pooling on NCHW images: MaxPool2D, AvgPool2D and GlobalAvgPool2D.
+
+A windowed pool first gathers its windows, offset-major, into a reused buffer
+(ph, pw, N, C, H', W'): one strided copy per pool offset (``im2col.gather``; when the windows
+tile the input, stride == pool size and no padding, the copies read one reshape view
+(N, C, H', ph, W', pw) of the input). Every later operation then runs on whole contiguous
+(N, C, H', W') arrays, which NumPy does at full speed, whereas operating on the stride-2 views
+directly, or reducing over the small window axes of the reshape, measured two to ten times
+slower. Backward builds the per-offset gradients the same way and ``im2col.scatter`` puts them
+back: assigned, with no zero-fill, when windows neither overlap nor leave pixels out.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bptrain.nn import backend
+from bptrain.nn.layer import Layer
+from bptrain.nn.layers.im2col import Windows, check_padding, gather, pair, scatter
+from bptrain.nn.layers.scratch import Scratch
+
+
+class _Pool2D(Layer):
+    """Window geometry shared by the pools: ``pool_size``, ``strides`` (default: the pool
+    size) and ``padding`` "valid" or "same" (Keras: H' = ceil(H / stride); padded positions
+    take no part in a window)."""
+
+    pad_value = 0.0
+
+    def __init__(
+        self,
+        pool_size: int | tuple[int, int] = 2,
+        strides: int | tuple[int, int] | None = None,
+        padding: str = "valid",
+        name: str | None = None,
+    ):
+        super().__init__(name)
+        self.pool_size = pair(pool_size, "pool_size")
+        self.strides = pair(strides if strides is not None else self.pool_size, "strides")
+        padding = check_padding(padding)
+        if padding not in ("valid", "same"):
+            raise ValueError(f"pooling padding must be 'valid' or 'same', got {padding!r}")
+        self.padding = padding
+        self._scratch = Scratch()
+
+    def build(self, input_shape, rng):
+        if len(input_shape) != 3:
+            raise ValueError(
+                f"{type(self).__name__} expects (channels, height, width) inputs, "
+                f"got {tuple(input_shape)}"
+            )
+        c, h, w = input_shape
+        self.geometry = Windows.create((h, w), self.pool_size, self.strides, (1, 1), self.padding)
+        return (c, *self.geometry.out_hw)
+
+    def _gather(self, x):
+        """x: (N, C, H, W) -> windows (ph*pw, N, C, H', W'), a scratch array whose padded
+        entries hold ``pad_value`` (written once)."""
+        shape = (*self.pool_size, *x.shape[:2], *self.geometry.out_hw)
+        windows = self._scratch.get("windows", shape, x.dtype, fill=self.pad_value)
+        gather(x, self.geometry, windows)
+        return windows.reshape(-1, *shape[2:])
+
+    def _parts(self, dy):
+        """A scratch array (ph*pw, N, C, H', W') for the gradient at each window offset; the
+        windows' own when no padding value must survive in them."""
+        shape = (self.pool_size[0] * self.pool_size[1], *dy.shape)
+        if self.geometry.padded:
+            return self._scratch.get("parts", shape, dy.dtype)
+        return self._scratch.get("windows", (*self.pool_size, *dy.shape), dy.dtype).reshape(shape)
+
+    def _scatter(self, parts, x_shape):
+        """parts: (ph*pw, N, C, H', W'), the gradient at each window offset -> dx (N, C, H, W)."""
+        dx = backend.xp.empty(x_shape, dtype=parts.dtype)
+        return scatter(parts.reshape(*self.pool_size, *parts.shape[1:]), self.geometry, dx)
+
+    def config(self):
+        return {"pool_size": self.pool_size, "strides": self.strides, "padding": self.padding}
+
+
+class MaxPool2D(_Pool2D):
+    """The maximum of each window. x: (N, C, H, W) -> y: (N, C, H', W').
+
+    Forward keeps each window's argmax as a small integer, the offset k = i * pw + j (ties go to
+    the first offset, as in PyTorch); backward sends each output gradient to that one pixel.
+    """
+
+    pad_value = -np.inf
+
+    def forward(self, x, training=False):
+        xp = backend.xp
+        windows = self._gather(x)
+        y = windows[0].copy()
+        shape, scratch = y.shape, self._scratch
+        idx = scratch.get("argmax", shape, np.min_scalar_type(len(windows)))
+        idx.fill(0)
+        better = scratch.get("better", shape, bool)
+        k_if_better = scratch.get("k_if_better", shape, idx.dtype)
+        for k in range(1, len(windows)):
+            xp.greater(windows[k], y, out=better)  # strict: an equal later value does not win
+            xp.maximum(y, windows[k], out=y)
+            # k grows, so "idx = k where better" is a maximum, which (unlike np.where or
+            # copyto(where=)) runs at full vector speed.
+            xp.multiply(better, idx.dtype.type(k), out=k_if_better)
+            xp.maximum(idx, k_if_better, out=idx)
+        self._argmax, self._x_shape = idx, x.shape
+        return y
+
+    def backward(self, dy):
+        xp = backend.xp
+        idx = self._argmax
+        parts = self._parts(dy)
+        hit = self._scratch.get("hit", parts.shape, bool)
+        xp.equal(idx, xp.arange(len(parts), dtype=idx.dtype).reshape(-1, 1, 1, 1, 1), out=hit)
+        xp.multiply(dy, hit, out=parts)
+        return self._scatter(parts, self._x_shape)
+
+
+class AvgPool2D(_Pool2D):
+    """The mean of each window. x: (N, C, H, W) -> y: (N, C, H', W').
+
+    With "same" padding a window's mean is over its real pixels only (Keras' rule), so each
+    output position has its own divisor, counted once in ``build``.
+    """
+
+    def build(self, input_shape, rng):
+        shape = super().build(input_shape, rng)
+        count = np.zeros(self.geometry.out_hw)
+        for _, _, orow, ocol, _, _ in self.geometry.offsets():
+            count[orow, ocol] += 1
+        self._inv_count = 1.0 / count
+        return shape
+
+    def _scale(self, dtype):
+        """1 / window size: a scalar when all windows are full, else per position (H', W')."""
+        if self.geometry.padded:
+            return backend.asarray(self._inv_count, dtype=dtype)
+        return dtype.type(1.0 / (self.pool_size[0] * self.pool_size[1]))
+
+    def forward(self, x, training=False):
+        self._x_shape = x.shape
+        y = self._gather(x).sum(axis=0)
+        y *= self._scale(x.dtype)
+        return y
+
+    def backward(self, dy):
+        parts = self._parts(dy)
+        backend.xp.multiply(dy, self._scale(dy.dtype), out=parts)  # the same at every offset
+        return self._scatter(parts, self._x_shape)
+
+
+class GlobalAvgPool2D(Layer):
+    """The mean over all positions of each channel. x: (N, C, H, W) -> y: (N, C)."""
+
+    def build(self, input_shape, rng):
+        if len(input_shape) != 3:
+            raise ValueError(
+                f"GlobalAvgPool2D expects (channels, height, width) inputs, "
+                f"got {tuple(input_shape)}"
+            )
+        return (input_shape[0],)
+
+    def forward(self, x, training=False):
+        self._x_shape = x.shape
+        return x.reshape(*x.shape[:2], -1).mean(axis=2)
+
+    def backward(self, dy):
+        n, c, h, w = self._x_shape
+        dx = backend.xp.empty(self._x_shape, dtype=dy.dtype)
+        dx[...] = (dy * dy.dtype.type(1.0 / (h * w)))[:, :, None, None]
+        return dx

@@ -1,0 +1,107 @@
+import numpy as np
+import pytest
+
+from bptrain.nn.layers.im2col import Windows, col2im, im2col, pair
+
+rng = np.random.default_rng(0)
+
+GEOMETRIES = [
+    # (in_hw, kernel, stride, dilation, padding)
+    ((7, 8), (3, 3), (1, 1), (1, 1), "valid"),
+    ((7, 8), (3, 2), (2, 2), (1, 1), "same"),
+    ((9, 6), (3, 3), (1, 2), (2, 1), 2),
+    ((6, 6), (2, 2), (2, 2), (1, 1), "valid"),  # tiles: the reshape fast path
+    ((7, 7), (2, 2), (2, 2), (1, 1), "valid"),  # tiles, last row and column left out
+    ((5, 5), (5, 5), (3, 3), (1, 1), "same"),  # windows mostly padding
+]
+
+
+def test_output_sizes_follow_keras_and_pytorch():
+    assert Windows.create((28, 28), (3, 3)).out_hw == (26, 26)
+    # "same": ceil(size / stride); the odd extra padding goes after (bottom, right)
+    g = Windows.create((7, 8), (3, 3), (2, 2), padding="same")
+    assert g.out_hw == (4, 4)
+    assert g.pad == (1, 1, 0, 1)
+    assert Windows.create((5, 5), (3, 3), padding="same").pad == (1, 1, 1, 1)
+    # int padding on every side, as PyTorch's padding=p
+    g = Windows.create((9, 6), (3, 3), (1, 2), (2, 1), padding=2)
+    assert g.pad == (2, 2, 2, 2)
+    assert g.out_hw == ((9 + 4 - 5) // 1 + 1, (6 + 4 - 3) // 2 + 1)
+
+
+def test_geometry_flags():
+    assert Windows.create((6, 6), (2, 2), (2, 2)).tiles
+    assert Windows.create((6, 6), (2, 2), (2, 2)).covers
+    odd = Windows.create((7, 7), (2, 2), (2, 2))
+    assert odd.tiles and not odd.covers and odd.disjoint
+    overlapping = Windows.create((7, 7), (3, 3), (2, 2))
+    assert not overlapping.tiles and not overlapping.disjoint
+    assert Windows.create((7, 7), (3, 3), padding="same").padded
+    assert not Windows.create((7, 7), (3, 3)).padded
+
+
+def test_window_too_large_is_an_error():
+    with pytest.raises(ValueError, match="does not fit"):
+        Windows.create((4, 4), (5, 5))
+    with pytest.raises(ValueError, match="does not fit"):
+        Windows.create((5, 5), (3, 3), dilation=(3, 3))
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="kernel_size must be positive"):
+        pair(0, "kernel_size")
+    with pytest.raises(ValueError, match="int or a pair"):
+        pair("3", "strides")
+    with pytest.raises(ValueError, match="'valid', 'same' or an int"):
+        Windows.create((5, 5), (3, 3), padding="full")
+    with pytest.raises(ValueError, match="non-negative"):
+        Windows.create((5, 5), (3, 3), padding=-1)
+    assert Windows.create((5, 5), (3, 3), padding="SAME").out_hw == (5, 5)
+
+
+def reference_im2col(x, g: Windows):
+    """Element by element from the definition: zero where the window reads padding."""
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw), (dh, dw) = g.kernel, g.stride, g.dilation
+    top, _, left, _ = g.pad
+    ho, wo = g.out_hw
+    cols = np.zeros((c, kh, kw, n, ho, wo))
+    for ci in range(c):
+        for i in range(kh):
+            for j in range(kw):
+                for a in range(ho):
+                    for b in range(wo):
+                        r, q = a * sh + i * dh - top, b * sw + j * dw - left
+                        if 0 <= r < h and 0 <= q < w:
+                            cols[ci, i, j, :, a, b] = x[:, ci, r, q]
+    return cols.reshape(c * kh * kw, n * ho * wo)
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+def test_im2col_matches_definition(geometry):
+    g = Windows.create(*geometry)
+    x = rng.normal(size=(2, 3, *g.in_hw))
+    np.testing.assert_array_equal(im2col(x, g), reference_im2col(x, g))
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+def test_col2im_is_the_adjoint_of_im2col(geometry):
+    # <im2col(x), c> == <x, col2im(c)> for all x, c: col2im adds each column entry back to the
+    # pixel it came from, overlaps accumulating and padding dropped.
+    g = Windows.create(*geometry)
+    x = rng.normal(size=(2, 3, *g.in_hw))
+    cols = rng.normal(size=im2col(x, g).shape)
+    lhs = float((im2col(x, g) * cols).sum())
+    rhs = float((x * col2im(cols, x.shape, g)).sum())
+    assert lhs == pytest.approx(rhs, rel=1e-12)
+
+
+def test_reused_buffers_keep_padding_zero():
+    g = Windows.create((5, 5), (3, 3), padding="same")
+    out = np.zeros((2, 3, 3, 4, 5, 5))
+    first = im2col(rng.normal(size=(4, 2, 5, 5)), g, out=out).copy()
+    x = rng.normal(size=(4, 2, 5, 5))
+    np.testing.assert_array_equal(im2col(x, g, out=out), reference_im2col(x, g))
+    assert not np.array_equal(first, out.reshape(first.shape))
+    dx = np.full((4, 2, 5, 5), 7.0)  # col2im overwrites whatever dx held
+    np.testing.assert_allclose(col2im(first, dx.shape, g, out=dx), col2im(first, dx.shape, g))
