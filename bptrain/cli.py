@@ -62,6 +62,7 @@ def cli():
       bptrain fit configs/mnist_mlp.yaml training.epochs=3 optimizer.learning_rate=0.01
       bptrain eval runs/spirals/20240101-120000
       bptrain config show configs/mnist_mlp.yaml
+      bptrain sweep configs/sweep_spirals.yaml --workers 2
     """
 
 
@@ -318,6 +319,95 @@ def config_check(args, build):
         what += f", {model.count_params():,} parameters"
     click.echo(f"{path}: valid ({what})")
     return 0
+
+
+# -- sweep ----------------------------------------------------------------------------------------
+@cli.command(context_settings=CONTEXT)
+@click.argument("sweep_file", required=False, metavar="SWEEP")
+@click.option(
+    "--workers",
+    type=click.IntRange(1),
+    metavar="N",
+    help="Runs at once: local processes, or the workers of a local Dask cluster (default: one "
+    "per core). BLAS threads per run are set so workers x threads <= cores, e.g. --workers 4.",
+)
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "dask"]),
+    default="local",
+    show_default=True,
+    help="Run on local processes, or on a Dask cluster (pip install bptrain[dask]): the one at "
+    "--address, else a local one on 127.0.0.1, e.g. --executor dask.",
+)
+@click.option(
+    "--address",
+    metavar="tcp://HOST:8786",
+    help="The Dask scheduler to use with --executor dask, e.g. --address tcp://10.0.0.5:8786. "
+    "Its workers need bptrain and must see the sweep directory at the same path.",
+)
+@click.option(
+    "--max-trials",
+    type=click.IntRange(1),
+    metavar="N",
+    help="Run only the first N trials (grid first, then random samples), e.g. --max-trials 5.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Validate the sweep file and every trial's config, print the trials, run nothing.",
+)
+@click.option(
+    "--resume",
+    metavar="SWEEP_DIR",
+    help="Continue a sweep: run only what did not finish (failed, interrupted or never "
+    "started), e.g. --resume runs/sweeps/spirals/20240101-120000. Refused if the sweep file "
+    "or its base config changed. SWEEP may then be left out.",
+)
+@click.option(
+    "--runs-root",
+    default="runs",
+    show_default=True,
+    metavar="DIR",
+    help="Sweeps go to DIR/sweeps/<name>/<YYYYmmdd-HHMMSS>, e.g. --runs-root ~/experiments.",
+)
+@click.option(
+    "--progress",
+    type=click.Choice(["auto", "bar", "plain", "none"]),
+    default="auto",
+    show_default=True,
+    help="One bar over the runs with the best result so far (bar), one line per finished run "
+    "(plain), or nothing; auto shows a bar in a terminal, e.g. --progress plain.",
+)
+def sweep(sweep_file, workers, executor, address, max_trials, dry_run, resume, runs_root, progress):
+    """Search hyperparameters: grid and random trials, k-fold cross-validation, seed repeats.
+
+    Each run (a trial on one fold with one seed) is a run directory under
+    runs/sweeps/<name>/<YYYYmmdd-HHMMSS>/, next to the journal sweep.jsonl, leaderboard.csv,
+    leaderboard.md and plots/. Prints the leaderboard, the best trial and the command that
+    retrains it on the full training set. A failed run does not stop the others; the exit
+    status is 1 only when every run failed.
+
+    \b
+    Examples:
+      bptrain sweep configs/sweep_spirals.yaml --workers 2
+      bptrain sweep configs/sweep_spirals.yaml --dry-run
+      bptrain sweep configs/sweep_mnist_mlp.yaml --executor dask --address tcp://10.0.0.5:8786
+      bptrain sweep --resume runs/sweeps/sweep_spirals/20240101-120000
+    """
+    from bptrain.sweep import SweepOptions, run_sweep
+
+    if sweep_file is None and resume is None:
+        raise click.UsageError("missing SWEEP (a sweep file, e.g. configs/sweep_spirals.yaml)")
+    options = SweepOptions(
+        workers=workers,
+        executor=executor,
+        address=address,
+        max_trials=max_trials,
+        dry_run=dry_run,
+        runs_root=Path(runs_root),
+        progress=progress,
+    )
+    return run_sweep(sweep_file, options, resume=resume)
 
 
 # -- entry point ----------------------------------------------------------------------------------
