@@ -21,15 +21,18 @@ SCHEDULE_EXTRA = ("monitor",)  # keys of training.schedule the trainer reads, no
 
 
 def build_layer(spec: dict, path: tuple):
-    """One layer from ``{"type": "Dense", "units": 10, ...}`` (a nested Sequential too)."""
+    """One layer from ``{"type": "Dense", "units": 10, ...}``; layers inside it (``layers`` of
+    a nested Sequential, ``layer`` of a wrapper) are built first."""
     cls = LAYERS[spec["type"]]
     params = constructor_params(cls)
     kwargs = {}
     for key, value in spec.items():
         if key == "type":
             continue
-        if key == "layers" and issubclass(cls, Sequential):
+        if key == "layers" and isinstance(value, list):  # a nested Sequential
             value = [build_layer(s, (*path, "layers", i)) for i, s in enumerate(value)]
+        elif key == "layer" and isinstance(value, dict):  # a wrapper such as Bidirectional
+            value = build_layer(value, (*path, "layer"))
         kwargs[key] = _as_hinted(value, params[key].hint if key in params else typing.Any)
     try:
         return cls(**kwargs)

@@ -335,7 +335,9 @@ def _value(value, param: Param, path: tuple, where: Locations, nested: bool):
         if name.endswith("regularizer"):
             return _nested(value, regularizers.REGULARIZERS, path, where, "regularizer")
         if name == "layers" and isinstance(value, list):
-            return _layers(value, path, where)
+            return _layers(value, path, where)  # a nested Sequential
+        if name == "layer" and isinstance(value, dict):
+            return _typed(value, LAYERS, path, where, "layer")  # a wrapper (Bidirectional)
     ok, converted = check(value, param.hint)
     if not ok:
         message = f"expected {describe(param.hint)}, got {yaml_type(value)}"

@@ -231,3 +231,31 @@ def test_build_model_checks_shapes_and_outputs(write_config):
         np.array_equal(a, b)
         for a, b in zip(model.weights().values(), again.weights().values(), strict=True)
     )
+
+
+class Wrapper(Layer):
+    """Wraps another layer, as Bidirectional wraps an LSTM."""
+
+    def __init__(self, layer, name: str | None = None):
+        super().__init__(name)
+        self.inner = layer
+
+
+def test_wrapped_and_nested_layers_are_specs_too(monkeypatch, write_config):
+    monkeypatch.setitem(LAYERS, "Wrapper", Wrapper)
+    text = MNIST_YAML.replace(
+        "    - {type: Dense, units: 128, activation: relu}\n",
+        "    - type: Wrapper\n      layer: {type: Dense, units: 128, activation: relu}\n"
+        "    - type: Sequential\n      layers:\n        - {type: Dense, units: 64}\n",
+    )
+    config = load(write_config, text)
+    wrapped = config["model"]["layers"][1]["layer"]
+    assert wrapped["type"] == "Dense" and wrapped["kernel_initializer"] == "glorot_uniform"
+    assert config["model"]["layers"][2]["layers"][0]["units"] == 64
+    from bptrain.config.build import build_layer
+
+    assert build_layer(config["model"]["layers"][1], ("x",)).inner.units == 128
+    bad = text.replace("{type: Dense, units: 64}", "{type: Dense, units: 64, activaton: relu}")
+    assert error(write_config, bad).endswith(
+        ":10: model.layers[2].layers[0].activaton: unknown key; did you mean 'activation'?"
+    )
