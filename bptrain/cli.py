@@ -427,6 +427,9 @@ def main(argv=None) -> None:
         with np.errstate(all="ignore"):
             code = cli.main(args=argv, prog_name="bptrain", standalone_mode=False)
     except click.exceptions.UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `bptrain` alone: show the help
+            click.echo(exc.ctx.get_help())
+            sys.exit(0)
         ctx = exc.ctx
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
         _fail(f"{exc.format_message().rstrip('.')}{hint}", 2)

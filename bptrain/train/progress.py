@@ -3,6 +3,7 @@ or nothing (sweep workers)."""
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 
@@ -14,7 +15,9 @@ def reporter(mode: str = "auto"):
     if mode not in MODES:
         raise ValueError(f"progress must be one of {', '.join(MODES)}, got {mode!r}")
     if mode == "auto":
-        mode = "bar" if sys.stderr.isatty() else "plain"
+        # a bar needs a terminal with some width (a pty without a size reports 0 columns)
+        wide = shutil.get_terminal_size((0, 0)).columns >= 40
+        mode = "bar" if sys.stderr.isatty() and wide else "plain"
     return {"bar": BarReporter, "plain": PlainReporter, "none": Reporter}[mode]()
 
 

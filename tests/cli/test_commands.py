@@ -192,3 +192,10 @@ def test_every_command_documents_every_option_with_an_example(bptrain, path, com
             assert param.help and (
                 "e.g." in param.help or "Default" in param.help or "without" in param.help
             ), param.name
+
+
+def test_no_command_shows_the_help(bptrain):
+    code, out, err = bptrain()
+    assert (code, err) == (0, "")
+    assert out.startswith("Usage: bptrain [OPTIONS] COMMAND [ARGS]...")
+    assert "fit" in out and "eval" in out
