@@ -6,7 +6,8 @@ Events (every one has ``event`` and ``time``, seconds since the epoch):
     {"event": "sweep", "version": 1, "fingerprint": ..., "sweep_file": ..., "base_file": ...,
      "max_trials": ..., "trials": ..., "runs": ...}          first line, written once
     {"event": "resume", "pending": [3, 7]}                      each --resume
-    {"event": "start", "run": 3, "name": "003-t01-f1-s0-lr=0.01"}   handed to a worker
+    {"event": "start", "run": 3, "name": "03-t01-f1-s0-lr=0.01"}   handed to a worker
+                                                  (Dask: submitted to the scheduler)
     {"event": "done", "run": 3, "score": 0.91, "best_epoch": 2, "epochs": 3, "seconds": 4.2,
      "metrics": {...}}                                            metrics at the best epoch
     {"event": "failed", "run": 3, "error": "DivergenceError: ...", "seconds": 1.0}

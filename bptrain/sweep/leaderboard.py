@@ -138,7 +138,7 @@ def retrain(spec: SweepSpec, params: Params) -> tuple[str, list[str]]:
             notes.append("it keeps the base's validation split: the base's monitors need one")
     if spec.fixed:
         fixed = " ".join(f"{k}={format_value(v)}" for k, v in spec.fixed.items())
-        notes.append(f"the sweep's fixed {fixed} are left as the base config has them")
+        notes.append(f"the sweep's fixed values ({fixed}) are left at the base config's")
     words = ["bptrain", "fit", _display_path(spec.base_path), *args]
     return " ".join(shlex.quote(w) for w in words), notes
 

@@ -281,7 +281,7 @@ def _print_results(spec, trials, ranked, sweep_dir: Path) -> None:
         return
     print(
         f"\nbest: trial {best.trial}, {spec.metric} {best.mean:.4f} ± {best.std:.4f} over "
-        f"{len(best.scores)} runs"
+        f"{_count(len(best.scores), 'run')}"
     )
     command, notes = leaderboard.retrain(spec, trials[best.trial])
     print("retrain it on the full training set:")

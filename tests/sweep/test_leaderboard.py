@@ -85,7 +85,7 @@ def test_retrain_command(board, write_sweep, monkeypatch, tmp_path):
     assert command == (
         "bptrain fit base.yaml 'model.layers.0.activation=a b' data.validation_split=0"
     )
-    assert notes == ["the sweep's fixed training.epochs=1 are left as the base config has them"]
+    assert notes == ["the sweep's fixed values (training.epochs=1) are left at the base config's"]
     # ... unless the base's monitors need one
     base = base.replace("plots: false", "plots: false, early_stopping: {monitor: val_loss}")
     spec = load_sweep(write_sweep(sweep, base=base))
