@@ -14,11 +14,17 @@ def reporter(mode: str = "auto"):
     """A Reporter for ``mode``: "bar", "plain", "none" or "auto" (bar when stderr is a TTY)."""
     if mode not in MODES:
         raise ValueError(f"progress must be one of {', '.join(MODES)}, got {mode!r}")
-    if mode == "auto":
-        # a bar needs a terminal with some width (a pty without a size reports 0 columns)
-        wide = shutil.get_terminal_size((0, 0)).columns >= 40
-        mode = "bar" if sys.stderr.isatty() and wide else "plain"
-    return {"bar": BarReporter, "plain": PlainReporter, "none": Reporter}[mode]()
+    return {"bar": BarReporter, "plain": PlainReporter, "none": Reporter}[choose(mode)]()
+
+
+def choose(mode: str) -> str:
+    """The mode "auto" stands for: "bar" in a terminal, else "plain" (other modes are returned
+    as they are). ``bptrain sweep`` decides its bar over runs with it too."""
+    if mode != "auto":
+        return mode
+    # a bar needs a terminal with some width (a pty without a size reports 0 columns)
+    wide = shutil.get_terminal_size((0, 0)).columns >= 40
+    return "bar" if sys.stderr.isatty() and wide else "plain"
 
 
 def format_row(row: dict) -> str:

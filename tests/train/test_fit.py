@@ -113,15 +113,20 @@ def test_resume_mid_epoch_after_a_crash_is_exact(tmp_path, monkeypatch, with_dro
     assert_same_run(full, tmp_path / "crashed")
 
 
-def test_sigint_saves_the_current_step_and_resume_is_exact(tmp_path, monkeypatch, with_dropout):
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_saves_the_current_step_and_resume_is_exact(
+    tmp_path, monkeypatch, with_dropout, signum, code
+):
     config = with_dropout(epochs=3)
     full = fit(config, run_dir=tmp_path / "full", progress="none").run_dir
-    crash_at(monkeypatch, 11, lambda: os.kill(os.getpid(), signal.SIGINT))
+    before = signal.getsignal(signum)
+    crash_at(monkeypatch, 11, lambda: os.kill(os.getpid(), signum))
     with pytest.raises(Interrupted) as info:
         fit(config, run_dir=tmp_path / "stopped", progress="none")
-    assert info.value.exit_code == 130
-    assert "interrupted by SIGINT after epoch 2, step 3" in str(info.value)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    assert info.value.exit_code == code
+    name = signal.Signals(signum).name
+    assert f"interrupted by {name} after epoch 2, step 3" in str(info.value)
+    assert signal.getsignal(signum) is before  # the handler is restored
     monkeypatch.undo()
     fit(resume=tmp_path / "stopped" / "checkpoints" / "last.safetensors", progress="none")
     assert_same_run(full, tmp_path / "stopped")
