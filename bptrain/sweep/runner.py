@@ -25,9 +25,10 @@ from bptrain.errors import ConfigError
 from bptrain.sweep import journal, leaderboard, plots
 from bptrain.sweep.executors import cores, make_executor
 from bptrain.sweep.plan import Run, plan_runs
+from bptrain.sweep.progress import Progress
 from bptrain.sweep.space import Params, format_value
 from bptrain.sweep.spec import SweepSpec, load_sweep
-from bptrain.sweep.worker import RunResult, RunTask
+from bptrain.sweep.worker import RunTask
 
 TEST_DIE_ENV = "BPTRAIN_SWEEP_TEST_DIE"  # test hook, see bptrain.sweep.worker
 EXIT_ALL_FAILED = 1
@@ -175,7 +176,7 @@ def _execute(
     blas = _count(threads, "BLAS thread")
     print(f"running {_count(len(tasks), 'run')} on {executor.description}, {blas} each")
     results = dict(done)  # run number -> its done or failed event
-    board = _Progress(spec, runs, results, options.progress)
+    board = Progress(spec, runs, results, options.progress)
     stopped = None
     try:
         stream = executor.run(tasks, lambda t: log.write(_start_event(t)))
@@ -288,70 +289,3 @@ def _print_results(spec, trials, ranked, sweep_dir: Path) -> None:
     print(f"  {command}")
     for note in notes:
         print(f"  ({note})")
-
-
-class _Progress:
-    """One tqdm bar over the runs with the best trial so far (in a terminal), or one plain line
-    per finished run."""
-
-    def __init__(self, spec: SweepSpec, runs: list[Run], results: dict, mode: str):
-        self.spec = spec
-        self.trial_of = {r.number: r.trial for r in runs}
-        self.names = {r.number: r.name for r in runs}
-        self.scores: dict[int, list[float]] = {}
-        for number, event in results.items():
-            if event["event"] == "done":
-                self.scores.setdefault(self.trial_of[number], []).append(event["score"])
-        self.total = len(runs)
-        self.count = len(results)
-        if mode == "auto":
-            mode = "bar" if sys.stderr.isatty() else "plain"
-        self.mode = mode
-        self.bar = None
-        if mode == "bar":
-            from tqdm import tqdm
-
-            self.bar = tqdm(
-                total=self.total,
-                initial=self.count,
-                desc="runs",
-                unit="run",
-                file=sys.stderr,
-                dynamic_ncols=True,
-            )
-            self._postfix()
-
-    def best(self) -> str:
-        if not self.scores:
-            return "none yet"
-        pick = max if self.spec.mode == "max" else min
-        trial, scores = pick(self.scores.items(), key=lambda kv: sum(kv[1]) / len(kv[1]))
-        return f"{sum(scores) / len(scores):.4f} (trial {trial})"
-
-    def update(self, result: RunResult) -> None:
-        self.count += 1
-        if result.status == "done":
-            self.scores.setdefault(self.trial_of[result.number], []).append(result.score)
-        if self.bar is not None:
-            if result.status != "done":
-                self.bar.write(f"run {self.names[result.number]} failed: {result.error}")
-            self.bar.update(1)
-            self._postfix()
-        elif self.mode == "plain":
-            what = (
-                f"{self.spec.metric} {result.score:.4f}"
-                if result.status == "done"
-                else f"FAILED: {result.error}"
-            )
-            print(
-                f"[{self.count}/{self.total}] {self.names[result.number]}: {what}  "
-                f"({result.seconds:.1f}s; best {self.best()})",
-                flush=True,
-            )
-
-    def _postfix(self) -> None:
-        self.bar.set_postfix_str(f"best {self.spec.metric} {self.best()}")
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
