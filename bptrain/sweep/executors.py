@@ -17,6 +17,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 
 from bptrain.errors import BptrainError, ConfigError
@@ -184,9 +185,10 @@ class DaskExecutor:
         from bptrain.sweep.worker import run_in_subprocess
 
         futures = {}
+        sweep = uuid.uuid4().hex[:12]  # task keys unique on a cluster that others share
         for task in tasks:
             future = self.client.submit(
-                run_in_subprocess, task, pure=False, key=f"bptrain-{task.name}-{os.getpid()}"
+                run_in_subprocess, task, pure=False, key=f"bptrain-{sweep}-{task.name}"
             )
             futures[future] = task
             started(task)

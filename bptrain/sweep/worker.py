@@ -15,7 +15,8 @@ Two ways to run one in a process of its own:
 
 Test hook: when a task's ``die`` is true (set by the driver for runs whose name matches the
 environment variable ``BPTRAIN_SWEEP_TEST_DIE``, a glob), the process calls ``os._exit(70)``
-before training, exactly like a worker killed mid-run. It is off unless that variable is set.
+before training, as a crashing process would: no result, no cleanup. It is off unless that
+variable is set; the tests use it to check that a dying run fails alone.
 """
 
 from __future__ import annotations
