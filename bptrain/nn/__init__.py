@@ -16,18 +16,23 @@ from bptrain.nn import (
 from bptrain.nn.gradcheck import check_layer, check_loss, check_model
 from bptrain.nn.layer import Layer
 from bptrain.nn.layers import (
+    GRU,
     LAYERS,
+    LSTM,
     Activation,
     AvgPool2D,
     BatchNorm,
+    Bidirectional,
     Conv2D,
     Dense,
     Dropout,
+    Embedding,
     Flatten,
     GlobalAvgPool2D,
     MaxPool2D,
     Reshape,
     Sequential,
+    SimpleRNN,
 )
 from bptrain.nn.losses import (
     BinaryCrossentropy,
@@ -48,7 +53,9 @@ from bptrain.nn.schedules import (
 )
 
 __all__ = [
+    "GRU",
     "LAYERS",
+    "LSTM",
     "SGD",
     "Activation",
     "Adagrad",
@@ -56,12 +63,14 @@ __all__ = [
     "AdamW",
     "AvgPool2D",
     "BatchNorm",
+    "Bidirectional",
     "BinaryCrossentropy",
     "CategoricalCrossentropy",
     "Conv2D",
     "CosineDecay",
     "Dense",
     "Dropout",
+    "Embedding",
     "ExponentialDecay",
     "Flatten",
     "GlobalAvgPool2D",
@@ -79,6 +88,7 @@ __all__ = [
     "ReduceLROnPlateau",
     "Reshape",
     "Sequential",
+    "SimpleRNN",
     "SparseCategoricalCrossentropy",
     "StepDecay",
     "activations",

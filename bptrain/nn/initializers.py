@@ -27,7 +27,9 @@ class Initializer:
 
     def __call__(self, shape: tuple, rng: np.random.Generator, dtype=np.float32):
         # Draw on the host with the model's seeded generator, so every backend gets equal weights.
-        return backend.asarray(self.sample(tuple(shape), rng).astype(dtype))
+        # C order always: a transposed sample (Orthogonal) would otherwise stay Fortran-ordered,
+        # and in-place edits through ``reshape(-1)`` (gradient checks) would land in a copy.
+        return backend.asarray(np.ascontiguousarray(self.sample(tuple(shape), rng), dtype=dtype))
 
     def sample(self, shape, rng) -> np.ndarray:
         raise NotImplementedError
@@ -55,6 +57,18 @@ class Constant(Initializer):
 
     def sample(self, shape, rng):
         return np.full(shape, self.value, dtype=np.float64)
+
+
+class RandomUniform(Initializer):
+    """Uniform in [minval, maxval); Keras' default for embeddings is [-0.05, 0.05)."""
+
+    name = "random_uniform"
+
+    def __init__(self, minval: float = -0.05, maxval: float = 0.05):
+        self.minval, self.maxval = minval, maxval
+
+    def sample(self, shape, rng):
+        return rng.uniform(self.minval, self.maxval, size=shape)
 
 
 class _VarianceScaling(Initializer):
@@ -123,6 +137,7 @@ INITIALIZERS: dict[str, type[Initializer]] = {
         Zeros,
         Ones,
         Constant,
+        RandomUniform,
         GlorotUniform,
         GlorotNormal,
         HeUniform,
@@ -131,6 +146,7 @@ INITIALIZERS: dict[str, type[Initializer]] = {
         Orthogonal,
     )
 }
+INITIALIZERS["uniform"] = RandomUniform  # Keras' alias
 
 
 def get(initializer) -> Initializer:

@@ -1,0 +1,136 @@
+"""One epoch of row-by-row MNIST with LSTM(128) -> Dense(10), bptrain against PyTorch (CPU).
+
+Each image is a sequence of 28 rows of 28 pixels; batch 64, Adam 1e-3, sparse cross-entropy
+(softmax fused into the loss on both sides). The two frameworks train in one process,
+alternating epoch by epoch, each at every thread count of ``thread_counts()``; each is scored
+at its best thread count and the script prints the time ratio bptrain / PyTorch.
+
+    python bench/bench_lstm.py                 # full epoch (938 batches), 2 rounds
+    python bench/bench_lstm.py --batches 100   # a prefix of the epoch, for quick iteration
+    python bench/bench_lstm.py --profile       # also cProfile one bptrain pass
+
+The per-step GEMMs dominate, so the BLAS kernel set matters: this environment pins
+OPENBLAS_CORETYPE=Haswell (AVX2), while PyTorch's oneDNN LSTM uses AVX-512 here.
+``--blas-coretype SkylakeX`` overrides the pin for this process (OpenBLAS' AVX-512 kernels,
+about 1.7x faster on the per-step GEMMs on this CPU). The active kernel set is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--batches", type=int, default=None, help="time only the first N batches")
+    p.add_argument("--rounds", type=int, default=2, help="alternating rounds per thread count")
+    p.add_argument("--threads", type=int, nargs="*", default=None, help="thread counts to try")
+    p.add_argument("--profile", action="store_true", help="cProfile one bptrain pass")
+    p.add_argument("--blas-coretype", default=None, help="set OPENBLAS_CORETYPE (e.g. SkylakeX)")
+    return p.parse_args(argv)
+
+
+ARGS = parse_args() if __name__ == "__main__" else None
+if ARGS is not None and ARGS.blas_coretype:
+    os.environ["OPENBLAS_CORETYPE"] = ARGS.blas_coretype  # read when NumPy loads OpenBLAS
+
+import numpy as np  # noqa: E402  (after OPENBLAS_CORETYPE is set)
+import threadpoolctl  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import best_thread_time, mnist, thread_counts, torch_threads  # noqa: E402
+
+from bptrain.nn import LSTM, Adam, Dense, Reshape, Sequential  # noqa: E402
+
+BATCH, UNITS, LR = 64, 128, 1e-3
+
+
+def bptrain_epoch(x, y, n_batches: int):
+    model = Sequential([Reshape([28, 28]), LSTM(UNITS), Dense(10, activation="softmax")])
+    model.build((1, 28, 28), np.random.default_rng(0))
+    model.compile("sparse_categorical_crossentropy", Adam(LR))
+    for i in range(3):  # warm-up: buffers, optimizer slots
+        model.train_step(x[i * BATCH : (i + 1) * BATCH], y[i * BATCH : (i + 1) * BATCH])
+
+    def run(threads):
+        for i in range(n_batches):
+            model.train_step(x[i * BATCH : (i + 1) * BATCH], y[i * BATCH : (i + 1) * BATCH])
+
+    return run
+
+
+def torch_epoch(x, y, n_batches: int):
+    import torch
+
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(28, UNITS, batch_first=True)
+    head = torch.nn.Linear(UNITS, 10)
+    opt = torch.optim.Adam([*lstm.parameters(), *head.parameters()], lr=LR)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    xt = torch.from_numpy(x.reshape(-1, 28, 28))
+    yt = torch.from_numpy(y)
+
+    def step(i):
+        xb, yb = xt[i * BATCH : (i + 1) * BATCH], yt[i * BATCH : (i + 1) * BATCH]
+        opt.zero_grad(set_to_none=True)
+        out, _ = lstm(xb)
+        loss = loss_fn(head(out[:, -1]), yb)
+        loss.backward()
+        opt.step()
+
+    for i in range(3):
+        step(i)
+
+    def run(threads):
+        torch_threads(threads)
+        for i in range(n_batches):
+            step(i)
+
+    return run
+
+
+def blas_kernels() -> str:
+    info = [i for i in threadpoolctl.threadpool_info() if i.get("user_api") == "blas"]
+    return ", ".join(
+        f"{i['internal_api']} {i.get('version')} {i.get('architecture')}" for i in info
+    )
+
+
+def main(args) -> None:
+    import torch
+
+    x, y = mnist("train")
+    full = -(-len(x) // BATCH)
+    n_batches = min(args.batches or full, full)
+    threads = args.threads or thread_counts()
+    print(f"LSTM({UNITS}) row-by-row MNIST, batch {BATCH}, {n_batches} batches, threads {threads}")
+    print(f"numpy {np.__version__} BLAS: {blas_kernels()}; torch {torch.__version__}")
+
+    runs = {"bptrain": bptrain_epoch(x, y, n_batches), "torch": torch_epoch(x, y, n_batches)}
+    best = {name: (float("inf"), 0) for name in runs}
+    for r in range(args.rounds):
+        for name, run in runs.items():
+            t = best_thread_time(run, threads)
+            best[name] = min(best[name], t)
+            print(f"  round {r}: {name:8s} {t[0]:7.2f} s ({t[1]} threads)", flush=True)
+    (tb, nb), (tt, nt) = best["bptrain"], best["torch"]
+    scale = full / n_batches
+    print(f"bptrain {tb:.2f} s at {nb} threads, torch {tt:.2f} s at {nt} threads", end="")
+    print(f" (per full epoch: {tb * scale:.1f} s vs {tt * scale:.1f} s)")
+    print(f"ratio bptrain/torch = {tb / tt:.3f}")
+
+    if args.profile:
+        import cProfile
+        import pstats
+
+        run = runs["bptrain"]
+        with threadpoolctl.threadpool_limits(nb):
+            prof = cProfile.Profile()
+            prof.runcall(run, nb)
+        pstats.Stats(prof).sort_stats("tottime").print_stats(12)
+
+
+if __name__ == "__main__":
+    main(ARGS)
