@@ -25,7 +25,7 @@ lint: install
 
 bench: install
 	$(BIN)/pip install --quiet -r bench/requirements.txt
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python -m bench.run_all
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
