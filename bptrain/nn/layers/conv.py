@@ -5,6 +5,7 @@ from __future__ import annotations
 from bptrain.nn import activations, backend
 from bptrain.nn.layer import Layer
 from bptrain.nn.layers.im2col import Windows, check_padding, col2im, im2col, pair
+from bptrain.nn.layers.scratch import Scratch
 
 
 class Conv2D(Layer):
@@ -15,11 +16,13 @@ class Conv2D(Layer):
     directly), bias (filters,). ``padding`` is "valid", "same" (Keras: H' = ceil(H / stride)) or
     an int (or pair) of zeros added on each side.
 
-    Passes, with P = N*H'*W' and K = C*kh*kw:
-      forward   z = kernel (F, K) @ cols (K, P), transposed to NCHW with the bias added
-      backward  dkernel += dz (F, P) @ cols.T;  dcols = kernel.T @ dz, added back by col2im
-    The column buffer is reused from pass to pass (backward writes dcols over it once
-    dkernel is done), so a step allocates no large temporaries beyond its outputs.
+    Passes, with P = N*H'*W' and K = C*kh*kw (one GEMM each; see ``im2col`` for the layout):
+      forward   z = kernel (F, K) @ cols (K, P) + bias, then one transposed copy to NCHW
+      backward  dz to (F, P) in the forward product's buffer;  dkernel += dz @ cols.T;
+                dbias += dz @ ones;  dcols = kernel.T @ dz, added back into dx by col2im
+    Columns, GEMM output and im2col work arrays are scratch kept between calls (backward
+    writes dcols over the used-up columns when no padding zeros must survive in them), so a
+    step allocates nothing large beyond the arrays it returns.
     """
 
     def __init__(
@@ -49,7 +52,7 @@ class Conv2D(Layer):
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer
         self.kernel_regularizer = kernel_regularizer
-        self._cols = self._out = self._ones = None
+        self._scratch = Scratch()
 
     def build(self, input_shape, rng):
         if len(input_shape) != 3:
@@ -69,25 +72,16 @@ class Conv2D(Layer):
             self.bias = self.add_parameter("bias", (self.filters,), self.bias_initializer, rng)
         return (self.filters, *self.geometry.out_hw)
 
-    def _buffers(self, n: int, c: int, dtype):
-        """The im2col buffer (C, kh, kw, N, H', W') and the GEMM-output buffer (F, N*H'*W'),
-        kept from pass to pass while the batch shape and dtype stay the same."""
-        shape = (c, *self.kernel_size, n, *self.geometry.out_hw)
-        if self._cols is None or self._cols.shape != shape or self._cols.dtype != dtype:
-            xp = backend.xp
-            # Padded entries are never written by im2col, so they must start (and stay) zero.
-            self._cols = xp.zeros(shape, dtype=dtype)
-            positions = n * self.geometry.out_hw[0] * self.geometry.out_hw[1]
-            self._out = xp.empty((self.filters, positions), dtype=dtype)
-            self._ones = xp.ones(positions, dtype=dtype)
-        return self._cols, self._out
-
     def forward(self, x, training=False, activate=True):
         xp = backend.xp
-        n, c = x.shape[:2]
-        f, (ho, wo) = self.filters, self.geometry.out_hw
-        cols, zt = self._buffers(n, c, x.dtype)
-        cols = im2col(x, self.geometry, out=cols)
+        n, c, h, _ = x.shape
+        f, (kh, kw), (ho, wo) = self.filters, self.kernel_size, self.geometry.out_hw
+        scratch = self._scratch
+        # Padded entries are never written by im2col, so they must start (and stay) zero.
+        cols = scratch.get("cols", (c, kh, kw, n, ho, wo), x.dtype, fill=0)
+        work = scratch.get("work", (kw, c, n, h, wo), x.dtype, fill=0)
+        cols = im2col(x, self.geometry, out=cols, work=work)
+        zt = scratch.get("out", (f, n * ho * wo), x.dtype)
         xp.matmul(self.kernel.value.reshape(f, -1), cols, out=zt)
         if self.use_bias:
             zt += self.bias.value[:, None]  # cheaper here than after the transpose
@@ -99,23 +93,27 @@ class Conv2D(Layer):
     def backward(self, dy):
         xp = backend.xp
         dz = self._activation_backward(dy)
-        f, k = self.filters, self.kernel.value[0].size
-        cols = self._cols.reshape(k, -1)
-        dzt = self._out  # the forward's GEMM output is used up: reuse it for dz as (F, P)
-        dzt.reshape(f, dz.shape[0], -1)[...] = dz.reshape(dz.shape[0], f, -1).transpose(1, 0, 2)
+        n, f, k = dz.shape[0], self.filters, self.kernel.value[0].size
+        scratch, padded = self._scratch, self.geometry.padded
+        cols = scratch["cols"].reshape(k, -1)
+        dzt = scratch["out"]  # the forward's product is used up: dz goes here
+        dzt.reshape(f, n, -1)[...] = dz.reshape(n, f, -1).transpose(1, 0, 2)
         dkernel = self.kernel.grad.reshape(f, k)
-        # The same product either way round; OpenBLAS is faster with the longer side as rows.
+        # The same product either way round; OpenBLAS' AVX-512 kernels are faster (1.4 ms
+        # against 1.9 for the 3x3x32 -> 64 layer at batch 64) with the longer side as rows.
         if k >= f:
             dkernel += (cols @ dzt.T).T
         else:
             dkernel += dzt @ cols.T
         if self.use_bias:
-            self.bias.grad += dzt @ self._ones  # a GEMV: faster than dzt.sum(axis=1)
-        # dcols may overwrite the columns, now used up, unless padded entries must stay zero
-        dcols = xp.matmul(
-            self.kernel.value.reshape(f, k).T, dzt, out=None if self.geometry.padded else cols
-        )
-        return col2im(dcols, self._x_shape, self.geometry)
+            ones = scratch.get("ones", (dzt.shape[1],), dzt.dtype, fill=1)
+            self.bias.grad += dzt @ ones  # a GEMV: faster than dzt.sum(axis=1)
+        # The columns and work array are used up too, unless padding must stay zero in them.
+        dcols = xp.matmul(self.kernel.value.reshape(f, k).T, dzt, out=None if padded else cols)
+        work = scratch["work"]
+        if padded:
+            work = scratch.get("dwork", work.shape, work.dtype)
+        return col2im(dcols, self._x_shape, self.geometry, work=work)
 
     def config(self):
         return {

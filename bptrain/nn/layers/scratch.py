@@ -26,3 +26,7 @@ class Scratch:
             a = xp.empty(shape, dtype=dtype) if fill is None else xp.full(shape, fill, dtype=dtype)
             self._arrays[name] = a
         return a
+
+    def __getitem__(self, name: str):
+        """The array called ``name``, as the last ``get`` left it."""
+        return self._arrays[name]

@@ -105,3 +105,26 @@ def test_reused_buffers_keep_padding_zero():
     assert not np.array_equal(first, out.reshape(first.shape))
     dx = np.full((4, 2, 5, 5), 7.0)  # col2im overwrites whatever dx held
     np.testing.assert_allclose(col2im(first, dx.shape, g, out=dx), col2im(first, dx.shape, g))
+
+
+@pytest.mark.parametrize("geometry", [g for g in GEOMETRIES if Windows.create(*g).two_pass])
+def test_two_pass_copies_match_the_direct_ones(geometry):
+    g = Windows.create(*geometry)
+    (kh, kw), (ho, wo) = g.kernel, g.out_hw
+    x = rng.normal(size=(2, 3, *g.in_hw))
+    work = np.zeros((kw, 3, 2, g.in_hw[0], wo))
+    for _ in range(2):  # the work array is reused: padding entries must stay zero
+        np.testing.assert_array_equal(im2col(x, g, work=work), reference_im2col(x, g))
+        cols = rng.normal(size=(3 * kh * kw, 2 * ho * wo))
+        np.testing.assert_allclose(
+            col2im(cols, x.shape, g, work=np.full(work.shape, 5.0)),
+            col2im(cols, x.shape, g),
+            rtol=1e-12,
+        )
+
+
+def test_two_pass_only_where_it_pays():
+    assert Windows.create((13, 13), (3, 3)).two_pass
+    assert not Windows.create((13, 13), (3, 3), (2, 2)).two_pass  # rows are not contiguous
+    assert not Windows.create((13, 13), (1, 3)).two_pass  # one row: nothing to save
+    assert not Windows.create((12, 12), (2, 2), (2, 2)).two_pass  # tiles: one reshape is best

@@ -1,0 +1,209 @@
+"""One MNIST epoch of a small CNN in bptrain and in PyTorch's CPU build, side by side.
+
+Conv2D(32, 3) relu -> MaxPool 2 -> Conv2D(64, 3) relu -> MaxPool 2 -> Flatten -> Dense 128 relu
+-> Dense 10 softmax (fused into sparse cross-entropy); Adam 1e-3, batch 64. Both start from the
+same weights, see the same batches, and are timed alternately at every thread count; each is
+reported at its best. Prints the epoch-time ratio bptrain / PyTorch (target: <= 1.0), the
+achieved GFLOP/s of both against a plain NumPy GEMM, and the peak memory (limit: 2 GiB).
+
+    python -m bench.bench_cnn [--batches N] [--repeats R] [--profile] [--keep-freed-memory]
+
+The NumPy BLAS runs as the environment configures it (OPENBLAS_CORETYPE and friends are
+respected and printed): on an AVX-512 machine pinned to OpenBLAS' AVX2 "Haswell" kernels, the
+GEMMs run at about half the speed OpenBLAS would pick by itself. ``--keep-freed-memory`` calls
+``bptrain.nn.backend.keep_freed_memory()`` first (process-wide, so for PyTorch too): glibc then
+stops returning the step's large freed arrays to the kernel and faulting them back in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections import defaultdict
+
+import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from bench.common import (
+    best_thread_time,
+    gemm_gflops,
+    mnist,
+    peak_rss_mib,
+    thread_counts,
+    torch_threads,
+)
+from bptrain.nn import Adam, Conv2D, Dense, Flatten, MaxPool2D, Sequential, backend
+
+BATCH = 64
+
+
+def build_model() -> Sequential:
+    model = Sequential(
+        [
+            Conv2D(32, 3, activation="relu"),
+            MaxPool2D(2),
+            Conv2D(64, 3, activation="relu"),
+            MaxPool2D(2),
+            Flatten(),
+            Dense(128, activation="relu"),
+            Dense(10, activation="softmax"),
+        ]
+    )
+    model.build((1, 28, 28), np.random.default_rng(0))
+    model.compile("sparse_categorical_crossentropy", Adam(1e-3))
+    return model
+
+
+def flops_per_sample(model: Sequential) -> float:
+    """Multiply-adds x 2 of one training step per sample: forward, and backward's weight and
+    input gradients (no input gradient for the first layer, which PyTorch skips too)."""
+    total = 0.0
+    for i, layer in enumerate(model.layers):
+        if isinstance(layer, Conv2D):
+            f, ho, wo = layer.output_shape
+            forward = 2.0 * f * ho * wo * layer.kernel.value[0].size
+        elif isinstance(layer, Dense):
+            forward = 2.0 * layer.kernel.value.size
+        else:
+            continue
+        total += forward * (2 if i == 0 else 3)
+    return total
+
+
+def bptrain_runner(model, x, y, order):
+    def run(threads):
+        for i in range(0, len(order), BATCH):
+            idx = order[i : i + BATCH]
+            model.train_step(x[idx], y[idx])
+
+    return run
+
+
+def torch_runner(model, x, y, order):
+    import torch
+    from torch import nn
+
+    layers = [model.layers[i] for i in (0, 2, 5, 6)]
+    net = nn.Sequential(
+        nn.Conv2d(1, 32, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(1600, 128),
+        nn.ReLU(),
+        nn.Linear(128, 10),
+    )
+    with torch.no_grad():  # the same starting weights (Dense kernels are (in, out) here)
+        for ours, theirs in zip(layers, [net[0], net[3], net[7], net[9]], strict=True):
+            kernel = ours.kernel.value
+            theirs.weight.copy_(torch.from_numpy(kernel if kernel.ndim == 4 else kernel.T.copy()))
+            theirs.bias.copy_(torch.from_numpy(ours.bias.value))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    loss_fn = nn.CrossEntropyLoss()
+    xt, yt, order_t = torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(order)
+
+    def run(threads):
+        torch_threads(threads)
+        for i in range(0, len(order_t), BATCH):
+            idx = order_t[i : i + BATCH]
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(net(xt[idx]), yt[idx])
+            loss.backward()
+            opt.step()
+
+    run.net = net
+    return run
+
+
+def profile_bptrain(model, x, y, order, threads: int) -> None:
+    """Time every layer's forward and backward, and the optimizer step, per batch."""
+    times: dict[str, float] = defaultdict(float)
+
+    def timed(key, fn):
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            out = fn(*args, **kwargs)
+            times[key] += time.perf_counter() - start
+            return out
+
+        return wrapper
+
+    for layer in model.layers:
+        layer.forward = timed(f"{layer.name} forward", layer.forward)
+        layer.backward = timed(f"{layer.name} backward", layer.backward)
+    model.optimizer.step = timed("optimizer step", model.optimizer.step)
+    steps = -(-len(order) // BATCH)
+    with threadpool_limits(threads):
+        start = time.perf_counter()
+        bptrain_runner(model, x, y, order)(threads)
+        total = time.perf_counter() - start
+    print(f"\nbptrain per batch, {threads} thread(s): {1e3 * total / steps:.2f} ms")
+    times["loss, batches, other"] = total - sum(times.values())
+    for key, seconds in sorted(times.items(), key=lambda kv: -kv[1]):
+        print(f"  {key:22s} {1e3 * seconds / steps:6.2f} ms  {100 * seconds / total:5.1f}%")
+
+
+def profile_torch(run, threads: int) -> None:
+    from torch.profiler import ProfilerActivity, profile
+
+    with threadpool_limits(threads), profile(activities=[ProfilerActivity.CPU]) as prof:
+        run(threads)
+    print(f"\nPyTorch, {threads} thread(s), by operator:")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, default=None, help="time only the first N batches")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--profile", action="store_true", help="also time each op, per batch")
+    parser.add_argument("--keep-freed-memory", action="store_true", help="tune glibc malloc")
+    args = parser.parse_args()
+    kept = args.keep_freed_memory and backend.keep_freed_memory()
+
+    x, y = mnist("train")
+    order = np.random.default_rng(0).permutation(len(x))
+    if args.batches:
+        order = order[: args.batches * BATCH]
+    steps = -(-len(order) // BATCH)
+    threads = thread_counts()
+    model = build_model()
+    ours, theirs = (float("inf"), 0), (float("inf"), 0)
+    bp = bptrain_runner(model, x, y, order)
+    tc = torch_runner(model, x, y, order)
+    warm = order[: 8 * BATCH]  # warm up both (buffers, allocator, oneDNN kernels)
+    bptrain_runner(model, x, y, warm)(1)
+    torch_runner(model, x, y, warm)(1)
+    for _ in range(args.repeats):  # alternate, so machine noise hits both sides alike
+        for n in threads:
+            ours = min(ours, best_thread_time(bp, [n]))
+            theirs = min(theirs, best_thread_time(tc, [n]))
+
+    blas = next(i for i in threadpool_info() if i["internal_api"] == "openblas")
+    flops = flops_per_sample(model) * len(order)
+    print(f"MNIST CNN, {len(order)} samples, batch {BATCH}, {steps} steps")
+    print(
+        f"NumPy BLAS: {blas['internal_api']} {blas['version']}, core {blas['architecture']}"
+        f" (OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')});"
+        f" malloc keeps freed memory: {'yes' if kept else 'no (default)'}"
+    )
+    for name, (seconds, n) in (("bptrain", ours), ("pytorch", theirs)):
+        print(
+            f"  {name:8s} {seconds:7.3f} s  ({n} thread{'s' * (n > 1)}, "
+            f"{1e3 * seconds / steps:.2f} ms/step, {flops / seconds / 1e9:.1f} GFLOP/s)"
+        )
+    for n in threads:
+        print(f"  NumPy float32 GEMM 1024^3 at {n} thread(s): {gemm_gflops(threads=n):.1f} GFLOP/s")
+    print(f"  ratio bptrain/pytorch = {ours[0] / theirs[0]:.2f}  (target <= 1.00)")
+    print(f"  peak memory {peak_rss_mib():.0f} MiB  (limit 2048)")
+    if args.profile:
+        profile_bptrain(model, x, y, order, ours[1])
+        profile_torch(tc, theirs[1])
+
+
+if __name__ == "__main__":
+    main()
