@@ -96,7 +96,16 @@ def cli():
     help="A progress bar per epoch (bar), one line per epoch (plain), or nothing (none); auto "
     "shows a bar in a terminal and plain lines otherwise, e.g. --progress plain.",
 )
-def fit(args, resume, run_dir, runs_root, progress):
+@click.option(
+    "--processes",
+    type=click.IntRange(1),
+    metavar="N",
+    help="Train data-parallel on N processes of this machine through MPI (pip install "
+    "bptrain[mpi]): each takes a slice of every batch, the same result as one process. Runs "
+    "mpiexec -n N python -m mpi4py -m bptrain fit ..., e.g. --processes 2. For several "
+    "machines run mpiexec yourself (see the README).",
+)
+def fit(args, resume, run_dir, runs_root, progress, processes):
     """Train a model as CONFIG says, writing a run directory.
 
     Overrides KEY.PATH=VALUE change the config; values are read as YAML, list items are
@@ -110,7 +119,9 @@ def fit(args, resume, run_dir, runs_root, progress):
       bptrain fit configs/spirals.yaml training.epochs=20 model.layers.0.units=32
       bptrain fit --resume runs/spirals/20240101-120000
       bptrain fit --resume runs/spirals/20240101-120000 training.epochs=300
+      bptrain fit configs/mnist_cnn.yaml --processes 2
     """
+    from bptrain.train import distributed
     from bptrain.train import fit as run_fit
     from bptrain.train.report import fit_summary
 
@@ -121,6 +132,13 @@ def fit(args, resume, run_dir, runs_root, progress):
         overrides = []
     if resume is not None and run_dir is not None:
         raise click.UsageError("--run-dir makes a new run; --resume continues one: give one")
+    if processes is not None:
+        from bptrain.train.progress import choose
+
+        options = ["--runs-root", runs_root, "--progress", choose(progress)]
+        options += ["--resume", resume] if resume is not None else []
+        options += ["--run-dir", run_dir] if run_dir is not None else []
+        return distributed.launch(processes, [*options, "--", *args])
     with located(where):
         result = run_fit(
             config,
@@ -130,6 +148,8 @@ def fit(args, resume, run_dir, runs_root, progress):
             runs_root=runs_root,
             overrides=overrides,
         )
+    if not distributed.world().leader:
+        return 0
     from bptrain.runs import checkpoint
 
     final = checkpoint.load(Path(result.run_dir) / "checkpoints" / "last.safetensors")
@@ -447,5 +467,8 @@ def main(argv=None) -> None:
 
 
 def _fail(message: str, code: int, prefix: str = "error: ") -> None:
-    click.echo(prefix + " ".join(message.split()), err=True)
+    from bptrain.train.distributed import world
+
+    # Under mpiexec, once for all ranks (see bptrain/train/distributed.py).
+    world().fail(prefix + " ".join(message.split()), code)
     sys.exit(code)

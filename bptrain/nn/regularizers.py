@@ -74,8 +74,9 @@ def penalty(params) -> float:
     return sum(p.regularizer(p.value) for p in params if p.regularizer is not None)
 
 
-def add_gradients(params) -> None:
-    """Add each regularized parameter's penalty gradient into its ``grad``."""
+def add_gradients(params, scale: float = 1.0) -> None:
+    """Add each regularized parameter's penalty gradient (times ``scale``) into its ``grad``."""
     for p in params:
         if p.regularizer is not None:
-            p.grad += p.regularizer.gradient(p.value)
+            g = p.regularizer.gradient(p.value)
+            p.grad += g if scale == 1.0 else scale * g

@@ -23,6 +23,8 @@ from bptrain.data import Dataset, load_dataset
 from bptrain.errors import CheckpointError, ConfigError
 from bptrain.runs import RunDir, checkpoint, new_run_dir, run_dir_of
 from bptrain.runs.atomic import write_text
+from bptrain.train import distributed
+from bptrain.train.data_parallel import DataParallelTrainer
 from bptrain.train.loop import Trainer, num_outputs
 from bptrain.train.metrics import EPOCH_METRICS
 from bptrain.train.progress import reporter as make_reporter
@@ -70,15 +72,17 @@ def fit(
     Raises ConfigError, DataError, CheckpointError, DivergenceError, or Interrupted (SIGINT or
     SIGTERM; a checkpoint of the current step was saved).
     """
-    report = make_reporter(progress)
+    # Under mpiexec, every rank runs this; the leader alone touches the run directory.
+    world = distributed.training_world()
+    report = make_reporter(progress if world.leader else "none")
     ckpt, ckpt_path = None, None
     if resume is not None:
-        run, ckpt_path = locate_resume(resume)
+        run, ckpt_path = world.from_leader(locate_resume, resume)
         if ckpt_path is not None:
-            ckpt = checkpoint.load(ckpt_path)
+            ckpt = world.from_leader(checkpoint.load, ckpt_path)
             saved = ckpt.state["config"]
         else:
-            saved, _ = load_file(run.config)
+            saved, _ = world.from_leader(load_file, run.config)
         config = resolve_with_overrides(config if config is not None else saved, overrides)
         if ckpt is not None:
             check_resumable(ckpt.state["config"], config)
@@ -86,15 +90,18 @@ def fit(
         if config is None:
             raise ConfigError("fit needs a config (or a run to resume)")
         config = resolve_with_overrides(config, overrides)
-        run = fresh_run_dir(run_dir, runs_root, config["name"])
-    write_text(run.config, dump(config))
+        run = world.from_leader(fresh_run_dir, run_dir, runs_root, config["name"])
+    world.from_leader(write_text, run.config, dump(config))
 
     data = load_dataset(config["data"], config["seed"])
     check_task(config, data)
     model = build_model(config, data.input_shape, num_outputs(data))
     t = config["training"]
-    threads = t["threads"] or default_threads(model, t["batch_size"])
-    trainer = Trainer(config, data, model, run, report)
+    threads = world.share_cores(t["threads"] or default_threads(model, t["batch_size"]))
+    if world.size > 1:
+        trainer = DataParallelTrainer(config, data, model, run, report, world)
+    else:
+        trainer = Trainer(config, data, model, run, report)
     if ckpt is not None:
         trainer.restore(ckpt)
     else:
@@ -109,13 +116,17 @@ def fit(
             else f"the end of epoch {pos.epoch}"
         )
         resumed = f"{ckpt_path} ({at})"
-    report.start(run.path, describe(model, data, threads), resumed)
+    summary = describe(model, data, threads)
+    if world.size > 1:
+        summary += f" per rank; data-parallel on {world.size} MPI ranks"
+    report.start(run.path, summary, resumed)
     try:
         # Overflow warnings would only clutter the output: the NaN guard reports divergence.
         with (
             threadpool_limits(limits=threads, user_api="blas"),
             np.errstate(all="ignore"),
             stop_on_signals() as stop,
+            world.training(),
         ):
             trainer.run_epochs(stop)
     finally:
@@ -123,8 +134,8 @@ def fit(
 
     es = t["early_stopping"]
     if es and es["restore_best"] and trainer.best.best_epoch is not None:
-        if trainer.best.best_epoch != pos.epoch and run.best.exists():
-            model.load_weights(checkpoint.load(run.best).section("model"))
+        if trainer.best.best_epoch != pos.epoch and world.from_leader(run.best.exists):
+            model.load_weights(world.from_leader(checkpoint.load, run.best).section("model"))
     best_epoch = trainer.best.best_epoch
     best_row = next((r for r in pos.history if r["epoch"] == best_epoch), {})
     return FitResult(

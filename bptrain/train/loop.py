@@ -1,9 +1,10 @@
 """The training loop: epochs of minibatch steps, validation, callbacks and checkpoints.
 
-One step is ``compute_gradients`` -> ``reduce_gradients`` (a hook: nothing here, an allreduce in
-a data-parallel trainer) -> finite check -> ``optimizer.step``. The batch order of epoch ``e`` is
-a permutation drawn from ``default_rng([seed, ORDER_STREAM, e])``, so the position in training
-is just (epoch, step): a checkpoint taken anywhere, mid-epoch included, resumes exactly.
+One step is ``compute_gradients`` (a hook: a data-parallel trainer computes its slice of the batch
+and sums gradients across ranks there) -> finite check -> ``optimizer.step``. The batch order of
+epoch ``e`` is a permutation drawn from ``default_rng([seed, ORDER_STREAM, e])``, so the position
+in training is just (epoch, step): a checkpoint taken anywhere, mid-epoch included, resumes
+exactly.
 """
 
 from __future__ import annotations
@@ -73,14 +74,14 @@ class Trainer:
         self._plotted = -math.inf
 
     # -- the step ---------------------------------------------------------------------------
-    def reduce_gradients(self, params) -> None:
-        """Combine gradients across workers before the update; one worker: nothing to do."""
+    def compute_gradients(self, xb, yb) -> float:
+        """The loss of batch (xb, yb), with its gradient in every parameter's ``grad``."""
+        return self.model.compute_gradients(xb, yb)
 
     def train_step(self, xb, yb) -> float:
         model = self.model
-        loss = model.compute_gradients(xb, yb)
+        loss = self.compute_gradients(xb, yb)
         params = model.parameters()
-        self.reduce_gradients(params)
         if not (math.isfinite(loss) and gradients_finite(params)):
             pos = self.position
             raise divergence(model, loss, pos.epoch + 1, pos.step + 1, self.saved_last)
@@ -120,9 +121,7 @@ class Trainer:
         pos, t = self.position, self.config["training"]
         row = {"epoch": pos.epoch + 1, "loss": pos.loss_sum / max(pos.seen, 1)}
         if self.has_val:
-            val_loss, outputs = evaluate_arrays(
-                self.model, self.data.x_val, self.data.y_val, t["eval_batch_size"]
-            )
+            val_loss, outputs = self.validate()
             if not math.isfinite(val_loss):
                 raise divergence(self.model, val_loss, pos.epoch + 1, pos.step, self.saved_last)
             row["val_loss"] = val_loss
@@ -149,6 +148,11 @@ class Trainer:
             self._plotted = now
         self.reporter.end_epoch(row, self.epochs, seconds)
         return row
+
+    def validate(self) -> tuple[float, np.ndarray]:
+        """(loss, outputs) of the model on the validation set (see ``evaluate_arrays``)."""
+        t, data = self.config["training"], self.data
+        return evaluate_arrays(self.model, data.x_val, data.y_val, t["eval_batch_size"])
 
     def _interrupted(self, stop: StopFlag):
         pos = self.position

@@ -138,7 +138,15 @@ class Reshape(Layer):
 class Dropout(Layer):
     """Inverted dropout: in training, zero each input with probability ``rate`` and scale the
     rest by 1/(1-rate), so inference is the identity. Masks come from the model's seeded
-    generator, so a run is reproducible and resumable."""
+    generator, so a run is reproducible and resumable.
+
+    Data-parallel training sets ``batch_slice = (start, stop, total)``: the input is rows
+    start:stop of a global batch of ``total`` rows. The mask is then drawn for the whole batch
+    and sliced, so every worker's generator advances alike and the masks are exactly those of a
+    single worker.
+    """
+
+    batch_slice: tuple[int, int, int] | None = None
 
     def __init__(self, rate: float, name: str | None = None):
         super().__init__(name)
@@ -154,7 +162,11 @@ class Dropout(Layer):
         if not training or self.rate == 0.0:
             self._mask = None
             return x
-        keep = self.rng.random(x.shape, dtype=np.float32) >= self.rate
+        shape, rows = x.shape, slice(None)
+        if self.batch_slice is not None:
+            start, stop, total = self.batch_slice
+            shape, rows = (total, *x.shape[1:]), slice(start, stop)
+        keep = self.rng.random(shape, dtype=np.float32)[rows] >= self.rate
         self._mask = backend.asarray(keep, dtype=x.dtype) * x.dtype.type(1.0 / (1.0 - self.rate))
         return x * self._mask
 

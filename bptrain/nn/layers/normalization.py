@@ -17,7 +17,17 @@ class BatchNorm(Layer):
     so momentum=0.99 keeps 99% of the old value; Keras also uses the biased batch variance).
     In inference the running statistics are used. They are buffers, not parameters: ``state()``
     returns them (checkpoints save them) and ``load_state`` writes them in place.
+
+    ``reducer`` (None by default) makes the batch statistics those of a global batch split
+    across data-parallel workers (synchronized batch normalization): a callable that takes a
+    float64 vector and returns its elementwise sum over all workers, each worker passing its
+    own. The forward pass then sums per-channel sums and counts, and then squared deviations
+    from the global mean; the backward pass sums the two per-channel gradient sums. Every worker
+    computes the same statistics, so the running statistics stay equal too.
     """
+
+    reducer = None
+
 
     def __init__(
         self,
@@ -65,6 +75,25 @@ class BatchNorm(Layer):
         """(1, C, 1, ...): per-channel arrays broadcast against x."""
         return (1, x.shape[1]) + (1,) * (x.ndim - 2)
 
+    def _batch_moments(self, x, axes, cshape):
+        """(mean, x - mean, biased variance) of the batch per channel: this worker's batch, or
+        with a ``reducer`` the global batch of all workers (two rounds, like the local code:
+        the mean, then the squares around it, which stays accurate when the mean is large)."""
+        if self.reducer is None:
+            mean = x.mean(axis=axes)
+            centered = x - mean.reshape(cshape)
+            return mean, centered, (centered * centered).mean(axis=axes)
+        xp, c = backend.xp, x.shape[1]
+        sums = xp.empty(c + 1, dtype=xp.float64)
+        sums[:c] = x.sum(axis=axes)
+        sums[c] = x.size // c
+        sums = self.reducer(sums)
+        self._count = sums[c]
+        mean = (sums[:c] / self._count).astype(x.dtype)
+        centered = x - mean.reshape(cshape)
+        squares = self.reducer((centered * centered).sum(axis=axes).astype(xp.float64))
+        return mean, centered, (squares / self._count).astype(x.dtype)
+
     def forward(self, x, training=False):
         xp = backend.xp
         if x.ndim < 2:
@@ -73,9 +102,7 @@ class BatchNorm(Layer):
         cshape = self._channel_shape(x)
         one = x.dtype.type(1.0)
         if training:
-            mean = x.mean(axis=axes)
-            centered = x - mean.reshape(cshape)
-            var = (centered * centered).mean(axis=axes)
+            mean, centered, var = self._batch_moments(x, axes, cshape)
             m = self.momentum
             self.moving_mean *= m
             self.moving_mean += (1.0 - m) * mean
@@ -106,10 +133,19 @@ class BatchNorm(Layer):
         if not self._training:
             return dy * g.reshape(cshape)  # the running statistics are constants
         # The batch mean and variance depend on every x, which adds two per-channel terms:
-        # dx = g * (dy - mean(dy) - xhat * mean(dy * xhat)).
-        m = dy.dtype.type(dy.size // dy.shape[1])
-        dx = xhat * (sum_dy_xhat / m).reshape(cshape)
-        dx += (sum_dy / m).reshape(cshape)
+        # dx = g * (dy - mean(dy) - xhat * mean(dy * xhat)), the means over the whole batch:
+        # all workers' with a reducer (gamma and beta above keep this worker's sums; the trainer
+        # sums parameter gradients across workers).
+        if self.reducer is None:
+            m = dy.dtype.type(dy.size // dy.shape[1])
+            mean_dy, mean_dy_xhat = sum_dy / m, sum_dy_xhat / m
+        else:
+            xp, c = backend.xp, dy.shape[1]
+            sums = self.reducer(xp.concatenate([sum_dy, sum_dy_xhat]).astype(xp.float64))
+            sums /= self._count
+            mean_dy, mean_dy_xhat = sums[:c].astype(dy.dtype), sums[c:].astype(dy.dtype)
+        dx = xhat * mean_dy_xhat.reshape(cshape)
+        dx += mean_dy.reshape(cshape)
         dx -= dy
         dx *= (-g).reshape(cshape)
         return dx

@@ -184,20 +184,24 @@ class Sequential(Layer):
         self._step_loss = fused or self.loss
         self._fused = fused is not None
 
-    def compute_gradients(self, x, y) -> float:
+    def compute_gradients(self, x, y, scale: float = 1.0) -> float:
         """Forward, loss (plus penalties) and backward on one batch; gradients are zeroed first.
 
         Returns the loss value. The optimizer is not stepped, so a trainer can inspect or average
-        gradients before ``optimizer.step(model.parameters())``.
+        gradients before ``optimizer.step(model.parameters())``. ``scale`` multiplies the loss,
+        and so every gradient: a data-parallel worker passes its slice's share of the global
+        batch (slice size / batch size), so that the workers' losses and gradients sum to the
+        global batch's.
         """
         out = self.forward(x, training=True, logits=self._fused)
         value = self._step_loss.forward(out, y)
         params = self.parameters()
         value += regularizers.penalty(params)
         self.zero_grad()
-        self.backward(self._step_loss.backward())
-        regularizers.add_gradients(params)
-        return value
+        dy = self._step_loss.backward()
+        self.backward(dy if scale == 1.0 else dy * dy.dtype.type(scale))
+        regularizers.add_gradients(params, scale)
+        return value if scale == 1.0 else value * scale
 
     def train_step(self, x, y) -> float:
         """One gradient-descent step on a batch; returns the batch loss before the update."""

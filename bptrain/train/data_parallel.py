@@ -1,0 +1,133 @@
+"""Data-parallel training: every rank computes a slice of each global batch, one Allreduce per
+step sums the slices' gradients, and every rank applies the same update to the same weights.
+
+The result equals training in one process with the same global batch size, to float32
+round-off, and checkpoints do not depend on the number of ranks:
+
+- Every rank draws the same batch order (it depends on the seed and epoch only) and takes rows
+  ``[n*r/N, n*(r+1)/N)`` of each batch of n. It computes the gradient of its slice's part of the
+  global batch loss, ``(1/n) * sum of its samples' losses`` (``scale`` = slice size / n), so the
+  sum over ranks is the global gradient, uneven last batches included; penalties are scaled
+  alike and sum to one penalty. A batch smaller than the number of ranks is computed whole by
+  every rank with ``scale`` 1/N (no rank has an empty slice; this stays exact).
+- BatchNorm uses the global batch's statistics: its ``reducer`` sums per-channel sums across
+  ranks (synchronized batch normalization), forward and backward.
+- Dropout draws the mask of the whole global batch from the shared generator and keeps its
+  slice's rows: the masks are exactly one process's, and every rank's generator stays in step.
+- The logged loss is the global batch loss; validation is split across ranks and the outputs
+  gathered, so every rank computes the same metrics row (which early stopping, the learning-rate
+  schedule and the divergence check act on alike).
+- A stop signal caught by any rank is agreed on in each step's loss reduction, so all ranks
+  stop after the same step. The leader alone writes metrics.csv, checkpoints and plots.
+"""
+
+from __future__ import annotations
+
+import signal
+
+import numpy as np
+
+from bptrain.nn.layers import BatchNorm, Dropout
+from bptrain.train.evaluate import evaluate_arrays
+from bptrain.train.loop import Trainer
+from bptrain.train.signals import StopFlag
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def sublayers(layer):
+    """``layer`` and every layer inside it (the layers of nested models)."""
+    yield layer
+    for inner in getattr(layer, "layers", ()):
+        yield from sublayers(inner)
+
+
+class NullLog:
+    """metrics.csv as ranks other than the leader see it: nothing is written."""
+
+    def start(self) -> int:
+        return 0
+
+    def append(self, row: dict) -> int:
+        return 0
+
+    def resume(self, length: int) -> None:
+        pass
+
+
+class DataParallelTrainer(Trainer):
+    """A Trainer for one rank of ``world`` (an MPIWorld): see the module docstring."""
+
+    def __init__(self, config, data, model, run, reporter, world):
+        super().__init__(config, data, model, run, reporter)
+        self.world = world
+        layers = list(sublayers(model))
+        self.dropouts = [layer for layer in layers if isinstance(layer, Dropout)]
+        for layer in layers:
+            if isinstance(layer, BatchNorm):
+                layer.reducer = world.allreduce_sum
+        # Summed each step: the loss, and how many ranks caught each of STOP_SIGNALS.
+        self._shared = np.zeros(1 + len(STOP_SIGNALS))
+        self._caught = StopFlag()  # this rank's signals
+        self._agreed = StopFlag()  # the stop flag every rank sees alike
+        if not world.leader:
+            self.log = NullLog()
+            self.plots = False
+
+    # -- the step ---------------------------------------------------------------------------
+    def slice_of(self, n: int) -> tuple[int, int, float]:
+        """(start, stop, share): this rank's rows of a batch of ``n`` and their share of it."""
+        size, rank = self.world.size, self.world.rank
+        if n < size:
+            return 0, n, 1.0 / size
+        start, stop = n * rank // size, n * (rank + 1) // size
+        return start, stop, (stop - start) / n
+
+    def compute_gradients(self, xb, yb) -> float:
+        n = len(xb)
+        start, stop, share = self.slice_of(n)
+        for layer in self.dropouts:
+            layer.batch_slice = (start, stop, n)
+        loss = self.model.compute_gradients(xb[start:stop], yb[start:stop], scale=share)
+        return self.reduce_gradients(self.model.parameters(), loss)
+
+    def reduce_gradients(self, params, loss: float) -> float:
+        """Sum the ranks' gradients in place, with one Allreduce over the flat gradient buffer,
+        and their losses; agree on stop signals. Returns the global batch loss."""
+        world = self.world
+        if params.flat_grad is not None:
+            world.allreduce_sum(params.flat_grad)
+        else:
+            for p in params:
+                world.allreduce_sum(p.grad)
+        shared = self._shared
+        shared[0] = loss
+        shared[1:] = [self._caught.signum == s for s in STOP_SIGNALS]
+        world.allreduce_sum(shared)
+        if self._agreed.signum is None:
+            caught = [s for s, n in zip(STOP_SIGNALS, shared[1:], strict=True) if n > 0]
+            self._agreed.signum = int(caught[0]) if caught else None
+        return float(shared[0])
+
+    def run_epochs(self, stop: StopFlag) -> None:
+        self._caught = stop
+        super().run_epochs(self._agreed)
+
+    # -- validation and files ---------------------------------------------------------------
+    def validate(self) -> tuple[float, np.ndarray]:
+        """Each rank scores its part of the validation set; every rank gets the whole result."""
+        x, y = self.data.x_val, self.data.y_val
+        n, size, rank = len(x), self.world.size, self.world.rank
+        start, stop = n * rank // size, n * (rank + 1) // size
+        loss, outputs = evaluate_arrays(
+            self.model, x[start:stop], y[start:stop], self.config["training"]["eval_batch_size"]
+        )
+        parts = self.world.allgather((loss * (stop - start) / n, outputs))
+        outputs = np.concatenate([out for _, out in parts if len(out)])
+        return float(sum(part for part, _ in parts)), outputs
+
+    def save(self, path) -> None:
+        if self.world.leader:
+            super().save(path)
+        elif path == self.run.last:
+            self.saved_last = str(path)
