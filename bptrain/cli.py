@@ -463,6 +463,9 @@ def main(argv=None) -> None:
     except BrokenPipeError:
         sys.stderr.close()  # the reader went away (bptrain config show | head)
         sys.exit(1)
+    except OSError as exc:  # a file the environment denies us (full disk, permissions, ...)
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(f"{where}{exc.strerror or exc}", 1)
     sys.exit(code if isinstance(code, int) else 0)
 
 

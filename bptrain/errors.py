@@ -5,7 +5,8 @@ Programming errors are ordinary exceptions and keep their tracebacks.
 
 
 class BptrainError(Exception):
-    """Base class: a problem in the user's input or environment, with a message saying what to fix."""
+    """Base class: a problem in the user's input or environment, with a message saying what to
+    fix."""
 
     exit_code = 1
 
@@ -26,3 +27,8 @@ class CheckpointError(BptrainError):
 
 class DivergenceError(BptrainError):
     """Training produced a non-finite loss or gradient."""
+
+
+class StorageError(BptrainError):
+    """A file bptrain must write cannot be written (disk full, read-only, not permitted) or
+    would land outside its run directory; the message names the path."""

@@ -53,7 +53,7 @@ def build_model(config: dict, input_shape: tuple, num_outputs: int | None = None
     model = Sequential(layers)
     try:
         model.build(tuple(input_shape), rng_for(config["seed"], "model"))
-    except ValueError as exc:
+    except (ValueError, MemoryError) as exc:  # MemoryError: weights larger than the memory
         failed = next((i for i, layer in enumerate(layers) if not layer.built), len(layers) - 1)
         raise config_error(
             ("model", "layers", failed), f"{exc} (input shape per sample: {tuple(input_shape)})"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import typing
 
@@ -338,6 +339,9 @@ def _value(value, param: Param, path: tuple, where: Locations, nested: bool):
             return _layers(value, path, where)  # a nested Sequential
         if name == "layer" and isinstance(value, dict):
             return _typed(value, LAYERS, path, where, "layer")  # a wrapper (Bidirectional)
+    unusable = _unusable_number(value)
+    if unusable:
+        raise where.error(path, unusable)
     ok, converted = check(value, param.hint)
     if not ok:
         message = f"expected {describe(param.hint)}, got {yaml_type(value)}"
@@ -348,6 +352,17 @@ def _value(value, param: Param, path: tuple, where: Locations, nested: bool):
                 message += f"; did you mean {close[0]!r}?"
         raise where.error(path, message)
     return converted
+
+
+def _unusable_number(value) -> str | None:
+    """Why a number in ``value`` (or in a list or mapping in it) cannot be used: NaN or
+    infinite (``.inf``, ``1e400``), or an integer beyond 64 bits."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"expected a finite number, got {value}"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
+        return f"an integer of {len(str(abs(value)))} digits is too large (64 bits at most)"
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    return next(filter(None, map(_unusable_number, items)), None)
 
 
 def _nested(value, registry, path, where, kind):

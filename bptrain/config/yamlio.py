@@ -2,7 +2,8 @@
 
 Only the safe loader is used, so tags such as ``!!python/object`` are refused. ``1e-3`` reads as
 a float (plain YAML 1.1 would make it a string), and a key written twice is an error rather than
-a silent overwrite.
+a silent overwrite. Documents nested deeper than ``MAX_DEPTH`` or expanding through their
+aliases to more than ``MAX_VALUES`` values ("billion laughs") are refused before they are built.
 """
 
 from __future__ import annotations
@@ -28,17 +29,40 @@ Loader.add_implicit_resolver(
 )
 
 
+def _construct_int(loader, node):
+    """An int, or a located error for one too long to convert (Python's limit: 4300 digits)."""
+    try:
+        return yaml.SafeLoader.construct_yaml_int(loader, node)
+    except ValueError:
+        digits = sum(c.isdigit() for c in str(node.value))
+        raise yaml.constructor.ConstructorError(
+            None, None, f"an integer of {digits} digits is too large", node.start_mark
+        ) from None
+
+
+Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+
+# A config is a few levels deep and holds at most a few thousand values; anything far beyond is
+# a mistake or an attack (PyYAML recurses per level, and aliases can expand exponentially).
+MAX_DEPTH = 32
+MAX_VALUES = 100_000
+
+
 def load_file(path: str | os.PathLike) -> tuple[dict, Locations]:
     """Read a YAML mapping from ``path``; returns it and the line of every key in it."""
     name = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        raw = Path(path).read_bytes()
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{name}: no such config file") from None
     except IsADirectoryError:
         raise ConfigError(f"{name}: is a directory, not a config file") from None
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{name}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{name}:{line}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
     except OSError as exc:
         raise ConfigError(f"{name}: cannot be read ({exc.strerror})") from None
     data, where = load_text(text, name)
@@ -55,6 +79,7 @@ def load_text(text: str, source: str, lines: bool = True) -> tuple[object, Locat
     where = Locations(source)
     loader = Loader(text)
     try:
+        _check_size(text, source, lines)
         node = loader.get_single_node()
         if node is None:
             return None, where
@@ -72,6 +97,43 @@ def load_text(text: str, source: str, lines: bool = True) -> tuple[object, Locat
     finally:
         loader.dispose()
     return data, where
+
+
+def _check_size(text: str, source: str, lines: bool) -> None:
+    """Refuse a document nested deeper than MAX_DEPTH or expanding to more than MAX_VALUES
+    values, from its event stream (read without recursion, aliases not expanded)."""
+    anchors: dict[str, int] = {}  # anchor -> values in the node it names
+    opened: list[tuple[str | None, int]] = []  # open collections: (anchor, count at start)
+    count, top_items, section = 0, 0, None  # section: the top-level key being read
+    for event in yaml.parse(text, Loader=Loader):
+        if isinstance(event, yaml.CollectionEndEvent):
+            anchor, start = opened.pop()
+            if anchor is not None:
+                anchors[anchor] = count - start
+            continue
+        if not isinstance(event, yaml.ScalarEvent | yaml.AliasEvent | yaml.CollectionStartEvent):
+            continue
+        if len(opened) == 1:  # directly in the root: keys and values alternate
+            top_items += 1
+            if top_items % 2 == 1:
+                section = event.value if isinstance(event, yaml.ScalarEvent) else None
+        at = f"{source}:{event.start_mark.line + 1}" if lines else source
+        key = f" {section}:" if section is not None and len(opened) >= 1 else ""
+        if isinstance(event, yaml.AliasEvent):
+            count += anchors.get(event.anchor, 1)
+        else:
+            count += 1
+        if count > MAX_VALUES:
+            raise ConfigError(
+                f"{at}:{key} the document expands to more than {MAX_VALUES:,} values through "
+                "its aliases (*name); a config needs far fewer"
+            )
+        if isinstance(event, yaml.CollectionStartEvent):
+            opened.append((event.anchor, count - 1))
+            if len(opened) > MAX_DEPTH:
+                raise ConfigError(f"{at}:{key} nested more than {MAX_DEPTH} levels deep")
+        elif isinstance(event, yaml.ScalarEvent) and event.anchor is not None:
+            anchors[event.anchor] = 1
 
 
 def _record(loader, node, data, path: tuple, where: Locations, source: str) -> None:

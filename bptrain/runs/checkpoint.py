@@ -26,6 +26,12 @@ from bptrain.runs.atomic import write_bytes
 FORMAT = "bptrain-checkpoint"
 FORMAT_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
+# Leading bytes of files people may pass by mistake (or malice), for a clearer refusal.
+FOREIGN = {
+    b"PK": " but a zip archive (.npz, .pt)",
+    b"\x93NUMPY": " but a .npy array",
+    b"\x80": " but a pickle",
+}
 
 
 @dataclass
@@ -96,6 +102,12 @@ def _header_metadata(path: Path, data: bytes) -> dict:
     """Check the safetensors framing (header length, data length) and return the metadata."""
     if len(data) < 8:
         raise CheckpointError(f"{path} is truncated ({len(data)} bytes): not a checkpoint")
+    if len(data) > 8 and data[8:9] != b"{":  # a safetensors header is JSON: it starts with {
+        kind = next((k for magic, k in FOREIGN.items() if data.startswith(magic)), "")
+        raise CheckpointError(
+            f"{path} is not a bptrain checkpoint{kind} (no safetensors header); bptrain reads "
+            "only its own safetensors checkpoints and never unpickles a file"
+        )
     (n,) = struct.unpack("<Q", data[:8])
     if 8 + n > len(data):
         raise CheckpointError(

@@ -13,7 +13,9 @@ import math
 import os
 from pathlib import Path
 
+from bptrain import faults
 from bptrain.errors import CheckpointError
+from bptrain.runs.atomic import writing
 
 
 class MetricsLog:
@@ -23,7 +25,7 @@ class MetricsLog:
 
     def start(self) -> int:
         """Write the header (replacing any file); returns the file's length in bytes."""
-        with open(self.path, "wb") as f:
+        with writing(self.path), open(self.path, "wb") as f:
             f.write(self._line(self.columns))
             f.flush()
             os.fsync(f.fileno())
@@ -42,7 +44,7 @@ class MetricsLog:
                 f"{self.path} has {size} bytes but the checkpoint recorded {length}; "
                 "it was changed since, cannot resume exactly"
             )
-        with open(self.path, "r+b") as f:
+        with writing(self.path), open(self.path, "r+b") as f:
             header = f.readline()
             if header != self._line(self.columns):
                 raise CheckpointError(
@@ -51,11 +53,12 @@ class MetricsLog:
             f.truncate(length)
             f.flush()
             os.fsync(f.fileno())
+        faults.point("metrics.truncated")
 
     def append(self, row: dict) -> int:
         """Append one row (keys: the columns) durably; returns the file's new length."""
         line = self._line([_text(row.get(c)) for c in self.columns])
-        with open(self.path, "ab") as f:
+        with writing(self.path), open(self.path, "ab") as f:
             f.write(line)
             f.flush()
             os.fsync(f.fileno())

@@ -15,6 +15,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bptrain.errors import StorageError
+from bptrain.runs.atomic import writing
+
 
 @dataclass(frozen=True)
 class RunDir:
@@ -49,10 +52,24 @@ class RunDir:
         return self.path / "eval.json"
 
     def make(self) -> RunDir:
-        """Create the directory and its subdirectories (existing ones are fine)."""
+        """Create the directory and its subdirectories (existing ones are fine); refuses
+        symbolic links in it (see ``check_links``)."""
+        self.check_links()
         for d in (self.path, self.checkpoints, self.plots):
-            d.mkdir(parents=True, exist_ok=True)
+            with writing(d):
+                d.mkdir(parents=True, exist_ok=True)
         return self
+
+    def check_links(self) -> None:
+        """Refuse a run directory whose entries are symbolic links: bptrain truncates, appends
+        to and replaces these files, and must never do that to a file outside the run."""
+        entries = (self.config, self.metrics, self.checkpoints, self.plots, self.eval)
+        for p in (*entries, self.last, self.best):
+            if p.is_symlink():
+                raise StorageError(
+                    f"{p} is a symbolic link (to {os.readlink(p)}); bptrain writes only real "
+                    "files inside the run directory: replace the link by the file"
+                )
 
 
 def new_run_dir(root: str | os.PathLike, name: str, now: float | None = None) -> RunDir:
@@ -61,14 +78,15 @@ def new_run_dir(root: str | os.PathLike, name: str, now: float | None = None) ->
     """
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
     parent = Path(root) / name
-    parent.mkdir(parents=True, exist_ok=True)
-    for n in range(1, 10_000):
-        path = parent / (stamp if n == 1 else f"{stamp}-{n}")
-        try:
-            path.mkdir()
-        except FileExistsError:
-            continue
-        return RunDir(path).make()
+    with writing(parent):
+        parent.mkdir(parents=True, exist_ok=True)
+        for n in range(1, 10_000):
+            path = parent / (stamp if n == 1 else f"{stamp}-{n}")
+            try:
+                path.mkdir()
+            except FileExistsError:
+                continue
+            return RunDir(path).make()
     raise RuntimeError(f"could not create a run directory under {parent}")
 
 

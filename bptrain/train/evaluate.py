@@ -124,6 +124,7 @@ def evaluate_checkpoint(path, split: str = "test", overrides=(), plots: bool = T
     report["checkpoint"] = str(path)
     report["epoch"] = ckpt.state["epoch"]
     run = run_dir_of(path)
+    run.check_links()
     files = [_write_eval_json(run.eval, split, report)]
     if plots and data.task == "classification":
         from bptrain.runs.plots import plot_confusion_matrix

@@ -7,6 +7,7 @@ result.run_dir, result.best_epoch, result.best_metrics["val_accuracy"]
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,15 +21,15 @@ from bptrain.config.locations import config_error
 from bptrain.config.schema import CLASSIFICATION_LOSSES
 from bptrain.config.yamlio import load_file
 from bptrain.data import Dataset, load_dataset
-from bptrain.errors import CheckpointError, ConfigError
+from bptrain.errors import CheckpointError, ConfigError, StorageError
 from bptrain.runs import RunDir, checkpoint, new_run_dir, run_dir_of
-from bptrain.runs.atomic import write_text
+from bptrain.runs.atomic import remove_temporaries, write_text
 from bptrain.train import distributed
 from bptrain.train.data_parallel import DataParallelTrainer
 from bptrain.train.loop import Trainer, num_outputs
 from bptrain.train.metrics import EPOCH_METRICS
 from bptrain.train.progress import reporter as make_reporter
-from bptrain.train.signals import stop_on_signals
+from bptrain.train.signals import Interrupted, stop_on_signals
 from bptrain.train.threads import default_threads
 
 # Sections a resumed run must share with its checkpoint (training and optimizer may change).
@@ -75,7 +76,7 @@ def fit(
     # Under mpiexec, every rank runs this; the leader alone touches the run directory.
     world = distributed.training_world()
     report = make_reporter(progress if world.leader else "none")
-    ckpt, ckpt_path = None, None
+    ckpt, ckpt_path, run = None, None, None
     if resume is not None:
         run, ckpt_path = world.from_leader(locate_resume, resume)
         if ckpt_path is not None:
@@ -86,25 +87,30 @@ def fit(
         config = resolve_with_overrides(config if config is not None else saved, overrides)
         if ckpt is not None:
             check_resumable(ckpt.state["config"], config)
+        for directory in (run.path, run.checkpoints):
+            world.from_leader(remove_temporaries, directory)  # of writes cut short by a kill
     else:
         if config is None:
             raise ConfigError("fit needs a config (or a run to resume)")
         config = resolve_with_overrides(config, overrides)
-        run = world.from_leader(fresh_run_dir, run_dir, runs_root, config["name"])
-    world.from_leader(write_text, run.config, dump(config))
 
+    # Data and model first: a config that fails here leaves nothing behind in runs/.
     data = load_dataset(config["data"], config["seed"])
     check_task(config, data)
     model = build_model(config, data.input_shape, num_outputs(data))
     t = config["training"]
     threads = world.share_cores(t["threads"] or default_threads(model, t["batch_size"]))
+    if run is None:
+        run = world.from_leader(fresh_run_dir, run_dir, runs_root, config["name"])
     if world.size > 1:
         trainer = DataParallelTrainer(config, data, model, run, report, world)
     else:
         trainer = Trainer(config, data, model, run, report)
     if ckpt is not None:
         trainer.restore(ckpt)
+        world.from_leader(write_text, run.config, dump(config))
     else:
+        world.from_leader(write_text, run.config, dump(config))
         trainer.position.csv_bytes = trainer.log.start()
 
     pos = trainer.position
@@ -129,6 +135,19 @@ def fit(
             world.training(),
         ):
             trainer.run_epochs(stop)
+    except StorageError as exc:
+        if not run.last.exists():
+            raise
+        raise StorageError(
+            f"{exc}; once it can be written, continue with: bptrain fit --resume {run.path}"
+        ) from None
+    except KeyboardInterrupt:  # a second signal before the first one's checkpoint was saved
+        kept = f"{run.last} holds" if run.last.exists() else "there is no"
+        raise Interrupted(
+            f"interrupted twice: stopped at once; {kept} the last checkpoint; continue with: "
+            f"bptrain fit --resume {run.path}",
+            signal.SIGINT,
+        ) from None
     finally:
         report.close()
 

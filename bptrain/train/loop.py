@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bptrain import faults
 from bptrain.data import Dataset, iterate_minibatches
 from bptrain.runs import MetricsLog, RunDir, checkpoint
 from bptrain.train import metrics as metrics_mod
@@ -85,6 +86,7 @@ class Trainer:
         if not (math.isfinite(loss) and gradients_finite(params)):
             pos = self.position
             raise divergence(model, loss, pos.epoch + 1, pos.step + 1, self.saved_last)
+        faults.point("train.step")
         model.optimizer.step(params)
         return loss
 
@@ -133,6 +135,7 @@ class Trainer:
         pos.epoch, pos.step, pos.loss_sum, pos.seen = pos.epoch + 1, 0, 0.0, 0
         pos.history.append(row)
         pos.csv_bytes = self.log.append(row)
+        faults.point("metrics.appended")
         if self.schedule_monitor:
             self.model.optimizer.schedule.observe(row[self.schedule_monitor])
         improved = self.best.update(row)
