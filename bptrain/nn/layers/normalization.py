@@ -9,8 +9,8 @@ from bptrain.nn.layer import Layer
 class BatchNorm(Layer):
     """``y = gamma * (x - mean) / sqrt(var + epsilon) + beta`` per channel.
 
-    x: (N, C) or (N, C, H, W) (any rank >= 2: axis 1 is the channel, every other axis is
-    reduced) -> y: same shape; gamma, beta, moving_mean, moving_variance: (C,).
+    x: (N, C) or (N, C, H, W) -> y: same shape; statistics are per channel C, over the batch
+    (and positions); gamma, beta, moving_mean, moving_variance: (C,).
 
     In training the mean and (biased) variance are the batch's, and the running statistics move
     towards them: ``moving = momentum * moving + (1 - momentum) * batch`` (Keras' convention,
@@ -27,7 +27,6 @@ class BatchNorm(Layer):
     """
 
     reducer = None
-
 
     def __init__(
         self,
@@ -56,6 +55,11 @@ class BatchNorm(Layer):
         self.beta_regularizer, self.gamma_regularizer = beta_regularizer, gamma_regularizer
 
     def build(self, input_shape, rng):
+        if len(input_shape) not in (1, 3):
+            raise ValueError(
+                "BatchNorm normalizes features (N, C) or image channels (N, C, H, W), "
+                f"got inputs of shape {('N', *input_shape)}"
+            )
         c = input_shape[0]
         if self.scale:
             self.gamma = self.add_parameter(
@@ -96,8 +100,8 @@ class BatchNorm(Layer):
 
     def forward(self, x, training=False):
         xp = backend.xp
-        if x.ndim < 2:
-            raise ValueError(f"BatchNorm expects inputs of shape (N, C, ...), got {x.shape}")
+        if x.ndim not in (2, 4):
+            raise ValueError(f"BatchNorm expects (N, C) or (N, C, H, W) inputs, got {x.shape}")
         axes = (0, *range(2, x.ndim))
         cshape = self._channel_shape(x)
         one = x.dtype.type(1.0)

@@ -102,5 +102,7 @@ def test_bad_configuration_errors():
     with pytest.raises(ValueError, match="epsilon must be positive"):
         BatchNorm(epsilon=0)
     layer = built((3,))
-    with pytest.raises(ValueError, match="expects inputs of shape"):
+    with pytest.raises(ValueError, match="expects \\(N, C\\) or \\(N, C, H, W\\) inputs"):
         layer.forward(np.zeros(3))
+    with pytest.raises(ValueError, match="got inputs of shape \\('N', 5, 3\\)"):
+        BatchNorm().build((5, 3), rng)
