@@ -18,6 +18,15 @@ def _log_softmax(z):
     return shifted - xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))
 
 
+EPSILON = 1e-7  # probabilities are clipped to [EPSILON, 1 - EPSILON] before the log
+
+
+def _inside_clip(p):
+    """1 where the clip to [EPSILON, 1 - EPSILON] left ``p`` alone, else 0: the derivative of
+    the clip, so an output far outside [0, 1] gets no push further out."""
+    return (p > EPSILON) & (p < 1.0 - EPSILON)
+
+
 def _match(y_true, y_pred):
     """Targets shaped like predictions ((N,) against (N, 1), say), in their dtype."""
     y = backend.asarray(y_true, dtype=y_pred.dtype)
@@ -112,7 +121,8 @@ class SparseCategoricalCrossentropy(Loss):
             logp = _log_softmax(p2)
             self._p = xp.exp(logp)
             return float(-logp[rows, y].mean())
-        self._p = xp.clip(p2, 1e-7, 1.0 - 1e-7)
+        self._inside = _inside_clip(p2)
+        self._p = xp.clip(p2, EPSILON, 1.0 - EPSILON)
         return float(-xp.log(self._p[rows, y]).mean())
 
     def backward(self):
@@ -122,8 +132,10 @@ class SparseCategoricalCrossentropy(Loss):
             g[self._rows, self._y] -= 1.0
             g *= 1.0 / n
         else:
+            # The value is -log(clip(p)); clipping is flat, so where it acts the gradient is 0.
             g = backend.xp.zeros_like(self._p)
-            g[self._rows, self._y] = -1.0 / (n * self._p[self._rows, self._y])
+            p = self._p[self._rows, self._y]
+            g[self._rows, self._y] = self._inside[self._rows, self._y] / (-n * p)
         return g.reshape(self._shape)
 
 
@@ -145,14 +157,15 @@ class CategoricalCrossentropy(Loss):
             logp = _log_softmax(y_pred)
             self._p = xp.exp(logp)
             return float(-(y * logp).sum() / self._n)
-        self._p = xp.clip(y_pred, 1e-7, 1.0 - 1e-7)
+        self._inside = _inside_clip(y_pred)
+        self._p = xp.clip(y_pred, EPSILON, 1.0 - EPSILON)
         return float(-(y * xp.log(self._p)).sum() / self._n)
 
     def backward(self):
         if self.from_logits:
             # d/dz of -sum_i y_i log softmax(z)_i = softmax(z) * sum(y) - y
             return (self._p * self._y.sum(axis=-1, keepdims=True) - self._y) / self._n
-        return -self._y / (self._p * self._n)
+        return -self._y * self._inside / (self._p * self._n)
 
 
 class BinaryCrossentropy(Loss):
@@ -173,7 +186,8 @@ class BinaryCrossentropy(Loss):
             self._p = 0.5 * (1.0 + xp.tanh(0.5 * z))
             # max(z, 0) - z*y + log(1 + e^-|z|): log-sigmoid without overflow
             return float((xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-abs(z)))).mean())
-        p = xp.clip(y_pred, 1e-7, 1.0 - 1e-7)
+        self._inside = _inside_clip(y_pred)
+        p = xp.clip(y_pred, EPSILON, 1.0 - EPSILON)
         self._p = p
         return float(-(y * xp.log(p) + (1 - y) * xp.log(1 - p)).mean())
 
@@ -181,7 +195,7 @@ class BinaryCrossentropy(Loss):
         if self.from_logits:
             return (self._p - self._y) / self._y.size
         p = self._p
-        return (p - self._y) / (p * (1 - p) * self._y.size)
+        return self._inside * (p - self._y) / (p * (1 - p) * self._y.size)
 
 
 LOSSES: dict[str, type[Loss]] = {

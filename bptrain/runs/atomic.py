@@ -16,6 +16,9 @@ from bptrain import faults
 from bptrain.errors import StorageError
 
 TEMP_SUFFIX = ".tmp"
+# mkstemp creates files readable by their owner only; written files get the usual mode.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -24,6 +27,7 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with writing(path):
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
         faults.point("atomic.opened")
         with os.fdopen(fd, "wb") as f:
             f.write(data)

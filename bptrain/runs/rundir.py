@@ -6,6 +6,7 @@ checkpoints/last.safetensors after every epoch (and every ``every_steps`` steps)
 checkpoints/best.safetensors whenever the monitored metric improves
 plots/*.png                  loss and metric curves; ``eval`` adds the confusion matrix
 eval.json                    written by ``bptrain eval``
+.lock                        held (flock) by the process training the run
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from pathlib import Path
 
 from bptrain.errors import StorageError
 from bptrain.runs.atomic import writing
+
+LOCK_NAME = ".lock"
+_held: dict[Path, int] = {}  # run path -> descriptor holding its lock, for this process
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,36 @@ class RunDir:
             with writing(d):
                 d.mkdir(parents=True, exist_ok=True)
         return self
+
+    def lock(self) -> None:
+        """Hold an exclusive lock on this run until ``unlock`` or the end of the process.
+
+        Two processes writing one run (two ``--resume`` at once, or an orphaned sweep worker
+        beside a resumed sweep) would interleave metrics rows and checkpoints; the second one
+        is refused instead. The lock is the kernel's (flock), so a killed process never leaves
+        a stale one behind. Taking it again in the same process is a no-op.
+        """
+        import fcntl
+
+        key = self.path.resolve()
+        if key in _held:
+            return
+        with writing(self.path / LOCK_NAME):
+            fd = os.open(self.path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise StorageError(
+                f"{self.path} is in use by another bptrain process; wait for it to finish or "
+                f"stop it, then continue with: bptrain fit --resume {self.path}"
+            ) from None
+        _held[key] = fd
+
+    def unlock(self) -> None:
+        fd = _held.pop(self.path.resolve(), None)
+        if fd is not None:
+            os.close(fd)
 
     def check_links(self) -> None:
         """Refuse a run directory whose entries are symbolic links: bptrain truncates, appends

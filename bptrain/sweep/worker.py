@@ -146,12 +146,36 @@ def child_main(task: RunTask, conn) -> None:
     ``conn``."""
     from bptrain.train import Interrupted
 
+    stop_with_parent()
     try:
         result = _run(task)
     except (KeyboardInterrupt, Interrupted):  # Ctrl-C reaches the whole process group
         os._exit(INTERRUPTED_EXIT_CODE)
     conn.send_bytes(json.dumps(asdict(result)).encode())
     conn.close()
+
+
+def stop_with_parent() -> None:
+    """SIGTERM this process when the sweep driver that started it dies.
+
+    Without this, a SIGKILLed driver would leave its runs training on as orphans beside a
+    resumed sweep. SIGTERM makes a run checkpoint its current step and stop, so nothing is
+    lost. A daemon thread waits on the driver's sentinel (readable once the driver is gone);
+    on an ordinary Ctrl-C the driver waits for its runs, so they never see this second signal.
+    """
+    import multiprocessing
+    import threading
+    from multiprocessing.connection import wait
+
+    parent = multiprocessing.parent_process()
+    if parent is None or parent.sentinel is None:
+        return
+
+    def watch() -> None:
+        wait([parent.sentinel])
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="stop-with-driver", daemon=True).start()
 
 
 def main(argv: list[str]) -> int:

@@ -79,6 +79,7 @@ def fit(
     ckpt, ckpt_path, run = None, None, None
     if resume is not None:
         run, ckpt_path = world.from_leader(locate_resume, resume)
+        world.from_leader(run.lock)  # before touching files another process may be writing
         if ckpt_path is not None:
             ckpt = world.from_leader(checkpoint.load, ckpt_path)
             saved = ckpt.state["config"]
@@ -102,6 +103,7 @@ def fit(
     threads = world.share_cores(t["threads"] or default_threads(model, t["batch_size"]))
     if run is None:
         run = world.from_leader(fresh_run_dir, run_dir, runs_root, config["name"])
+        world.from_leader(run.lock)
     if world.size > 1:
         trainer = DataParallelTrainer(config, data, model, run, report, world)
     else:
@@ -150,6 +152,8 @@ def fit(
         ) from None
     finally:
         report.close()
+        if world.leader:  # not a collective call: this may run while another rank failed
+            run.unlock()
 
     es = t["early_stopping"]
     if es and es["restore_best"] and trainer.best.best_epoch is not None:

@@ -105,3 +105,34 @@ def test_fusion():
 def test_unknown():
     with pytest.raises(ValueError, match="unknown loss 'hinge'"):
         losses.get("hinge")
+
+
+@pytest.mark.parametrize(
+    ("loss", "y_true"),
+    [
+        (losses.SparseCategoricalCrossentropy(), np.array([0, 1])),
+        (losses.CategoricalCrossentropy(), np.array([[1.0, 0.0], [0.0, 1.0]])),
+        (losses.BinaryCrossentropy(), np.array([[1.0, 0.0], [0.0, 1.0]])),
+    ],
+)
+def test_probability_losses_give_no_gradient_where_the_clip_acts(loss, y_true):
+    # Outputs outside [0, 1] (a linear last layer) sit on the flat part of the clip: pushing
+    # them further out would diverge, so their gradient is zero; the others are untouched.
+    y_pred = np.array([[1.5, 0.3], [-0.2, 0.6]])
+    loss.forward(y_pred, y_true)
+    g = loss.backward()
+    assert g[0, 0] == 0 and g[1, 0] == 0
+    assert g[1, 1] != 0
+
+
+def test_probability_loss_trains_a_linear_output_without_diverging():
+    from bptrain.nn import SGD, Dense, Sequential
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    model = Sequential([Dense(2)])  # no softmax: the loss sees raw scores as "probabilities"
+    model.build((4,), rng)
+    model.compile("sparse_categorical_crossentropy", SGD(0.01))
+    values = [model.train_step(x, y) for _ in range(50)]
+    assert np.isfinite(values).all() and np.isfinite(model.parameters().flat_value).all()

@@ -21,3 +21,40 @@ def test_paths_inside_a_run(tmp_path):
     assert run.best.name == "best.safetensors" and run.metrics.name == "metrics.csv"
     assert run_dir_of(run.best).path == tmp_path.resolve()
     assert run_dir_of(tmp_path / "loose.safetensors").path == tmp_path.resolve()
+
+
+def test_a_run_is_locked_against_a_second_process(tmp_path):
+    import subprocess
+    import sys
+
+    import pytest
+
+    from bptrain.errors import StorageError
+
+    run = RunDir(tmp_path / "run").make()
+    run.lock()
+    run.lock()  # again in the same process: fine
+    probe = (
+        "import sys; from pathlib import Path; from bptrain.runs import RunDir\n"
+        "from bptrain.errors import StorageError\n"
+        "try:\n    RunDir(Path(sys.argv[1])).lock()\nexcept StorageError as e:\n"
+        "    print(e); sys.exit(3)\n"
+    )
+    other = subprocess.run(
+        [sys.executable, "-c", probe, str(run.path)], capture_output=True, text=True
+    )
+    assert other.returncode == 3
+    assert "in use by another bptrain process" in other.stdout
+    run.unlock()
+    other = subprocess.run([sys.executable, "-c", probe, str(run.path)], capture_output=True)
+    assert other.returncode == 0
+    with pytest.raises(StorageError):  # the kernel's lock: a held one refuses in-process too
+        import fcntl
+        import os
+
+        fd = os.open(run.path / ".lock", os.O_RDWR)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        try:
+            RunDir(run.path).lock()
+        finally:
+            os.close(fd)

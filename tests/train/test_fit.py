@@ -38,7 +38,7 @@ def test_run_directory_contents(tmp_path, small_config):
     run = result.run_dir
     assert run.parent == tmp_path / "tiny"
     assert sorted(p.name for p in run.iterdir()) == [
-        "checkpoints", "config.yaml", "metrics.csv", "plots"
+        ".lock", "checkpoints", "config.yaml", "metrics.csv", "plots"
     ]  # fmt: skip
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
         "best.safetensors", "last.safetensors"
