@@ -99,8 +99,8 @@ class Sequential(Layer):
         """Back-propagate ``dy``; returns dL/dx, or None when ``needs_input_grad`` is False
         (then layers below the first trainable one are skipped altogether)."""
         stop = 0 if self.needs_input_grad else self._first_trainable
-        if stop < len(self.layers):
-            self.layers[stop].needs_input_grad = self.needs_input_grad
+        if self._first_trainable < len(self.layers):  # set every call: the flag may change
+            self.layers[self._first_trainable].needs_input_grad = self.needs_input_grad
         for layer in reversed(self.layers[stop:]):
             dy = layer.backward(dy)
         return dy if self.needs_input_grad else None

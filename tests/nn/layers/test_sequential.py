@@ -73,6 +73,17 @@ def test_sequential_as_a_layer_passes_input_gradient():
     assert "input" in report.errors and "dense/kernel" in report.errors
 
 
+def test_input_gradient_can_be_asked_for_after_training():
+    rng = np.random.default_rng(0)
+    model = mlp()
+    model.build((6,), rng)
+    model.compile("sparse_categorical_crossentropy", "sgd")
+    model.compute_gradients(rng.normal(size=(4, 6)), rng.integers(0, 3, 4))
+    report = check_layer(model, rng.normal(size=(3, 6)))
+    assert report.passed(1e-6), report
+    assert "input" in report.errors
+
+
 def test_training_skips_input_gradient():
     model = mlp()
     model.build((6,), np.random.default_rng(0))
