@@ -192,7 +192,7 @@ def eval_(checkpoint, overrides, split):
 # -- predict --------------------------------------------------------------------------------------
 @cli.command(context_settings=CONTEXT)
 @click.argument("checkpoint", metavar="CHECKPOINT")
-@click.argument("inputs", metavar="INPUT")
+@click.argument("inputs", metavar="INPUT", required=False)
 @click.option(
     "--output",
     "-o",
@@ -206,8 +206,37 @@ def eval_(checkpoint, overrides, split):
     help="INPUT is already scaled like the training data; without it the run's data.scale "
     "statistics are applied (raw 0-255 pixels for MNIST, say).",
 )
-def predict(checkpoint, inputs, output, scaled):
-    """Predict with a checkpoint for the samples in INPUT (.npy, .npz or .csv).
+@click.option(
+    "--prompt",
+    metavar="TEXT",
+    help="For a character model (data.dataset: text): generate text that continues TEXT "
+    "instead of reading INPUT, e.g. --prompt 'The '.",
+)
+@click.option(
+    "--length",
+    default=200,
+    show_default=True,
+    type=click.IntRange(1),
+    help="With --prompt: how many characters to generate, e.g. --length 500.",
+)
+@click.option(
+    "--temperature",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="With --prompt: 0 takes the likeliest character each time, 1 samples the model's "
+    "distribution, higher is more random, e.g. --temperature 0.5.",
+)
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=int,
+    help="With --prompt: seed of the sampling, e.g. --seed 3.",
+)
+def predict(checkpoint, inputs, output, scaled, prompt, length, temperature, seed):
+    """Predict with a checkpoint for the samples in INPUT (.npy, .npz or .csv), or generate
+    text from a character model with --prompt.
 
     Each sample is a row (flat rows are reshaped to the model's input shape) or an array of
     the input shape; a .npz file holds them as 'x' (or as its only array). A CSV header row is
@@ -217,7 +246,22 @@ def predict(checkpoint, inputs, output, scaled):
     Examples:
       bptrain predict runs/spirals/20240101-120000 points.csv
       bptrain predict runs/mnist_mlp/20240101-120000 digits.npy -o predictions.csv
+      bptrain predict runs/char_lstm/20240101-120000 --prompt "The " --length 300
     """
+    if (inputs is None) == (prompt is None):
+        raise click.UsageError("give either INPUT (a .npy, .npz or .csv file) or --prompt TEXT")
+    if prompt is not None:
+        from bptrain.runs.atomic import write_text
+        from bptrain.train.generate import generate_text
+
+        text = generate_text(checkpoint, prompt, length, temperature, seed)
+        if output is None:
+            click.echo(text)
+        else:
+            write_text(output, text)
+            click.echo(f"wrote {len(text)} characters to {output}", err=True)
+        return 0
+
     from bptrain.train.predict import predict_file
 
     text, n = predict_file(checkpoint, inputs, output, scaled)
