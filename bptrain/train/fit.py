@@ -22,6 +22,7 @@ from bptrain.config.schema import CLASSIFICATION_LOSSES
 from bptrain.config.yamlio import load_file
 from bptrain.data import Dataset, load_dataset
 from bptrain.errors import CheckpointError, ConfigError, StorageError
+from bptrain.nn import backend
 from bptrain.runs import RunDir, checkpoint, new_run_dir, run_dir_of
 from bptrain.runs.atomic import remove_temporaries, write_text
 from bptrain.train import distributed
@@ -73,6 +74,9 @@ def fit(
     Raises ConfigError, DataError, CheckpointError, DivergenceError, or Interrupted (SIGINT or
     SIGTERM; a checkpoint of the current step was saved).
     """
+    # Each step frees and reallocates the same large arrays: keep that memory in the process
+    # instead of faulting fresh zeroed pages in every step (~15% of a CNN step; see backend).
+    backend.keep_freed_memory()
     # Under mpiexec, every rank runs this; the leader alone touches the run directory.
     world = distributed.training_world()
     report = make_reporter(progress if world.leader else "none")

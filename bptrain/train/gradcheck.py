@@ -34,8 +34,9 @@ class GradcheckResult:
         return [k for k, v in self.report.errors.items() if not v < self.tolerance]
 
 
-# Relative size of the noise added to real inputs (see gradcheck_config).
-JITTER = 1e-2
+# Relative size of the noise added to real inputs, and the spread of the random values given
+# to zero-initialised parameters (see gradcheck_config).
+JITTER = 0.1
 
 
 def gradcheck_config(
@@ -43,10 +44,12 @@ def gradcheck_config(
 ) -> GradcheckResult:
     """Check every parameter's gradient on the first ``samples`` training samples.
 
-    Float inputs get a small seeded jitter (JITTER times their std): real data has ties, such
-    as MNIST's blank borders, that put a ReLU exactly on its kink for every such position, and
-    finite differences across a kink disagree with any one-sided derivative. ``training``
-    checks the training-mode function (dropout with a fixed mask, BatchNorm batch statistics).
+    Float inputs get a seeded jitter (JITTER times their std), and parameters that start as
+    constants (zero biases, BatchNorm's ones) get seeded random values of spread JITTER: real
+    data has ties, such as MNIST's blank borders, and with zero biases they put a ReLU exactly
+    on its kink for every such position; finite differences across a kink disagree with any
+    one-sided derivative. ``training`` checks the training-mode function (dropout with a fixed
+    mask, BatchNorm batch statistics).
     """
     data = load_dataset(config["data"], config["seed"])
     check_task(config, data)
@@ -55,6 +58,10 @@ def gradcheck_config(
     if np.issubdtype(x.dtype, np.floating):
         noise = np.random.default_rng([config["seed"], 0x6C]).standard_normal(x.shape)
         x = x.astype(np.float64) + JITTER * (float(x.std()) or 1.0) * noise
+    rng = np.random.default_rng([config["seed"], 0x6D])
+    for p in model.parameters():
+        if p.size > 1 and float(p.value.std()) == 0.0:
+            p.value += JITTER * rng.standard_normal(p.shape).astype(p.value.dtype)
     report = check_model(model, x, y, seed=config["seed"], training=training)
     shapes = {name: tuple(p.shape) for name, p in model.named_parameters()}
     return GradcheckResult(report, shapes, tolerance, len(x))

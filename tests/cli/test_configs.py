@@ -54,3 +54,28 @@ def test_mnist_mlp_on_a_slice(bptrain):
     assert report["samples"] == 1000
     assert report["accuracy"] > 0.85
     assert Path("run/plots/confusion_matrix.png").exists()
+
+
+# Overrides that keep each shipped config's gradient check small and offline: MNIST-shaped
+# models run on a 64-image slice (Fashion-MNIST's architecture on MNIST, whose files are here).
+GRADCHECK_DATA = {
+    "mnist": ["data.limit=64"],
+    "fashion_mnist": ["data.dataset=mnist", "data.limit=64"],
+    "text": [f"data.path={CONFIGS / 'data' / 'tiny_text.txt'}"],
+}
+
+
+@pytest.mark.parametrize(
+    "name",
+    sorted(p.stem for p in CONFIGS.glob("*.yaml") if not p.stem.startswith("sweep")),
+)
+def test_every_shipped_config_passes_gradcheck(bptrain, name):
+    config = load_config(CONFIGS / f"{name}.yaml")
+    dataset = config["data"]["dataset"]
+    if dataset in ("mnist", "fashion_mnist") and not os.environ.get("BPTRAIN_DATA_DIR"):
+        pytest.skip("needs BPTRAIN_DATA_DIR with the MNIST files (make test sets it)")
+    code, out, err = bptrain(
+        "gradcheck", CONFIGS / f"{name}.yaml", *GRADCHECK_DATA.get(dataset, [])
+    )
+    assert code == 0, err
+    assert out.rstrip().endswith("gradient check passed")
