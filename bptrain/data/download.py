@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bptrain.errors import DataError
+from bptrain.runs.atomic import fsync_dir
 
 TIMEOUT_S = 30.0
 _CHUNK = 1 << 20
@@ -61,7 +62,7 @@ def download(urls: list[str], dest: Path, digest: Digest) -> None:
             problem = _check(Path(tmp), digest)
             if problem is None:
                 os.replace(tmp, dest)
-                _fsync_dir(dest.parent)
+                fsync_dir(dest.parent)
                 return
             failures.append(f"{url}: {problem}")
         except (OSError, ValueError) as exc:  # URLError and HTTPError are OSErrors
@@ -98,17 +99,3 @@ def _sha256(path: Path, uncompress: bool) -> str:
         except (EOFError, zlib.error) as exc:
             raise ValueError(f"not a valid gzip file ({exc})") from exc
     return h.hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make the rename itself durable (not possible on every platform)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from bptrain.nn import backend
+from bptrain.nn import backend, registry
 
 
 class Activation:
@@ -129,11 +129,4 @@ def get(activation) -> Activation:
     """An activation from a name (``"relu"``), None (linear) or an Activation instance."""
     if activation is None:
         return Linear()
-    if isinstance(activation, Activation):
-        return activation
-    try:
-        return ACTIVATIONS[activation]()
-    except KeyError:
-        raise ValueError(
-            f"unknown activation {activation!r}; expected one of {', '.join(ACTIVATIONS)}"
-        ) from None
+    return registry.build(activation, ACTIVATIONS, "activation", Activation)

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from bptrain.nn import backend
+from bptrain.nn import backend, registry
 
 
 def fans(shape: tuple) -> tuple[int, int]:
@@ -151,15 +151,4 @@ INITIALIZERS["uniform"] = RandomUniform  # Keras' alias
 
 def get(initializer) -> Initializer:
     """An initializer from a name, a ``{"type": name, **kwargs}`` mapping or an instance."""
-    if isinstance(initializer, Initializer):
-        return initializer
-    kwargs = {}
-    if isinstance(initializer, dict):
-        kwargs = {k: v for k, v in initializer.items() if k != "type"}
-        initializer = initializer.get("type")
-    try:
-        return INITIALIZERS[initializer](**kwargs)
-    except KeyError:
-        raise ValueError(
-            f"unknown initializer {initializer!r}; expected one of {', '.join(INITIALIZERS)}"
-        ) from None
+    return registry.build(initializer, INITIALIZERS, "initializer", Initializer)

@@ -9,7 +9,7 @@ plus ``sparse_categorical_crossentropy`` trains stably.
 
 from __future__ import annotations
 
-from bptrain.nn import backend
+from bptrain.nn import backend, registry
 
 
 def _log_softmax(z):
@@ -214,14 +214,4 @@ ALIASES = {"mse": "mean_squared_error", "mae": "mean_absolute_error"}
 
 def get(loss) -> Loss:
     """A loss from a name (``"mse"``), a ``{"type": name, **kwargs}`` mapping or an instance."""
-    if isinstance(loss, Loss):
-        return loss
-    kwargs = {}
-    if isinstance(loss, dict):
-        kwargs = {k: v for k, v in loss.items() if k != "type"}
-        loss = loss.get("type")
-    loss = ALIASES.get(loss, loss)
-    try:
-        return LOSSES[loss](**kwargs)
-    except KeyError:
-        raise ValueError(f"unknown loss {loss!r}; expected one of {', '.join(LOSSES)}") from None
+    return registry.build(loss, LOSSES, "loss", Loss, ALIASES)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from bptrain.nn import backend, schedules
+from bptrain.nn import backend, registry, schedules
 
 
 class Optimizer:
@@ -195,8 +195,12 @@ class Adam(Optimizer):
     slot_names = ("m", "v")
 
     def __init__(
-        self, learning_rate=0.001, beta_1: float = 0.9, beta_2: float = 0.999,
-        epsilon: float = 1e-7, **kw,
+        self,
+        learning_rate=0.001,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        **kw,
     ):
         super().__init__(learning_rate, **kw)
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
@@ -275,22 +279,14 @@ ALIASES = {"momentum": "sgd"}
 
 def get(optimizer) -> Optimizer:
     """An optimizer from a name (``"adam"``), a ``{"type": "adam", "learning_rate": 1e-3}``
-    mapping (``lr`` is accepted for ``learning_rate``) or an instance."""
-    if isinstance(optimizer, Optimizer):
-        return optimizer
-    kwargs = {}
+    mapping (``lr`` is accepted for ``learning_rate``) or an instance. ``momentum`` is SGD
+    with momentum 0.9 unless the mapping says otherwise."""
+    if isinstance(optimizer, str):
+        optimizer = {"type": optimizer}
     if isinstance(optimizer, dict):
-        kwargs = {k: v for k, v in optimizer.items() if k != "type"}
-        optimizer = optimizer.get("type")
-        if "lr" in kwargs:
-            kwargs["learning_rate"] = kwargs.pop("lr")
-    if optimizer == "momentum":
-        kwargs.setdefault("momentum", 0.9)
-    optimizer = ALIASES.get(optimizer, optimizer)
-    try:
-        cls = OPTIMIZERS[optimizer]
-    except KeyError:
-        raise ValueError(
-            f"unknown optimizer {optimizer!r}; expected one of {', '.join(OPTIMIZERS)}"
-        ) from None
-    return cls(**kwargs)
+        optimizer = dict(optimizer)
+        if "lr" in optimizer:
+            optimizer["learning_rate"] = optimizer.pop("lr")
+        if optimizer.get("type") == "momentum":
+            optimizer.setdefault("momentum", 0.9)
+    return registry.build(optimizer, OPTIMIZERS, "optimizer", Optimizer, ALIASES)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bptrain.nn import registry
+
 
 class Regularizer:
     def __call__(self, w) -> float:
@@ -55,18 +57,9 @@ REGULARIZERS: dict[str, type[Regularizer]] = {"l1": L1, "l2": L2, "l1_l2": L1L2}
 
 def get(regularizer) -> Regularizer | None:
     """None, a name (``"l2"``), a ``{"type": "l2", "l2": 1e-4}`` mapping or an instance."""
-    if regularizer is None or isinstance(regularizer, Regularizer):
-        return regularizer
-    kwargs = {}
-    if isinstance(regularizer, dict):
-        kwargs = {k: v for k, v in regularizer.items() if k != "type"}
-        regularizer = regularizer.get("type")
-    try:
-        return REGULARIZERS[regularizer](**kwargs)
-    except KeyError:
-        raise ValueError(
-            f"unknown regularizer {regularizer!r}; expected one of {', '.join(REGULARIZERS)}"
-        ) from None
+    if regularizer is None:
+        return None
+    return registry.build(regularizer, REGULARIZERS, "regularizer", Regularizer)
 
 
 def penalty(params) -> float:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+from bptrain.nn import registry
+
 
 class Schedule:
     name = ""
@@ -140,15 +142,4 @@ def get(schedule) -> Schedule:
     """None (constant), a name, a ``{"type": name, **kwargs}`` mapping or an instance."""
     if schedule is None:
         return Constant()
-    if isinstance(schedule, Schedule):
-        return schedule
-    kwargs = {}
-    if isinstance(schedule, dict):
-        kwargs = {k: v for k, v in schedule.items() if k != "type"}
-        schedule = schedule.get("type")
-    try:
-        return SCHEDULES[schedule](**kwargs)
-    except KeyError:
-        raise ValueError(
-            f"unknown schedule {schedule!r}; expected one of {', '.join(SCHEDULES)}"
-        ) from None
+    return registry.build(schedule, SCHEDULES, "schedule", Schedule)

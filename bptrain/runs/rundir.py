@@ -107,21 +107,26 @@ class RunDir:
 
 
 def new_run_dir(root: str | os.PathLike, name: str, now: float | None = None) -> RunDir:
-    """A fresh ``root/name/YYYYmmdd-HHMMSS`` directory; ``-2``, ``-3``, ... are appended when
-    another run started in the same second (mkdir is atomic, so two processes never share one).
-    """
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    """A fresh ``root/name/YYYYmmdd-HHMMSS`` run directory (see ``timestamped_dir``)."""
     parent = Path(root) / name
     with writing(parent):
-        parent.mkdir(parents=True, exist_ok=True)
-        for n in range(1, 10_000):
-            path = parent / (stamp if n == 1 else f"{stamp}-{n}")
-            try:
-                path.mkdir()
-            except FileExistsError:
-                continue
-            return RunDir(path).make()
-    raise RuntimeError(f"could not create a run directory under {parent}")
+        return RunDir(timestamped_dir(parent, now)).make()
+
+
+def timestamped_dir(parent: Path, now: float | None = None) -> Path:
+    """Create and return ``parent/YYYYmmdd-HHMMSS``; ``-2``, ``-3``, ... are appended when
+    another one started in the same second (mkdir is atomic, so two processes never share one).
+    """
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 10_000):
+        path = parent / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise RuntimeError(f"could not create a directory under {parent}")
 
 
 def run_dir_of(checkpoint: str | os.PathLike) -> RunDir:

@@ -17,11 +17,11 @@ import shutil
 import signal
 import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bptrain.errors import ConfigError
+from bptrain.runs.rundir import timestamped_dir
 from bptrain.sweep import journal, leaderboard, plots
 from bptrain.sweep.executors import cores, make_executor
 from bptrain.sweep.plan import Run, plan_runs
@@ -66,7 +66,7 @@ def run_sweep(sweep_file: str | os.PathLike | None, options: SweepOptions, resum
         return 0
     executor, threads = _executor(options, len(runs))  # fails before anything is written
     with contextlib.closing(executor):
-        sweep_dir = _new_sweep_dir(options.runs_root / "sweeps" / spec.name)
+        sweep_dir = timestamped_dir(options.runs_root / "sweeps" / spec.name)
         return _start(spec, trials, runs, sweep_dir, executor, threads, options)
 
 
@@ -234,20 +234,6 @@ def _finish(spec, trials, runs, results: dict, sweep_dir: Path, stopped: int | N
 
 def _start_event(task: RunTask) -> dict:
     return {"event": "start", "run": task.number, "name": task.name}
-
-
-def _new_sweep_dir(parent: Path) -> Path:
-    """``parent/YYYYmmdd-HHMMSS`` (``-2``, ``-3``... when taken; mkdir is atomic)."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    parent.mkdir(parents=True, exist_ok=True)
-    for n in range(1, 10_000):
-        path = parent / (stamp if n == 1 else f"{stamp}-{n}")
-        try:
-            path.mkdir()
-        except FileExistsError:
-            continue
-        return path
-    raise RuntimeError(f"could not create a sweep directory under {parent}")
 
 
 # -- output -----------------------------------------------------------------------------------
