@@ -257,7 +257,7 @@ def test_dask_missing_says_how_to_install(tmp_path, write_sweep, capsys, monkeyp
 def test_ctrl_c_then_resume_gives_the_uninterrupted_results(tmp_path, write_sweep):
     """Runs stopped mid-training continue from their checkpoints on --resume, and the sweep
     ends with exactly the numbers of a sweep that was never interrupted."""
-    long = GRID.replace("  model.layers.0.units: [4, 8]\n", "  training.epochs: [60]\n")
+    long = GRID.replace("  model.layers.0.units: [4, 8]\n", "  training.epochs: [400]\n")
     write_sweep(long.replace("seeds: [0, 1]", "seeds: [0]") + "name: long\n")
     args = ("sweep", "sweep.yaml", "--workers", "2")
     proc = bptrain(*args, cwd=tmp_path)
