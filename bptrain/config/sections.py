@@ -40,6 +40,10 @@ class CheckpointOptions:
 class TrainingOptions:
     """epochs, batch_size: as in Keras' fit. shuffle: a new seeded order every epoch.
     threads: BLAS threads (null: one for small models, all cores for large ones).
+    replicas: copies of the model that each compute a slice of every batch in a thread of
+    their own (data parallelism in one process; each uses one BLAS thread, and ``threads`` is
+    not used). 1 trains the single model; with more, results equal it to float32 round-off
+    (as with MPI ranks) and are deterministic for the same number of replicas.
     eval_batch_size: batch size for validation and evaluation passes.
     schedule: learning-rate schedule (constant, step, exponential, cosine, reduce_on_plateau).
     plots: redraw plots/*.png after every epoch."""
@@ -48,6 +52,7 @@ class TrainingOptions:
     batch_size: int = 32
     shuffle: bool = True
     threads: int | None = None
+    replicas: int = 1
     eval_batch_size: int = 1024
     schedule: str | dict | None = None
     early_stopping: dict | None = None
@@ -59,6 +64,7 @@ POSITIVE = {
     ("training", "epochs"),
     ("training", "batch_size"),
     ("training", "threads"),
+    ("training", "replicas"),
     ("training", "eval_batch_size"),
     ("training", "checkpoint", "every_steps"),
 }

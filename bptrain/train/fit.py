@@ -30,6 +30,7 @@ from bptrain.train.data_parallel import DataParallelTrainer
 from bptrain.train.loop import Trainer, num_outputs
 from bptrain.train.metrics import EPOCH_METRICS
 from bptrain.train.progress import reporter as make_reporter
+from bptrain.train.replicas import ReplicaTrainer
 from bptrain.train.signals import Interrupted, stop_on_signals
 from bptrain.train.threads import default_threads
 
@@ -104,12 +105,27 @@ def fit(
     check_task(config, data)
     model = build_model(config, data.input_shape, num_outputs(data))
     t = config["training"]
-    threads = world.share_cores(t["threads"] or default_threads(model, t["batch_size"]))
+    replicas = t["replicas"]
+    if replicas > 1 and world.size > 1:
+        raise config_error(
+            ("training", "replicas"),
+            f"{replicas} replicas cannot be combined with {world.size} MPI ranks; use one or "
+            "the other (replicas: 1 under mpiexec or --processes)",
+        )
+    # Replicas run side by side, one BLAS thread each (threadpoolctl's limit is process-wide).
+    threads = (
+        1
+        if replicas > 1
+        else world.share_cores(t["threads"] or default_threads(model, t["batch_size"]))
+    )
+    copies = [build_model(config, data.input_shape) for _ in range(replicas - 1)]
     if run is None:
         run = world.from_leader(fresh_run_dir, run_dir, runs_root, config["name"])
         world.from_leader(run.lock)
     if world.size > 1:
         trainer = DataParallelTrainer(config, data, model, run, report, world)
+    elif copies:
+        trainer = ReplicaTrainer(config, data, model, run, report, copies)
     else:
         trainer = Trainer(config, data, model, run, report)
     if ckpt is not None:
@@ -131,6 +147,8 @@ def fit(
     summary = describe(model, data, threads)
     if world.size > 1:
         summary += f" per rank; data-parallel on {world.size} MPI ranks"
+    if copies:
+        summary += f" per replica; data-parallel on {replicas} replicas (threads)"
     report.start(run.path, summary, resumed)
     try:
         # Overflow warnings would only clutter the output: the NaN guard reports divergence.
