@@ -147,15 +147,15 @@ def share_values(model, replica) -> None:
     theirs.flat_value = own.flat_value
 
 
-class ReplicaTrainer(Trainer):
-    """A Trainer whose steps run on ``model`` and ``replicas`` (models built from the same
-    config) in threads: see the module docstring. BLAS should be limited to one thread."""
+class Replicas:
+    """``models`` (built alike; the first is the model trained) computing each batch's gradient
+    together, in ``len(models)`` threads: see the module docstring. The caller limits BLAS to
+    one thread and steps the optimizer on ``models[0].parameters()``."""
 
-    def __init__(self, config, data, model, run, reporter, replicas: Sequence):
-        super().__init__(config, data, model, run, reporter)
-        self.models = [model, *replicas]
-        for replica in replicas:
-            share_values(model, replica)
+    def __init__(self, models: Sequence):
+        self.models = list(models)
+        for replica in self.models[1:]:
+            share_values(self.models[0], replica)
         self.sums = ReplicaSum(len(self.models))
         self.dropouts = [[x for x in sublayers(m) if isinstance(x, Dropout)] for m in self.models]
         self.batchnorms = [
@@ -171,9 +171,10 @@ class ReplicaTrainer(Trainer):
                 layer.reducer = self.sums.reducer(i)
 
     def compute_gradients(self, xb, yb) -> float:
-        n = len(xb)
+        """The loss of batch (xb, yb), with its gradient in ``models[0]``'s parameters."""
+        n, main = len(xb), self.models[0]
         k = min(len(self.models), n)
-        state = self.model.rng.bit_generator.state
+        state = main.rng.bit_generator.state
         for replica in self.models[1:k]:
             replica.rng.bit_generator.state = state
         self.sums.start(k)
@@ -192,19 +193,13 @@ class ReplicaTrainer(Trainer):
             return run
 
         losses = self._workers.run([task(i) for i in range(k)], on_error=self.sums.abort)
-        grad = self.model.parameters().flat_grad
+        grad = main.parameters().flat_grad
         for replica in self.models[1:k]:
             grad += replica.parameters().flat_grad
         total = 0.0
         for loss in losses:
             total += float(loss)
         return total
-
-    def run_epochs(self, stop) -> None:
-        try:
-            super().run_epochs(stop)
-        finally:
-            self.close()
 
     def close(self) -> None:
         """Stop the worker threads (a later step starts new ones) and leave the model as a
@@ -216,3 +211,24 @@ class ReplicaTrainer(Trainer):
             layer.reducer = None
         for layer in self.dropouts[0]:
             layer.batch_slice = None
+
+
+class ReplicaTrainer(Trainer):
+    """A Trainer whose steps run on ``model`` and ``replicas`` (models built from the same
+    config) in threads (``Replicas``). BLAS should be limited to one thread."""
+
+    def __init__(self, config, data, model, run, reporter, replicas: Sequence):
+        super().__init__(config, data, model, run, reporter)
+        self.replicas = Replicas([model, *replicas])
+
+    def compute_gradients(self, xb, yb) -> float:
+        return self.replicas.compute_gradients(xb, yb)
+
+    def run_epochs(self, stop) -> None:
+        try:
+            super().run_epochs(stop)
+        finally:
+            self.replicas.close()
+
+    def close(self) -> None:
+        self.replicas.close()

@@ -14,7 +14,7 @@ from bptrain.errors import ConfigError
 from bptrain.runs import checkpoint
 from bptrain.train import fit
 from bptrain.train.loop import Trainer
-from bptrain.train.replicas import ReplicaSum, ReplicaTrainer, WorkerThreads
+from bptrain.train.replicas import Replicas, ReplicaSum, WorkerThreads
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -119,10 +119,9 @@ def test_cnn_equals_one_model(tmp_path, cnn_config):
     assert two.history[-1]["val_accuracy"] == one.history[-1]["val_accuracy"]
 
 
-def one_step(config: dict, replicas: int, rows: int, tmp_path):
+def one_step(config: dict, replicas: int, rows: int):
     """(single model, trainer's model, replica models) after one step on ``rows`` rows."""
     from bptrain.data import load_dataset
-    from bptrain.runs import RunDir
 
     config = resolve(config)
     data = load_dataset(config["data"], config["seed"])
@@ -130,11 +129,11 @@ def one_step(config: dict, replicas: int, rows: int, tmp_path):
     single = build_model(config, data.input_shape)
     loss = single.compute_gradients(x, y)
     models = [build_model(config, data.input_shape) for _ in range(replicas)]
-    trainer = ReplicaTrainer(config, data, models[0], RunDir(tmp_path / "run"), None, models[1:])
+    together = Replicas(models)
     try:
-        assert trainer.compute_gradients(x, y) == pytest.approx(float(loss), rel=1e-6)
+        assert together.compute_gradients(x, y) == pytest.approx(float(loss), rel=1e-6)
     finally:
-        trainer.close()
+        together.close()
     g1, g2 = single.parameters().flat_grad, models[0].parameters().flat_grad
     assert np.abs(g1 - g2).max() <= 1e-5 * np.abs(g1).max()
     assert single.rng.bit_generator.state == models[0].rng.bit_generator.state
@@ -143,18 +142,18 @@ def one_step(config: dict, replicas: int, rows: int, tmp_path):
     return single, models
 
 
-def test_gradients_of_one_step_equal_one_models(cnn_config, tmp_path):
+def test_gradients_of_one_step_equal_one_models(cnn_config):
     """Straight from compute_gradients: 2 replicas' summed gradient is the batch gradient."""
-    _, models = one_step(cnn_config(), 2, 25, tmp_path)
+    _, models = one_step(cnn_config(), 2, 25)
     g = models[0].parameters().flat_grad
     assert not np.array_equal(models[1].parameters().flat_grad, g)  # a slice's own gradient
     assert models[1].parameters().flat_value is models[0].parameters().flat_value
 
 
 @pytest.mark.parametrize("rows", [1, 2, 5])
-def test_batches_smaller_than_or_uneven_over_the_replicas(rows, tmp_path):
+def test_batches_smaller_than_or_uneven_over_the_replicas(rows):
     """Batches of 1 and 2 rows on 3 replicas take as many slices as rows; 5 rows split 1/2/2."""
-    one_step(mlp_config(), 3, rows, tmp_path)
+    one_step(mlp_config(), 3, rows)
 
 
 def test_same_config_twice_gives_identical_runs(tmp_path):
