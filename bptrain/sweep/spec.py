@@ -99,7 +99,8 @@ class SweepSpec:
 
     def run_config(self, params: Params, seed: int, fold: int | None, threads: int | None) -> dict:
         """The resolved config of one run: the base, the fixed values, the trial's values, then
-        the sweep's own settings (seed, the cross-validation fold, BLAS threads per worker)."""
+        the sweep's own settings (seed, the cross-validation fold, BLAS threads per worker;
+        replica threads too are capped at the threads a worker may use)."""
         raw = copy.deepcopy(self.base)
         where = copy.deepcopy(self.base_where)
         for key, value in [*self.fixed.items(), *params.items()]:
@@ -118,6 +119,8 @@ class SweepSpec:
             raw["training"] = training
             given = training.get("threads")
             training["threads"] = threads if given is None else min(given, threads)
+            if (training.get("replicas") or 1) > threads:
+                training["replicas"] = threads
         return resolve(raw, where, default_name=_stem(self.base_path))
 
     def _sections(self):

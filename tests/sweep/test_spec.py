@@ -56,6 +56,13 @@ def test_run_config_sets_values_seed_fold_and_threads(write_sweep):
     assert spec.base["optimizer"]["lr"] == 0.01  # the base is left alone
 
 
+def test_replicas_are_capped_by_the_threads_of_a_worker(write_sweep):
+    spec = load_sweep(write_sweep(GOOD + "fixed:\n  training.replicas: 2\n"))
+    params = {"optimizer.lr": 0.5, "model.layers.0.units": 6}
+    assert spec.run_config(params, 0, 0, threads=1)["training"]["replicas"] == 1
+    assert spec.run_config(params, 0, 0, threads=2)["training"]["replicas"] == 2
+
+
 def test_defaults(write_sweep):
     spec = load_sweep(write_sweep("base: base.yaml\nmetric: loss\n", name="plain.yaml"))
     assert spec.name == "plain" and spec.mode == "min" and spec.seeds == [0]
