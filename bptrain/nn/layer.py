@@ -31,6 +31,9 @@ class Layer:
     # A model sets this False on its first trainable layer: nothing upstream needs dL/dx, and
     # skipping it saves a GEMM (and col2im for a convolution). Such a backward returns None.
     needs_input_grad: bool = True
+    # Set by Sequential when the next layer, a MaxPool2D, applies this layer's activation
+    # after pooling (exact, and on fewer values); forward then returns the pre-activation.
+    activation_moved: bool = False
 
     def __init__(self, name: str | None = None):
         self.name = name
@@ -61,7 +64,7 @@ class Layer:
     def _activate(self, z, activate: bool):
         """Apply the activation to ``z`` (caching both for backward) unless told not to."""
         self._z = z
-        self._activated = activate and self.activation is not None
+        self._activated = activate and self.activation is not None and not self.activation_moved
         self._a = self.activation.forward(z) if self._activated else z
         return self._a
 

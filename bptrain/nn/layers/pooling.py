@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from bptrain.nn import backend
+from bptrain.nn.activations import ReLU
 from bptrain.nn.layer import Layer
 from bptrain.nn.layers.im2col import Windows, check_padding, gather, pair, scatter
 from bptrain.nn.layers.scratch import Scratch
@@ -86,6 +87,9 @@ class MaxPool2D(_Pool2D):
     """
 
     pad_value = -np.inf
+    # The ReLU of the layer before, applied to the pooled output instead (set by
+    # ``Sequential._move_relus_past_max_pools``).
+    post_activation: ReLU | None = None
 
     def forward(self, x, training=False):
         xp = backend.xp
@@ -104,10 +108,15 @@ class MaxPool2D(_Pool2D):
             xp.multiply(better, idx.dtype.type(k), out=k_if_better)
             xp.maximum(idx, k_if_better, out=idx)
         self._argmax, self._x_shape = idx, x.shape
+        if self.post_activation is not None:
+            self._pooled = y
+            y = self._y = self.post_activation.forward(y)
         return y
 
     def backward(self, dy):
         xp = backend.xp
+        if self.post_activation is not None:
+            dy = self.post_activation.backward(dy, self._pooled, self._y)
         idx = self._argmax
         parts = self._parts(dy)
         hit = self._scratch.get("hit", parts.shape, bool)

@@ -149,3 +149,76 @@ def test_empty_model_and_shape_errors():
 
     with pytest.raises(ValueError, match="layer 'reshape'"):
         Sequential([Reshape([4, 4])]).build((3,))
+
+
+def small_cnn(first_activation="relu"):
+    from bptrain.nn import Activation, Conv2D, MaxPool2D
+
+    return Sequential(
+        [
+            Conv2D(3, 2, activation=first_activation),
+            MaxPool2D(2),
+            Conv2D(2, 2),
+            Activation("relu"),
+            MaxPool2D(2, strides=1),
+            Flatten(),
+            Dense(2, activation="relu"),
+        ]
+    )
+
+
+def unmove_relus(model):
+    """Put every ReLU back before its MaxPool2D: the plain path, to compare with."""
+    for layer in model.layers:
+        layer.activation_moved = False
+        layer.post_activation = None
+
+
+def test_relu_before_max_pool_is_applied_after_it():
+    model = small_cnn()
+    model.build((2, 7, 7))
+    conv, pool, _, act, pool_1 = model.layers[:5]
+    assert conv.activation_moved and act.activation_moved
+    assert pool.post_activation is conv.activation and pool_1.post_activation is act.activation
+    assert conv.config()["activation"] == "relu"  # where it is applied is not configuration
+    other = small_cnn(first_activation="tanh")
+    other.build((2, 7, 7))
+    assert not other.layers[0].activation_moved and other.layers[1].post_activation is None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_moved_relu_is_bit_for_bit_the_plain_path(dtype):
+    # Small integers make exact ties everywhere: equal maxima, zeros, windows of only zeros.
+    rng = np.random.default_rng(0)
+    x = rng.integers(-1, 2, size=(6, 2, 7, 7)).astype(dtype)
+    dy = rng.integers(-2, 3, size=(6, 2)).astype(dtype)
+    results = []
+    for move in (True, False):
+        model = small_cnn()
+        model.build((2, 7, 7), np.random.default_rng(1), dtype=dtype)
+        for p in model.parameters():
+            p.value[...] = np.random.default_rng(p.size).integers(-1, 2, size=p.value.shape)
+        if not move:
+            unmove_relus(model)
+        model.needs_input_grad = True
+        model.zero_grad()
+        y = model.forward(x, training=True)
+        dx = model.backward(dy)
+        results.append((y, dx, model.parameters().flat_grad.copy()))
+    (y, dx, grad), (y0, dx0, grad0) = results
+    assert (y0 > 0).any() and (dx0 != 0).any() and (dx0 == 0).any()
+    np.testing.assert_array_equal(y, y0)
+    np.testing.assert_array_equal(dx, dx0)
+    np.testing.assert_array_equal(grad, grad0)
+
+
+def test_moved_relu_gradients():
+    rng = np.random.default_rng(0)
+    model = small_cnn()
+    model.build((2, 7, 7), rng)
+    model.compile("mse", "sgd")
+    assert model.layers[0].activation_moved
+    report = check_model(model, rng.normal(size=(3, 2, 7, 7)), rng.normal(size=(3, 2)))
+    assert report.passed(1e-6), report
+    report = check_layer(model, rng.normal(size=(3, 2, 7, 7)))
+    assert report.passed(1e-6), report
