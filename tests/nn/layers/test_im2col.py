@@ -8,6 +8,7 @@ rng = np.random.default_rng(0)
 GEOMETRIES = [
     # (in_hw, kernel, stride, dilation, padding)
     ((7, 8), (3, 3), (1, 1), (1, 1), "valid"),
+    ((6, 7), (3, 3), (1, 1), (1, 1), "same"),
     ((7, 8), (3, 2), (2, 2), (1, 1), "same"),
     ((9, 6), (3, 3), (1, 2), (2, 1), 2),
     ((6, 6), (2, 2), (2, 2), (1, 1), "valid"),  # tiles: the reshape fast path
