@@ -47,3 +47,15 @@ def test_known_values():
 def test_unknown_name():
     with pytest.raises(ValueError, match="unknown activation 'relu6'"):
         activations.get("relu6")
+
+
+def test_relu_with_kept_zeros_equals_maximum_with_zero():
+    relu = activations.get("relu")
+    rng = np.random.default_rng(0)
+    for shape, dtype in [((4, 3, 5), np.float32), ((2, 7), np.float32), ((6,), np.float64)]:
+        z = rng.normal(size=shape).astype(dtype)
+        z.flat[:3] = [-0.0, 0.0, np.nan]
+        a = relu.forward(z)
+        assert a.dtype == dtype and a.shape == shape
+        np.testing.assert_array_equal(a.view(np.uint8), np.maximum(z, 0).view(np.uint8))
+    assert not relu._zeros.any()  # never written
