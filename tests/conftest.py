@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,12 @@ REPO = Path(__file__).resolve().parents[1]
 # `make test` exports these; set them for a bare `pytest` as well.
 os.environ.setdefault("BPTRAIN_DATA_DIR", str(REPO.parent / "shared" / "data"))
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+# A test run started in the background by a non-interactive shell (`cmd &`, as some CI
+# runners do) inherits SIGINT ignored, and so would every bptrain process the tests start:
+# Ctrl-C tests would then see nothing happen. Restore the usual disposition for them.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def small_config(**training) -> dict:

@@ -77,6 +77,14 @@ class World:
         print(text, file=sys.stderr, flush=True)
 
 
+def say(text: str) -> None:
+    """Write ``text`` and its newline to stderr in one write: mpiexec forwards a rank's output
+    in chunks, and an Abort right after two writes (print's text, then its end) can lose the
+    second."""
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
 class MPIWorld(World):
     """This process as one rank of an MPI job of ``size`` > 1 processes."""
 
@@ -167,11 +175,11 @@ class MPIWorld(World):
 
     def _print_own(self, text: str) -> None:
         prefix = "" if self.leader else f"rank {self.rank}: "
-        print(prefix + text, file=sys.stderr, flush=True)
+        say(prefix + text)
 
     def _abort_with_traceback(self) -> None:
         text = traceback.format_exc()
-        print(f"rank {self.rank} of {self.size} failed:\n{text}", file=sys.stderr, flush=True)
+        say(f"rank {self.rank} of {self.size} failed:\n{text}")
         self.comm.Abort(1)
 
 
