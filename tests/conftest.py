@@ -58,3 +58,25 @@ def write_config(tmp_path):
         return path
 
     return write
+
+
+def parallel_mlp_config(name: str, **training) -> dict:
+    """Spirals (115 training samples) and an MLP with an L2 penalty, BatchNorm and Dropout, for
+    comparing data-parallel training (MPI ranks, thread replicas) with one model. Batches of 19
+    split 9/10 over 2 workers, and each epoch ends with a batch of 1 sample."""
+    layers = [
+        {"type": "Dense", "units": 16, "activation": "relu", "kernel_regularizer": "l2"},
+        {"type": "BatchNorm"},
+        {"type": "Dropout", "rate": 0.3},
+        {"type": "Dense", "units": 3, "activation": "softmax"},
+    ]
+    return {
+        "name": name,
+        "seed": 3,
+        "data": {"dataset": "spirals", "size": 60, "noise": 0.05, "validation_split": 0.2},
+        "model": {"layers": layers},
+        "loss": "sparse_categorical_crossentropy",
+        "optimizer": {"type": "adam", "learning_rate": 0.01},
+        "metrics": ["accuracy"],
+        "training": {"epochs": 3, "batch_size": 19, "plots": False, **training},
+    }

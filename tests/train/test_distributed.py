@@ -24,6 +24,7 @@ from bptrain.errors import ConfigError
 from bptrain.runs import checkpoint
 from bptrain.train import distributed, fit
 from bptrain.train.data_parallel import DataParallelTrainer
+from tests.conftest import parallel_mlp_config
 
 MPIEXEC = Path(sys.executable).parent / "mpiexec"
 MPIEXEC = str(MPIEXEC) if MPIEXEC.exists() else shutil.which("mpiexec")
@@ -37,24 +38,7 @@ TIMEOUT = 60  # seconds for one mpiexec job; each takes about one here
 
 
 def dp_config(**training) -> dict:
-    """Spirals (115 training samples) and an MLP with an L2 penalty, BatchNorm and Dropout.
-    Batches of 19 split 9/10 over 2 ranks, and the last batch of each epoch has 1 sample."""
-    layers = [
-        {"type": "Dense", "units": 16, "activation": "relu", "kernel_regularizer": "l2"},
-        {"type": "BatchNorm"},
-        {"type": "Dropout", "rate": 0.3},
-        {"type": "Dense", "units": 3, "activation": "softmax"},
-    ]
-    return {
-        "name": "dp",
-        "seed": 3,
-        "data": {"dataset": "spirals", "size": 60, "noise": 0.05, "validation_split": 0.2},
-        "model": {"layers": layers},
-        "loss": "sparse_categorical_crossentropy",
-        "optimizer": {"type": "adam", "learning_rate": 0.01},
-        "metrics": ["accuracy"],
-        "training": {"epochs": 3, "batch_size": 19, "plots": False, **training},
-    }
+    return parallel_mlp_config("dp", **training)
 
 
 def mpirun(n: int, args, cwd, program=("-m", "bptrain"), timeout=TIMEOUT):

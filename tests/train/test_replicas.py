@@ -15,29 +15,13 @@ from bptrain.runs import checkpoint
 from bptrain.train import fit
 from bptrain.train.loop import Trainer
 from bptrain.train.replicas import Replicas, ReplicaSum, WorkerThreads
+from tests.conftest import parallel_mlp_config
 
 pytestmark = pytest.mark.timeout(60)
 
 
 def mlp_config(**training) -> dict:
-    """Spirals (115 training samples) and an MLP with an L2 penalty, BatchNorm and Dropout.
-    Batches of 19 split 9/10 over 2 replicas; each epoch ends with a batch of 1 sample."""
-    layers = [
-        {"type": "Dense", "units": 16, "activation": "relu", "kernel_regularizer": "l2"},
-        {"type": "BatchNorm"},
-        {"type": "Dropout", "rate": 0.3},
-        {"type": "Dense", "units": 3, "activation": "softmax"},
-    ]
-    return {
-        "name": "replicas",
-        "seed": 3,
-        "data": {"dataset": "spirals", "size": 60, "noise": 0.05, "validation_split": 0.2},
-        "model": {"layers": layers},
-        "loss": "sparse_categorical_crossentropy",
-        "optimizer": {"type": "adam", "learning_rate": 0.01},
-        "metrics": ["accuracy"],
-        "training": {"epochs": 3, "batch_size": 19, "plots": False, **training},
-    }
+    return parallel_mlp_config("replicas", **training)
 
 
 @pytest.fixture
