@@ -146,8 +146,8 @@ def child_main(task: RunTask, conn) -> None:
     ``conn``."""
     from bptrain.train import Interrupted
 
-    stop_with_parent()
     try:
+        stop_with_parent()
         result = _run(task)
     except (KeyboardInterrupt, Interrupted):  # Ctrl-C reaches the whole process group
         os._exit(INTERRUPTED_EXIT_CODE)
