@@ -103,8 +103,8 @@ def _read_upto(f, path: Path, size: int) -> memoryview:
             if not n:
                 break
             got += n
-    except EOFError:
-        pass  # the gzip stream was cut short: report what we have as a truncated file
+    except EOFError:  # the gzip stream was cut short: the caller reports a truncated file
+        return buf[:got]
     except zlib.error as exc:
         raise DataError(f"{path} is not a valid gzip file: {exc}") from exc
     return buf[:got]
