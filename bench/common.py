@@ -6,7 +6,6 @@ else the machine does affects both the same way; they report ratios, not absolut
 
 from __future__ import annotations
 
-import gzip
 import os
 import resource
 import time
@@ -15,24 +14,18 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from bptrain.data.idx import read_idx
+
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("BPTRAIN_DATA_DIR", REPO.parent / "shared" / "data"))
-
-
-def _idx(path: Path) -> np.ndarray:
-    with gzip.open(path, "rb") as f:
-        raw = f.read()
-    ndim = raw[3]
-    dims = np.frombuffer(raw, dtype=">u4", count=ndim, offset=4)
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
 def mnist(split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     """MNIST as float32 (N, 1, 28, 28) in [0, 1] and int64 labels."""
     prefix = "train" if split == "train" else "t10k"
     root = DATA_DIR / "mnist"
-    x = _idx(root / f"{prefix}-images-idx3-ubyte.gz").astype(np.float32) / 255.0
-    y = _idx(root / f"{prefix}-labels-idx1-ubyte.gz").astype(np.int64)
+    x = read_idx(root / f"{prefix}-images-idx3-ubyte.gz", 3).astype(np.float32) / 255.0
+    y = read_idx(root / f"{prefix}-labels-idx1-ubyte.gz", 1).astype(np.int64)
     return x.reshape(-1, 1, 28, 28), y
 
 
