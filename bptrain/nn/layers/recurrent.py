@@ -28,6 +28,7 @@ import numpy as np
 
 from bptrain.nn import activations, backend
 from bptrain.nn.layer import Layer
+from bptrain.nn.layers.scratch import Scratch
 
 
 def apply(activation: activations.Activation, z, out) -> None:
@@ -165,7 +166,7 @@ class Recurrent(Layer):
         self.recurrent_regularizer = recurrent_regularizer
         self.bias_regularizer = bias_regularizer
         self.truncate_bptt = truncate_bptt
-        self._buffers: dict = {}
+        self._scratch = Scratch()
 
     def _gate_blocks(self) -> list[activations.Activation]:
         """The activation of each of the k gate blocks, in Keras' order."""
@@ -207,17 +208,9 @@ class Recurrent(Layer):
         """The part of ``bias`` (value or grad) added to the input projection."""
         return param_array
 
-    def cast(self, dtype) -> None:
-        super().cast(dtype)
-        self._buffers = {}
-
     def _buffer(self, name: str, shape: tuple):
-        """A scratch array kept between calls (reallocated when the batch shape changes)."""
-        buf = self._buffers.get(name)
-        if buf is None or buf.shape != shape or buf.dtype != self.kernel.value.dtype:
-            buf = backend.xp.empty(shape, dtype=self.kernel.value.dtype)
-            self._buffers[name] = buf
-        return buf
+        """A scratch array of the weights' dtype kept between calls (see ``Scratch``)."""
+        return self._scratch.get(name, shape, self.kernel.value.dtype)
 
     def _scaled_t(self, name: str, w, bias=None):
         """``[w^T | bias]`` with the rows of sigmoid gates halved when fused: (k*units, m(+1))."""
