@@ -109,10 +109,11 @@ class Conv2D(Layer):
             ones = scratch.get("ones", (dzt.shape[1],), dzt.dtype, fill=1)
             self.bias.grad += dzt @ ones  # a GEMV: faster than dzt.sum(axis=1)
         # The columns and work array are used up too, unless padding must stay zero in them.
-        dcols = xp.matmul(self.kernel.value.reshape(f, k).T, dzt, out=None if padded else cols)
         work = scratch["work"]
         if padded:
+            cols = scratch.get("dcols", cols.shape, cols.dtype)
             work = scratch.get("dwork", work.shape, work.dtype)
+        dcols = xp.matmul(self.kernel.value.reshape(f, k).T, dzt, out=cols)
         return col2im(dcols, self._x_shape, self.geometry, work=work)
 
     def config(self):
