@@ -52,6 +52,14 @@ class GRU(Recurrent):
         )  # fmt: skip
         self.reset_after = reset_after
 
+    def build(self, input_shape, rng):
+        shape = super().build(input_shape, rng)
+        # the layer's gates in two parts (z, r then hh), activated as the layer's weights are scaled
+        blocks, fused = self._gates.blocks, self._gates.fused
+        self._zr_gates = GateActivations(blocks[:2], self.units, fused)
+        self._h_gate = GateActivations(blocks[2:], self.units, fused)
+        return shape
+
     def _bias_shape(self):
         return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
 
@@ -68,9 +76,7 @@ class GRU(Recurrent):
         u = self.units
         a = self._buffer("a", z.shape)  # z, r, hh after their activations
         tmp = self._buffer("tmp", (u, n))
-        # the layer's gates in two parts (z, r then hh), activated as the layer's weights are scaled
-        zr_gates = GateActivations(self._gates.blocks[:2], u, self._gates.fused)
-        h_gate = GateActivations(self._gates.blocks[2:], u, self._gates.fused)
+        zr_gates, h_gate = self._zr_gates, self._h_gate
         if self.reset_after:
             # h gets a row of ones, so that the recurrent bias rides along the GEMM.
             h = self._buffer("h", (t_len + 1, u + 1, n))
