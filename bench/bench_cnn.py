@@ -37,11 +37,12 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from bench.common import (
     best_thread_time,
+    bptrain_loop,
     gemm_gflops,
     mnist,
     peak_rss_mib,
     thread_counts,
-    torch_threads,
+    torch_loop,
 )
 from bptrain.nn import Adam, Conv2D, Dense, Flatten, MaxPool2D, Sequential, backend
 from bptrain.train.replicas import Replicas
@@ -94,17 +95,8 @@ def counting_faults(run, counts: list):
     return counted
 
 
-def bptrain_runner(model, x, y, order):
-    def run(threads):
-        for i in range(0, len(order), BATCH):
-            idx = order[i : i + BATCH]
-            model.train_step(x[idx], y[idx])
-
-    return run
-
-
 def replicas_runner(model, x, y, order, count: int):
-    """``bptrain_runner`` with each batch split over ``count`` replicas of ``model`` (run it
+    """``bptrain_loop`` with each batch split over ``count`` replicas of ``model`` (run it
     with BLAS limited to one thread)."""
     together = Replicas([model, *(build_model() for _ in range(count - 1))])
     params = model.parameters()
@@ -140,21 +132,7 @@ def torch_runner(model, x, y, order):
             kernel = ours.kernel.value
             theirs.weight.copy_(torch.from_numpy(kernel if kernel.ndim == 4 else kernel.T.copy()))
             theirs.bias.copy_(torch.from_numpy(ours.bias.value))
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    loss_fn = nn.CrossEntropyLoss()
-    xt, yt, order_t = torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(order)
-
-    def run(threads):
-        torch_threads(threads)
-        for i in range(0, len(order_t), BATCH):
-            idx = order_t[i : i + BATCH]
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(net(xt[idx]), yt[idx])
-            loss.backward()
-            opt.step()
-
-    run.net = net
-    return run
+    return torch_loop(net, x, y, order, BATCH)
 
 
 def profile_bptrain(model, x, y, order, threads: int) -> None:
@@ -177,7 +155,7 @@ def profile_bptrain(model, x, y, order, threads: int) -> None:
     steps = -(-len(order) // BATCH)
     with threadpool_limits(threads):
         start = time.perf_counter()
-        bptrain_runner(model, x, y, order)(threads)
+        bptrain_loop(model, x, y, order, BATCH)(threads)
         total = time.perf_counter() - start
     print(f"\nbptrain per batch, {threads} thread(s): {1e3 * total / steps:.2f} ms")
     times["loss, batches, other"] = total - sum(times.values())
@@ -213,12 +191,12 @@ def main() -> None:
     ours, theirs = (float("inf"), 0), (float("inf"), 0)
     replicas, split = 2, (float("inf"), 1)
     faults = {"bptrain": [0, 0], "pytorch": [0, 0], "replicas": [0, 0]}
-    bp = counting_faults(bptrain_runner(model, x, y, order), faults["bptrain"])
+    bp = counting_faults(bptrain_loop(model, x, y, order, BATCH), faults["bptrain"])
     rp = counting_faults(replicas_runner(model, x, y, order, replicas), faults["replicas"])
     tc = torch_runner(model, x, y, order)
     tc_counted = counting_faults(tc, faults["pytorch"])
     warm = order[: 8 * BATCH]  # warm up both (buffers, allocator, oneDNN kernels)
-    bptrain_runner(model, x, y, warm)(1)
+    bptrain_loop(model, x, y, warm, BATCH)(1)
     torch_runner(model, x, y, warm)(1)
     with threadpool_limits(1):
         replicas_runner(model, x, y, warm, replicas)(1)

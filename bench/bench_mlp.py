@@ -11,7 +11,7 @@ import argparse
 
 import numpy as np
 
-from bench.common import best_thread_time, mnist, thread_counts, torch_threads
+from bench.common import best_thread_time, bptrain_loop, mnist, thread_counts, torch_loop
 from bptrain.nn import Adam, Dense, Flatten, Sequential
 
 
@@ -19,13 +19,7 @@ def bptrain_epoch(x, y, order, batch_size):
     model = Sequential([Flatten(), Dense(128, activation="relu"), Dense(10, activation="softmax")])
     model.build(x.shape[1:], np.random.default_rng(0))
     model.compile("sparse_categorical_crossentropy", Adam(1e-3))
-
-    def run(threads):
-        for i in range(0, len(order), batch_size):
-            idx = order[i : i + batch_size]
-            model.train_step(x[idx], y[idx])
-
-    return run
+    return bptrain_loop(model, x, y, order, batch_size)
 
 
 def torch_epoch(x, y, order, batch_size):
@@ -34,21 +28,7 @@ def torch_epoch(x, y, order, batch_size):
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loss_fn = nn.CrossEntropyLoss()
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    order_t = torch.from_numpy(order)
-
-    def run(threads):
-        torch_threads(threads)
-        for i in range(0, len(order_t), batch_size):
-            idx = order_t[i : i + batch_size]
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(xt[idx]), yt[idx])
-            loss.backward()
-            opt.step()
-
-    return run
+    return torch_loop(model, x, y, order, batch_size)
 
 
 def main() -> None:

@@ -69,3 +69,34 @@ def gemm_gflops(m: int = 1024, n: int = 1024, k: int = 1024, threads: int | None
         a @ b
         t = min(timed(np.matmul, a, b) for _ in range(5))
     return 2 * m * n * k / t / 1e9
+
+
+def bptrain_loop(model, x, y, order: np.ndarray, batch_size: int):
+    """``run(threads)``: one ``model.train_step`` per ``batch_size`` slice of ``order``."""
+
+    def run(threads):
+        for i in range(0, len(order), batch_size):
+            idx = order[i : i + batch_size]
+            model.train_step(x[idx], y[idx])
+
+    return run
+
+
+def torch_loop(net, x, y, order: np.ndarray, batch_size: int, lr: float = 1e-3):
+    """``bptrain_loop`` for a PyTorch ``net``: Adam(``lr``) on cross-entropy of its logits."""
+    import torch
+
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    xt, yt, order_t = torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(order)
+
+    def run(threads):
+        torch_threads(threads)
+        for i in range(0, len(order_t), batch_size):
+            idx = order_t[i : i + batch_size]
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(net(xt[idx]), yt[idx])
+            loss.backward()
+            opt.step()
+
+    return run
