@@ -12,10 +12,16 @@ from __future__ import annotations
 from bptrain.nn import backend, registry
 
 
-def _log_softmax(z):
+def _softmax_terms(z):
+    """(shifted, log_norm, p) over the last axis, with one exp: ``shifted`` is z minus its row
+    maximum, ``log_norm`` the log of the row sums of exp(shifted), ``p`` = softmax(z); so
+    log softmax(z) = shifted - log_norm, exact however large z is."""
     xp = backend.xp
     shifted = z - z.max(axis=-1, keepdims=True)
-    return shifted - xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))
+    p = xp.exp(shifted)
+    norm = p.sum(axis=-1, keepdims=True)
+    p /= norm
+    return shifted, xp.log(norm), p
 
 
 EPSILON = 1e-7  # probabilities are clipped to [EPSILON, 1 - EPSILON] before the log
@@ -118,9 +124,8 @@ class SparseCategoricalCrossentropy(Loss):
         rows = xp.arange(len(y))
         self._shape, self._y, self._rows = y_pred.shape, y, rows
         if self.from_logits:
-            logp = _log_softmax(p2)
-            self._p = xp.exp(logp)
-            return float(-logp[rows, y].mean())
+            shifted, log_norm, self._p = _softmax_terms(p2)
+            return float((log_norm[:, 0] - shifted[rows, y]).mean())
         self._inside = _inside_clip(p2)
         self._p = xp.clip(p2, EPSILON, 1.0 - EPSILON)
         return float(-xp.log(self._p[rows, y]).mean())
@@ -154,9 +159,8 @@ class CategoricalCrossentropy(Loss):
         self._y = y
         self._n = y_pred.size // y_pred.shape[-1]
         if self.from_logits:
-            logp = _log_softmax(y_pred)
-            self._p = xp.exp(logp)
-            return float(-(y * logp).sum() / self._n)
+            shifted, log_norm, self._p = _softmax_terms(y_pred)
+            return float(-(y * (shifted - log_norm)).sum() / self._n)
         self._inside = _inside_clip(y_pred)
         self._p = xp.clip(y_pred, EPSILON, 1.0 - EPSILON)
         return float(-(y * xp.log(self._p)).sum() / self._n)

@@ -167,7 +167,8 @@ class Dropout(Layer):
             start, stop, total = self.batch_slice
             shape, rows = (total, *x.shape[1:]), slice(start, stop)
         keep = self.rng.random(shape, dtype=np.float32)[rows] >= self.rate
-        self._mask = backend.asarray(keep, dtype=x.dtype) * x.dtype.type(1.0 / (1.0 - self.rate))
+        scale = x.dtype.type(1.0 / (1.0 - self.rate))
+        self._mask = backend.xp.multiply(backend.asarray(keep), scale, dtype=x.dtype)
         return x * self._mask
 
     def backward(self, dy):
