@@ -118,8 +118,3 @@ class LSTM(Recurrent):
                 dc.fill(0)
                 dh.fill(0)
         return dz
-
-    def _recurrent_grads(self, dzc):
-        n = self._h.shape[2]
-        hc = self._columns("hc", self._h[:-1])
-        self.recurrent_kernel.grad += (dzc[:, n:] @ hc[:, n:].T).T

@@ -276,8 +276,12 @@ class Recurrent(Layer):
         raise NotImplementedError
 
     def _recurrent_grads(self, dzc) -> None:
-        """Add the recurrent-kernel gradient given dz as columns (k*units, T*N)."""
-        raise NotImplementedError
+        """Add the recurrent-kernel gradient given dz as columns (k*units, T*N), for layers whose
+        every gate sees ``h_{t-1} @ recurrent_kernel`` with ``self._h`` (T+1, units, N) the
+        states (step 0 starts from the zero state, so its columns are skipped)."""
+        n = self._h.shape[2]
+        hc = self._columns("hc", self._h[:-1])
+        self.recurrent_kernel.grad += (dzc[:, n:] @ hc[:, n:].T).T
 
     # -- helpers for the subclasses' time loops ---------------------------------------------------
     def _carries(self, t: int) -> bool:
