@@ -50,12 +50,12 @@ def resolve(raw: dict, where: Locations | None = None, default_name: str = "run"
     where = where if where is not None else Locations()
     if not isinstance(raw, dict):
         raise where.error((), f"the config must be a mapping of sections, got {yaml_type(raw)}")
-    _unknown_keys(raw, SECTIONS, (), where)
+    reject_unknown_keys(raw, SECTIONS, (), where)
     for key in REQUIRED:
         if key not in raw:
             raise where.error((), f"missing section {key!r}; see configs/ for examples")
     out: dict = {}
-    out["name"] = _name(raw.get("name", default_name), where)
+    out["name"] = check_run_name(raw.get("name", default_name), where)
     out["seed"] = _seed(raw.get("seed", 0), where)
     out["data"] = _data(raw["data"], where)
     out["model"] = _model(raw["model"], where)
@@ -71,7 +71,8 @@ def resolve(raw: dict, where: Locations | None = None, default_name: str = "run"
 
 
 # -- sections ---------------------------------------------------------------------------------
-def _name(value, where: Locations) -> str:
+def check_run_name(value, where: Locations) -> str:
+    """``value`` if it is a valid run name, else a ConfigError at ``name``."""
     if not isinstance(value, str) or not _NAME.fullmatch(value):
         raise where.error(
             ("name",),
@@ -116,7 +117,7 @@ def _model(value, where: Locations) -> dict:
     path = ("model",)
     if not isinstance(value, dict):
         raise where.error(path, f"expected a mapping with 'layers', got {yaml_type(value)}")
-    _unknown_keys(value, ("layers",), path, where)
+    reject_unknown_keys(value, ("layers",), path, where)
     layers = value.get("layers")
     if not isinstance(layers, list) or not layers:
         raise where.error(
@@ -307,7 +308,7 @@ def _kwargs(spec: dict, params: dict[str, Param], path, where, what: str, nested
     """Check ``spec`` against ``params`` (unknown keys, types, required keys); fill defaults."""
     if not isinstance(spec, dict):
         raise where.error(path, f"expected a mapping, got {yaml_type(spec)}")
-    _unknown_keys(spec, params, path, where)
+    reject_unknown_keys(spec, params, path, where)
     missing = [p.name for p in params.values() if p.required and p.name not in spec]
     if missing:
         raise where.error(path, f"{what} needs {missing[0]!r}")
@@ -381,7 +382,8 @@ def _colon_keys(spec: dict, path: tuple, where: Locations) -> None:
             )
 
 
-def _unknown_keys(spec: dict, known, path: tuple, where: Locations) -> None:
+def reject_unknown_keys(spec: dict, known, path: tuple, where: Locations) -> None:
+    """A ConfigError at the first key of ``spec`` (at ``path``) not in ``known``, with a hint."""
     _colon_keys({k: v for k, v in spec.items() if k not in known}, path, where)
     for key in spec:
         if key not in known:

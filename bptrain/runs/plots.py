@@ -31,7 +31,7 @@ def plot_history(history: list[dict], directory: str | os.PathLike) -> list[Path
         groups.setdefault(base, []).append(key)
     written = []
     for name, keys in groups.items():
-        fig, ax = _figure()
+        fig, ax = new_figure()
         for key in keys:
             ax.plot(epochs, [row.get(key) for row in history], marker="o", ms=3, label=key)
         ax.set_xlabel("epoch")
@@ -39,7 +39,7 @@ def plot_history(history: list[dict], directory: str | os.PathLike) -> list[Path
         ax.grid(alpha=0.3)
         ax.legend()
         path = directory / f"{name}.png"
-        _save(fig, path)
+        save_figure(fig, path)
         written.append(path)
     return written
 
@@ -51,7 +51,7 @@ def plot_confusion_matrix(cm, class_names, path: str | os.PathLike, title: str =
     cm = np.asarray(cm)
     n = len(cm)
     size = min(max(4.0, 0.45 * n + 2), 16)
-    fig, ax = _figure((size + 1, size))
+    fig, ax = new_figure((size + 1, size))
     image = ax.imshow(cm, cmap="Blues")
     fig.colorbar(image, ax=ax)
     ticks = range(n)
@@ -68,11 +68,12 @@ def plot_confusion_matrix(cm, class_names, path: str | os.PathLike, title: str =
                 color = "white" if cm[i, j] > threshold else "black"
                 ax.text(j, i, str(cm[i, j]), ha="center", va="center", color=color, fontsize=8)
     path = Path(path)
-    _save(fig, path)
+    save_figure(fig, path)
     return path
 
 
-def _figure(size=(6, 4)):
+def new_figure(size=(6, 4)):
+    """A fresh Agg figure (no pyplot state) and its single axes."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -81,7 +82,8 @@ def _figure(size=(6, 4)):
     return fig, fig.add_subplot()
 
 
-def _save(fig, path: Path) -> None:
+def save_figure(fig, path: Path) -> None:
+    """Lay out ``fig`` and write it as a PNG, atomically."""
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="png")

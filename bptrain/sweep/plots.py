@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bptrain.runs import metrics_log
-from bptrain.runs.plots import _figure, _save
+from bptrain.runs.plots import new_figure, save_figure
 from bptrain.sweep.leaderboard import TrialSummary
 from bptrain.sweep.plan import Run, key_labels, varies
 from bptrain.sweep.space import is_log_spaced, is_number, short_value
@@ -57,7 +57,7 @@ def plot_parameter(spec, key, ranked, runs, results, path: Path) -> bool:
     else:
         names = sorted({short_value(v) for v in values})
         position = {id(s): float(names.index(short_value(s.params[key]))) for s in finished}
-    fig, ax = _figure()
+    fig, ax = new_figure()
     xs, ys = [], []
     for run in runs:
         event = results.get(run.number)
@@ -83,7 +83,7 @@ def plot_parameter(spec, key, ranked, runs, results, path: Path) -> bool:
     ax.set_ylabel(spec.metric)
     ax.grid(alpha=0.3)
     ax.legend()
-    _save(fig, path)
+    save_figure(fig, path)
     return True
 
 
@@ -93,7 +93,7 @@ def plot_top_trials(spec, ranked, runs, results, sweep_dir: Path, path: Path) ->
     top = [s for s in ranked if s.scores][:TOP]
     if not top:
         return False
-    fig, ax = _figure((7, 4.5))
+    fig, ax = new_figure((7, 4.5))
     for rank, summary in enumerate(top, 1):
         curves = []
         for run in runs:
@@ -119,5 +119,5 @@ def plot_top_trials(spec, ranked, runs, results, sweep_dir: Path, path: Path) ->
     ax.set_title(f"top {len(top)} trials")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
     return True

@@ -37,7 +37,7 @@ from pathlib import Path
 
 from bptrain.config import Locations, format_path, load_file, resolve
 from bptrain.config.overrides import parse_path, set_path
-from bptrain.config.schema import _name, _unknown_keys
+from bptrain.config.schema import check_run_name, reject_unknown_keys
 from bptrain.config.sections import mode_for
 from bptrain.config.types import yaml_type
 from bptrain.errors import ConfigError
@@ -131,7 +131,7 @@ def load_sweep(path: str | Path) -> SweepSpec:
     """Read and validate a sweep file and its base config; resolves every trial's config."""
     path = Path(path)
     raw, where = load_file(path)
-    _unknown_keys(raw, KEYS, (), where)
+    reject_unknown_keys(raw, KEYS, (), where)
     if "base" not in raw:
         raise where.error((), "missing 'base' (the experiment file to sweep, e.g. base: mlp.yaml)")
     if "metric" not in raw:
@@ -145,7 +145,7 @@ def load_sweep(path: str | Path) -> SweepSpec:
 
     spec = SweepSpec(
         path=path,
-        name=_name(raw.get("name", _stem(path)), where),
+        name=check_run_name(raw.get("name", _stem(path)), where),
         base_path=base_path,
         base=base,
         base_where=base_where,
@@ -201,7 +201,7 @@ def _random(value, where: Locations, spec: SweepSpec) -> None:
     path = ("random",)
     if not isinstance(value, dict):
         raise where.error(path, f"expected a mapping with trials and space, got {yaml_type(value)}")
-    _unknown_keys(value, RANDOM_KEYS, path, where)
+    reject_unknown_keys(value, RANDOM_KEYS, path, where)
     for key in ("trials", "space"):
         if key not in value:
             raise where.error(path, f"missing {key!r}")
@@ -231,7 +231,7 @@ def _folds(value, where: Locations) -> int | None:
         return None
     if not isinstance(value, dict):
         raise where.error(("cv",), f"expected a mapping like {{folds: 5}}, got {yaml_type(value)}")
-    _unknown_keys(value, CV_KEYS, ("cv",), where)
+    reject_unknown_keys(value, CV_KEYS, ("cv",), where)
     folds = value.get("folds")
     if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
         raise where.error(
