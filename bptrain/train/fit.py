@@ -130,9 +130,8 @@ def fit(
         trainer = Trainer(config, data, model, run, report)
     if ckpt is not None:
         trainer.restore(ckpt)
-        world.from_leader(write_text, run.config, dump(config))
-    else:
-        world.from_leader(write_text, run.config, dump(config))
+    world.from_leader(write_text, run.config, dump(config))
+    if ckpt is None:
         trainer.position.csv_bytes = trainer.log.start()
 
     pos = trainer.position

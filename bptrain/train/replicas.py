@@ -229,6 +229,3 @@ class ReplicaTrainer(Trainer):
             super().run_epochs(stop)
         finally:
             self.replicas.close()
-
-    def close(self) -> None:
-        self.replicas.close()
