@@ -28,6 +28,7 @@ from pathlib import Path
 
 from bptrain.errors import BptrainError, ConfigError, DivergenceError
 from bptrain.train.signals import Interrupted
+from bptrain.train.threads import usable_cores
 
 # Variables MPI launchers set for the processes they start, holding the number of processes:
 # MPICH's and Intel MPI's hydra, Slurm's PMI (PMI_SIZE), Open MPI (OMPI_COMM_WORLD_SIZE).
@@ -145,8 +146,7 @@ class MPIWorld(World):
             self._abort_with_traceback()
 
     def share_cores(self, threads: int) -> int:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        return max(1, min(threads, (cores or 1) // self.local_size))
+        return max(1, min(threads, usable_cores() // self.local_size))
 
     def fail(self, text: str, code: int) -> None:
         if self.failure == "alone":

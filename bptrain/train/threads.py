@@ -29,6 +29,11 @@ def step_work(model, batch_size: int) -> float:
     return total
 
 
-def default_threads(model, batch_size: int) -> int:
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS has one)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return 1 if step_work(model, batch_size) < PARALLEL_WORK else max(1, cores or 1)
+    return max(1, cores or 1)
+
+
+def default_threads(model, batch_size: int) -> int:
+    return 1 if step_work(model, batch_size) < PARALLEL_WORK else usable_cores()
