@@ -147,11 +147,11 @@ def check_model(
     x = np.array(x, dtype=np.float64) if np.issubdtype(np.asarray(x).dtype, np.floating) else x
     rng_state = model.rng.bit_generator.state
     params = dict(model.named_parameters())
-    loss = model._step_loss
+    loss = model.step_loss
 
     def objective():
         model.rng.bit_generator.state = rng_state
-        out = model.forward(x, training=training, logits=model._fused)
+        out = model.forward(x, training=training, logits=model.fused)
         return loss.forward(out, y) + regularizers.penalty(params.values())
 
     objective()

@@ -27,8 +27,8 @@ def evaluate_arrays(
     softmax or sigmoid is fused with the loss); outputs are probabilities (or regression values),
     (N, outputs), as NumPy arrays.
     """
-    fused = model._fused
-    loss = model._step_loss
+    fused = model.fused
+    loss = model.step_loss
     activation = model.layers[-1].activation if fused else None
     total, outs = 0.0, []
     for start in range(0, len(x), batch_size):

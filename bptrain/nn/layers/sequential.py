@@ -27,6 +27,8 @@ class Sequential(Layer):
         self.layers: list[Layer] = list(layers)
         self.loss = None
         self.optimizer = None
+        self.step_loss = None
+        self.fused = False
         self._params = ParameterList()
 
     def add(self, layer: Layer) -> None:
@@ -200,8 +202,10 @@ class Sequential(Layer):
         self.loss = losses.get(loss)
         self.optimizer = optimizers.get(optimizer)
         fused = self.loss.fused_with(self.output_activation)
-        self._step_loss = fused or self.loss
-        self._fused = fused is not None
+        # step_loss is the loss as computed: the from-logits twin when ``fused`` (then forward
+        # runs with logits=True); evaluation and gradient checks use the same pair.
+        self.step_loss = fused or self.loss
+        self.fused = fused is not None
 
     def compute_gradients(self, x, y, scale: float = 1.0) -> float:
         """Forward, loss (plus penalties) and backward on one batch; gradients are zeroed first.
@@ -212,12 +216,12 @@ class Sequential(Layer):
         batch (slice size / batch size), so that the workers' losses and gradients sum to the
         global batch's.
         """
-        out = self.forward(x, training=True, logits=self._fused)
-        value = self._step_loss.forward(out, y)
+        out = self.forward(x, training=True, logits=self.fused)
+        value = self.step_loss.forward(out, y)
         params = self.parameters()
         value += regularizers.penalty(params)
         self.zero_grad()
-        dy = self._step_loss.backward()
+        dy = self.step_loss.backward()
         self.backward(dy if scale == 1.0 else dy * dy.dtype.type(scale))
         regularizers.add_gradients(params, scale)
         return value if scale == 1.0 else value * scale

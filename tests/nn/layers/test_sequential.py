@@ -45,7 +45,7 @@ def test_model_gradient_with_fused_softmax(regularizer, training):
     model = mlp(kernel_regularizer=regularizer)
     model.build((2, 3), rng)
     model.compile("sparse_categorical_crossentropy", "adam")
-    assert model._fused
+    assert model.fused
     report = check_model(
         model, rng.normal(size=(5, 2, 3)), rng.integers(0, 3, 5), training=training
     )
@@ -61,7 +61,7 @@ def test_model_gradient_other_losses(loss, activation, fused):
     model = Sequential([Dense(4, activation="elu"), Dense(2, activation=activation)])
     model.build((3,), rng)
     model.compile(loss, SGD(0.1))
-    assert model._fused == fused
+    assert model.fused == fused
     y = rng.integers(0, 2, size=(6, 2)).astype(float)
     assert check_model(model, rng.normal(size=(6, 3)), y).passed(1e-6)
 
