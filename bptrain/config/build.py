@@ -11,10 +11,10 @@ import types
 import typing
 
 from bptrain.config.locations import config_error
-from bptrain.config.types import constructor_params
 from bptrain.data.split import rng_for
 from bptrain.nn import losses, optimizers, schedules
 from bptrain.nn.layers import LAYERS, Sequential
+from bptrain.typehints import constructor_params
 
 OPTIMIZER_EXCLUDE = ("schedule",)  # the schedule is configured in training.schedule
 SCHEDULE_EXTRA = ("monitor",)  # keys of training.schedule the trainer reads, not the class

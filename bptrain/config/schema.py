@@ -18,7 +18,11 @@ import typing
 from bptrain.config import sections
 from bptrain.config.build import OPTIMIZER_EXCLUDE, check_buildable
 from bptrain.config.locations import Locations, locate_error
-from bptrain.config.types import (
+from bptrain.data import DATASETS
+from bptrain.errors import ConfigError
+from bptrain.nn import activations, initializers, losses, optimizers, regularizers, schedules
+from bptrain.nn.layers import LAYERS
+from bptrain.typehints import (
     Param,
     check,
     constructor_params,
@@ -26,10 +30,6 @@ from bptrain.config.types import (
     describe,
     yaml_type,
 )
-from bptrain.data import DATASETS
-from bptrain.errors import ConfigError
-from bptrain.nn import activations, initializers, losses, optimizers, regularizers, schedules
-from bptrain.nn.layers import LAYERS
 
 SECTIONS = ("name", "seed", "data", "model", "loss", "optimizer", "metrics", "training")
 REQUIRED = ("data", "model", "loss")

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import types
 import typing
 from dataclasses import dataclass
 from typing import Literal
 
 from bptrain.errors import ConfigError
+from bptrain.typehints import check, describe
 
 Scale = Literal["none", "standardize", "minmax"]
 
@@ -98,50 +98,7 @@ def parse_options(cls: type, spec: dict) -> CommonOptions:
 
 def _check_type(key: str, value, hint):
     """Return ``value`` (ints widened to float where a float is wanted) or raise ConfigError."""
-    ok, value = _matches(value, hint)
+    ok, value = check(value, hint)
     if not ok:
-        raise ConfigError(f"data.{key}: expected {_describe(hint)}, got {value!r}")
+        raise ConfigError(f"data.{key}: expected {describe(hint)}, got {value!r}")
     return value
-
-
-def _matches(value, hint) -> tuple[bool, object]:
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin is Literal:
-        return value in args, value
-    if origin in (typing.Union, types.UnionType):
-        for arg in args:
-            ok, converted = _matches(value, arg)
-            if ok:
-                return True, converted
-        return False, value
-    if origin is list:
-        if not isinstance(value, list):
-            return False, value
-        return all(_matches(v, args[0])[0] for v in value), value
-    if hint is type(None):
-        return value is None, value
-    if hint is bool:
-        return isinstance(value, bool), value
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool), value
-    if hint is float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        return ok, float(value) if ok else value
-    return isinstance(value, hint), value
-
-
-def _describe(hint) -> str:
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in args)
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_describe(a) for a in args)
-    if origin is list:
-        return f"a list of {_describe(args[0])}"
-    if hint is type(None):
-        return "null"
-    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
-        hint, getattr(hint, "__name__", str(hint))
-    )

@@ -39,9 +39,9 @@ from bptrain.config import Locations, format_path, load_file, resolve
 from bptrain.config.overrides import parse_path, set_path
 from bptrain.config.schema import check_run_name, reject_unknown_keys
 from bptrain.config.sections import mode_for
-from bptrain.config.types import yaml_type
 from bptrain.errors import ConfigError
 from bptrain.sweep.space import Distribution, Params, grid_trials, parse_distribution, random_trials
+from bptrain.typehints import yaml_type
 
 KEYS = ("base", "name", "metric", "mode", "fixed", "grid", "random", "cv", "seeds")
 RANDOM_KEYS = ("trials", "seed", "space")
