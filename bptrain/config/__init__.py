@@ -22,6 +22,7 @@ __all__ = [
     "Locations",
     "apply_overrides",
     "build_model",
+    "default_name",
     "dump",
     "format_path",
     "load_config",
@@ -37,7 +38,7 @@ def load_config(path: str | os.PathLike, overrides=()) -> dict:
     """Read, override and resolve an experiment file; errors name the file and line."""
     raw, where = load_file(path)
     raw = apply_overrides(raw, overrides, where)
-    return resolve(raw, where, default_name=_stem(path))
+    return resolve(raw, where, default_name=default_name(path))
 
 
 def resolve_with_overrides(config: dict, overrides=(), source: str | None = None) -> dict:
@@ -47,6 +48,7 @@ def resolve_with_overrides(config: dict, overrides=(), source: str | None = None
     return resolve(apply_overrides(config, overrides, where), where, config.get("name", "run"))
 
 
-def _stem(path) -> str:
+def default_name(path) -> str:
+    """A run name from a config file's name (``configs/spirals.yaml`` -> ``spirals``)."""
     stem = Path(path).stem
     return stem if stem and stem[0].isalnum() else "run"

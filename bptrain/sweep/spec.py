@@ -35,7 +35,7 @@ import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bptrain.config import Locations, format_path, load_file, resolve
+from bptrain.config import Locations, default_name, format_path, load_file, resolve
 from bptrain.config.overrides import parse_path, set_path
 from bptrain.config.schema import check_run_name, reject_unknown_keys
 from bptrain.config.sections import mode_for
@@ -121,7 +121,7 @@ class SweepSpec:
             training["threads"] = threads if given is None else min(given, threads)
             if (training.get("replicas") or 1) > threads:
                 training["replicas"] = threads
-        return resolve(raw, where, default_name=_stem(self.base_path))
+        return resolve(raw, where, default_name=default_name(self.base_path))
 
     def _sections(self):
         return (("fixed", self.fixed), ("grid", self.grid), ("random.space", self.space))
@@ -141,11 +141,11 @@ def load_sweep(path: str | Path) -> SweepSpec:
         raise where.error(("base",), f"expected a file name, got {yaml_type(base_name)}")
     base_path = path.parent / base_name
     base, base_where = load_file(base_path)
-    resolved = resolve(copy.deepcopy(base), copy.deepcopy(base_where), _stem(base_path))
+    resolved = resolve(copy.deepcopy(base), copy.deepcopy(base_where), default_name(base_path))
 
     spec = SweepSpec(
         path=path,
-        name=check_run_name(raw.get("name", _stem(path)), where),
+        name=check_run_name(raw.get("name", default_name(path)), where),
         base_path=base_path,
         base=base,
         base_where=base_where,
@@ -326,8 +326,3 @@ def _dotted(path: tuple) -> str:
 def _place(where: Locations, path: tuple) -> str:
     place = where.of(path)
     return f"{place}: {format_path(path)}" if place else format_path(path)
-
-
-def _stem(path: Path) -> str:
-    stem = Path(path).stem
-    return stem if stem and stem[0].isalnum() else "run"
