@@ -9,34 +9,30 @@ BLAS thread; bptrain.train.replicas). Prints the epoch-time ratios bptrain / PyT
 single model and of bptrain's best configuration (target: <= 1.0), the achieved GFLOP/s against
 a plain NumPy GEMM, and the peak memory (limit: 2 GiB).
 
-    python -m bench.bench_cnn [--batches N] [--repeats R] [--profile] [--keep-freed-memory]
+    python -m bench.bench_cnn [--batches N] [--repeats R] [--profile]
 
-The NumPy BLAS runs as the environment configures it (OPENBLAS_CORETYPE and friends are
-respected and printed): on an AVX-512 machine pinned to OpenBLAS' AVX2 "Haswell" kernels, the
-GEMMs run at about half the speed OpenBLAS would pick by itself.
+Run it through ``make bench`` / ``bench.run_all``, or with ``env -u OPENBLAS_CORETYPE -u
+OPENBLAS_L2_SIZE`` (see ``bench.common``): the kernel set NumPy runs is printed.
 
-Page faults are printed per step for each side. Both run in one process, so they share glibc's
-malloc, whose thresholds adapt to the largest blocks freed so far: once PyTorch has run, NumPy's
-step arrays stop being returned to the kernel and faulted back in (measured: 1471 faults and
-about 3 ms per step for bptrain alone, none after PyTorch), while PyTorch keeps faulting. So
-the default comparison favours bptrain. ``--keep-freed-memory`` calls
-``bptrain.nn.backend.keep_freed_memory()`` first, which stops the faults on both sides: the
-fair comparison of the computation itself.
+Both sides run in one process and share glibc's malloc. ``bench.common`` makes the setting
+``bptrain fit`` makes (``backend.keep_freed_memory``), so neither side faults its freed step
+arrays back in every step; page faults per step are printed for each side to show it.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import time
 from collections import defaultdict
 
 import numpy as np
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import threadpool_limits
 
 from bench.common import (
+    MALLOC_KEEPS_FREED,
     best_thread_time,
+    blas_description,
     bptrain_loop,
     gemm_gflops,
     mnist,
@@ -44,7 +40,7 @@ from bench.common import (
     thread_counts,
     torch_loop,
 )
-from bptrain.nn import Adam, Conv2D, Dense, Flatten, MaxPool2D, Sequential, backend
+from bptrain.nn import Adam, Conv2D, Dense, Flatten, MaxPool2D, Sequential
 from bptrain.train.replicas import Replicas
 
 BATCH = 64
@@ -177,9 +173,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=None, help="time only the first N batches")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--profile", action="store_true", help="also time each op, per batch")
-    parser.add_argument("--keep-freed-memory", action="store_true", help="tune glibc malloc")
     args = parser.parse_args()
-    kept = args.keep_freed_memory and backend.keep_freed_memory()
 
     x, y = mnist("train")
     order = np.random.default_rng(0).permutation(len(x))
@@ -206,14 +200,9 @@ def main() -> None:
             theirs = min(theirs, best_thread_time(tc_counted, [n]))
         split = min(split, best_thread_time(rp, [1]))
 
-    blas = next(i for i in threadpool_info() if i["internal_api"] == "openblas")
     flops = flops_per_sample(model) * len(order)
     print(f"MNIST CNN, {len(order)} samples, batch {BATCH}, {steps} steps")
-    print(
-        f"NumPy BLAS: {blas['internal_api']} {blas['version']}, core {blas['architecture']}"
-        f" (OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')});"
-        f" malloc keeps freed memory: {'yes' if kept else 'no (default)'}"
-    )
+    print(f"NumPy BLAS: {blas_description()}; malloc keeps freed memory: {MALLOC_KEEPS_FREED}")
     rows = (("bptrain", ours), ("replicas", split), ("pytorch", theirs))
     for name, (seconds, n) in rows:
         count, runs = faults[name]

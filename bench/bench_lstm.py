@@ -5,21 +5,32 @@ Each image is a sequence of 28 rows of 28 pixels; batch 64, Adam 1e-3, sparse cr
 alternating epoch by epoch, each at every thread count of ``thread_counts()``; each is scored
 at its best thread count and the script prints the time ratio bptrain / PyTorch.
 
-    python bench/bench_lstm.py                 # full epoch (938 batches), 2 rounds
-    python bench/bench_lstm.py --batches 100   # a prefix of the epoch, for quick iteration
-    python bench/bench_lstm.py --profile       # also cProfile one bptrain pass
+    python -m bench.bench_lstm                 # full epoch (938 batches), 2 rounds
+    python -m bench.bench_lstm --batches 100   # a prefix of the epoch, for quick iteration
+    python -m bench.bench_lstm --profile       # also cProfile one bptrain pass
 
-The per-step GEMMs dominate, so the BLAS kernel set matters: this environment pins
-OPENBLAS_CORETYPE=Haswell (AVX2), while PyTorch's oneDNN LSTM uses AVX-512 here.
-``--blas-coretype SkylakeX`` overrides the pin for this process (OpenBLAS' AVX-512 kernels,
-about 1.7x faster on the per-step GEMMs on this CPU). The active kernel set is printed.
+The per-step GEMMs dominate, so the BLAS kernel set matters: run it through ``make bench`` /
+``bench.run_all``, or with ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE`` (see
+``bench.common``); the kernel set NumPy runs is printed.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import sys
+
+import numpy as np
+import threadpoolctl
+
+from bench.common import (
+    best_thread_time,
+    blas_description,
+    mnist,
+    thread_counts,
+    torch_threads,
+)
+from bptrain.nn import LSTM, Adam, Dense, Reshape, Sequential
+
+BATCH, UNITS, LR = 64, 128, 1e-3
 
 
 def parse_args(argv=None):
@@ -28,23 +39,7 @@ def parse_args(argv=None):
     p.add_argument("--rounds", type=int, default=2, help="alternating rounds per thread count")
     p.add_argument("--threads", type=int, nargs="*", default=None, help="thread counts to try")
     p.add_argument("--profile", action="store_true", help="cProfile one bptrain pass")
-    p.add_argument("--blas-coretype", default=None, help="set OPENBLAS_CORETYPE (e.g. SkylakeX)")
     return p.parse_args(argv)
-
-
-ARGS = parse_args() if __name__ == "__main__" else None
-if ARGS is not None and ARGS.blas_coretype:
-    os.environ["OPENBLAS_CORETYPE"] = ARGS.blas_coretype  # read when NumPy loads OpenBLAS
-
-import numpy as np  # noqa: E402  (after OPENBLAS_CORETYPE is set)
-import threadpoolctl  # noqa: E402
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import best_thread_time, mnist, thread_counts, torch_threads  # noqa: E402
-
-from bptrain.nn import LSTM, Adam, Dense, Reshape, Sequential  # noqa: E402
-
-BATCH, UNITS, LR = 64, 128, 1e-3
 
 
 def bptrain_epoch(x, y, n_batches: int):
@@ -91,13 +86,6 @@ def torch_epoch(x, y, n_batches: int):
     return run
 
 
-def blas_kernels() -> str:
-    info = [i for i in threadpoolctl.threadpool_info() if i.get("user_api") == "blas"]
-    return ", ".join(
-        f"{i['internal_api']} {i.get('version')} {i.get('architecture')}" for i in info
-    )
-
-
 def main(args) -> None:
     import torch
 
@@ -106,7 +94,7 @@ def main(args) -> None:
     n_batches = min(args.batches or full, full)
     threads = args.threads or thread_counts()
     print(f"LSTM({UNITS}) row-by-row MNIST, batch {BATCH}, {n_batches} batches, threads {threads}")
-    print(f"numpy {np.__version__} BLAS: {blas_kernels()}; torch {torch.__version__}")
+    print(f"numpy {np.__version__} BLAS: {blas_description()}; torch {torch.__version__}")
 
     runs = {"bptrain": bptrain_epoch(x, y, n_batches), "torch": torch_epoch(x, y, n_batches)}
     best = {name: (float("inf"), 0) for name in runs}
@@ -133,4 +121,4 @@ def main(args) -> None:
 
 
 if __name__ == "__main__":
-    main(ARGS)
+    main(parse_args())

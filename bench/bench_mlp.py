@@ -11,7 +11,14 @@ import argparse
 
 import numpy as np
 
-from bench.common import best_thread_time, bptrain_loop, mnist, thread_counts, torch_loop
+from bench.common import (
+    best_thread_time,
+    blas_description,
+    bptrain_loop,
+    mnist,
+    thread_counts,
+    torch_loop,
+)
 from bptrain.nn import Adam, Dense, Flatten, Sequential
 
 
@@ -50,6 +57,7 @@ def main() -> None:
         theirs = min(theirs, best_thread_time(tc, threads))
     steps = -(-len(order) // batch_size)
     print(f"MLP epoch, {len(order)} samples, batch {batch_size}, {steps} steps")
+    print(f"NumPy BLAS: {blas_description()}")
     for name, (seconds, threads) in (("bptrain", ours), ("pytorch", theirs)):
         per_step = 1e6 * seconds / steps
         print(f"  {name:8s} {seconds:7.3f} s  ({threads} threads, {per_step:.0f} us/step)")

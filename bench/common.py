@@ -2,6 +2,16 @@
 
 Benchmarks run bptrain and PyTorch side by side in one process, alternating, so that whatever
 else the machine does affects both the same way; they report ratios, not absolute seconds.
+
+The BLAS kernels: some machines set ``OPENBLAS_CORETYPE`` (and ``OPENBLAS_L2_SIZE``) in the
+environment, because older OpenBLAS builds compute wrong results or crash on their processors.
+NumPy's current OpenBLAS needs neither, and on an AVX-512 machine pinned to the AVX2 "Haswell"
+kernels its GEMMs run at half speed (130 against 250 GFLOP/s per core here), while PyTorch's own
+oneDNN/MKL kernels ignore the variables. ``run_all`` (``make bench``) therefore runs each
+benchmark with both variables removed from that benchmark's environment alone (tests and
+training keep them); run a benchmark by hand the same way,
+``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m bench.bench_cnn``. Every benchmark
+prints the kernel set NumPy actually runs (``blas_description``).
 """
 
 from __future__ import annotations
@@ -12,9 +22,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from bptrain.data.idx import read_idx
+from bptrain.nn import backend
+
+# The same malloc setting ``bptrain fit`` makes at startup (see ``backend.keep_freed_memory``):
+# without it every step faults its large temporaries back in, on both sides.
+MALLOC_KEEPS_FREED = backend.keep_freed_memory()
+
+# The environment variables that pin OpenBLAS' kernels (see the module docstring).
+BLAS_PINS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("BPTRAIN_DATA_DIR", REPO.parent / "shared" / "data"))
@@ -27,6 +45,14 @@ def mnist(split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     x = read_idx(root / f"{prefix}-images-idx3-ubyte.gz", 3).astype(np.float32) / 255.0
     y = read_idx(root / f"{prefix}-labels-idx1-ubyte.gz", 1).astype(np.int64)
     return x.reshape(-1, 1, 28, 28), y
+
+
+def blas_description() -> str:
+    """NumPy's BLAS, its kernel set, and any pinning variable set in this process."""
+    info = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+    parts = [f"{i['internal_api']} {i['version']}, kernels {i.get('architecture')}" for i in info]
+    pins = [f"{name}={os.environ[name]}" for name in BLAS_PINS if name in os.environ]
+    return "; ".join(parts) + f" ({', '.join(pins) if pins else 'kernels chosen by OpenBLAS'})"
 
 
 def thread_counts() -> list[int]:

@@ -1,17 +1,23 @@
 """Run the benchmarks one after another and print their reports.
 
-    python bench/run_all.py            # speed: bptrain against PyTorch's CPU build
-    python bench/run_all.py --train    # also the full training runs that prove accuracy targets
+    python -m bench.run_all            # speed: bptrain against PyTorch's CPU build
+    python -m bench.run_all --train    # also the full training runs that prove accuracy targets
 
-Each benchmark is its own process so that one's memory and threads never affect the next.
+Each benchmark is its own process so that one's memory and threads never affect the next, and
+runs without the OpenBLAS kernel pins some machines set (``bench.common.BLAS_PINS``; the
+benchmark's own environment only), so NumPy runs the kernels OpenBLAS picks for the processor.
+``--environment-blas`` keeps them.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+from bench.common import BLAS_PINS
 
 REPO = Path(__file__).resolve().parents[1]
 SPEED = ["bench_mlp", "bench_cnn", "bench_lstm", "bench_mpi"]
@@ -21,14 +27,19 @@ TRAIN = ["train_mnist_mlp", "train_mnist_cnn", "train_mnist_lstm"]
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", action="store_true", help="also run the accuracy trainings")
+    parser.add_argument(
+        "--environment-blas", action="store_true", help="keep OPENBLAS_CORETYPE/_L2_SIZE if set"
+    )
     args = parser.parse_args()
+    pins = () if args.environment_blas else BLAS_PINS
+    env = {k: v for k, v in os.environ.items() if k not in pins}
     names = SPEED + (TRAIN if args.train else [])
     failed = []
     for name in names:
         if not (REPO / "bench" / f"{name}.py").exists():
             continue
         print(f"== {name}", flush=True)
-        done = subprocess.run([sys.executable, "-m", f"bench.{name}"], cwd=REPO)
+        done = subprocess.run([sys.executable, "-m", f"bench.{name}"], cwd=REPO, env=env)
         if done.returncode:
             failed.append(name)
     if failed:
