@@ -17,6 +17,15 @@ copy; position-major columns (N*H'*W', C*kh*kw) make every im2col write a scatte
 columns over whole input rows (H' x W instead of H' x W') make the copies contiguous but the
 three GEMMs 18% bigger, which costs more than it saves. What is left of the copying is done in
 two passes where that pays (``Windows.two_pass``).
+
+Pool-ordered columns (``im2col_pooled``): when a convolution's output goes straight into a max
+pool whose windows tile it, its columns can be put in the order of the pool's windows, (C, kh,
+kw, ph, pw, N, H'', W'') with H'' = H' // ph, so the GEMM gives every window offset as its own
+contiguous block and the pool needs no gather (nor its backward a scatter, nor the layer a
+transposed copy). Output positions no pool window covers (the last row of an odd H') are not
+computed: they cannot affect the loss. This pays when the columns are smaller than the output
+(C*kh*kw < filters, e.g. a first layer on one input channel), since the strided copies then run
+on the smaller array: see ``Conv2D.feeds``.
 """
 
 from __future__ import annotations
@@ -203,6 +212,36 @@ class Windows:
 _ALL = (Ellipsis,)
 
 
+@functools.cache
+def pooled_offsets(geometry: Windows, pool: tuple[int, int]) -> list:
+    """For a convolution of ``geometry`` whose output a tiling (ph, pw) pool reads:
+    (i, j, a, b, out_rows, out_cols, in_rows, in_cols) for every kernel offset (i, j) and pool
+    offset (a, b) that sees some input. Pooled position (h'', w'') of offset (a, b) is output
+    position (ph*h'' + a, pw*w'' + b), which reads input pixel (ph*h''*sh + a*sh + i*dh - top,
+    ...): a strided slice of stride ph*sh along the rows (pw*sw along the columns)."""
+    per_axis = []
+    for axis in (0, 1):
+        size, k, p = geometry.in_hw[axis], geometry.kernel[axis], pool[axis]
+        s, d = geometry.stride[axis], geometry.dilation[axis]
+        n_out, step = geometry.out_hw[axis] // p, p * s
+        offsets = []
+        for i in range(k):
+            for a in range(p):
+                shift = a * s + i * d - geometry.pad[2 * axis]  # input index of pooled index 0
+                lo = max(0, math.ceil(-shift / step))
+                hi = min(n_out, (size - 1 - shift) // step + 1)
+                if hi > lo:
+                    start = lo * step + shift
+                    stop = start + (hi - lo - 1) * step + 1
+                    offsets.append((i, a, slice(lo, hi), slice(start, stop, step)))
+        per_axis.append(offsets)
+    return [
+        (i, j, a, b, orow, ocol, irow, icol)
+        for i, a, orow, irow in per_axis[0]
+        for j, b, ocol, icol in per_axis[1]
+    ]
+
+
 def gather(x, geometry: Windows, out, work=None):
     """Copy every window's pixels out of x (..., H, W) into ``out`` (kh, kw, ..., H', W').
 
@@ -278,12 +317,35 @@ def im2col(x, geometry: Windows, out=None, work=None):
     return out.reshape(c * kh * kw, n * ho * wo)
 
 
-def col2im(cols, x_shape: tuple, geometry: Windows, out=None, work=None):
-    """The adjoint of ``im2col``: cols (C*kh*kw, N*H'*W') -> dx (N, C, H, W); ``work`` as
-    for ``im2col`` (its contents are overwritten)."""
-    n, c = x_shape[:2]
+def col2im(cols, x_shape: tuple, geometry: Windows, work=None):
+    """The adjoint of ``im2col``: cols (C*kh*kw, N*H'*W') -> dx (N, C, H, W), stored
+    channel-major (a transposed view of a (C, N, H, W) array: see ``layout``); ``work`` as for
+    ``im2col`` (its contents are overwritten)."""
+    n, c, h, w = x_shape
     (kh, kw), (ho, wo) = geometry.kernel, geometry.out_hw
-    dx = out if out is not None else backend.xp.empty(x_shape, dtype=cols.dtype)
+    dxt = backend.xp.empty((c, n, h, w), dtype=cols.dtype)
     cols = cols.reshape(c, kh, kw, n, ho, wo).transpose(1, 2, 0, 3, 4, 5)
-    scatter(cols, geometry, dx.transpose(1, 0, 2, 3), work)
-    return dx
+    scatter(cols, geometry, dxt, work)
+    return dxt.transpose(1, 0, 2, 3)
+
+
+def im2col_pooled(x, geometry: Windows, pool: tuple[int, int], out):
+    """x: (N, C, H, W) -> cols (C*kh*kw, ph*pw*N*H''*W''), columns in a (ph, pw) pool's window
+    order (see the module docstring); ``out`` (C, kh, kw, ph, pw, N, H'', W'') is a buffer whose
+    entries that fall into padding were zeroed once and are never written."""
+    xt = x.transpose(1, 0, 2, 3)
+    for i, j, a, b, orow, ocol, irow, icol in pooled_offsets(geometry, pool):
+        out[:, i, j, a, b, :, orow, ocol] = xt[:, :, irow, icol]
+    return out.reshape(out.shape[0] * out.shape[1] * out.shape[2], -1)
+
+
+def col2im_pooled(cols, x_shape: tuple, geometry: Windows, pool: tuple[int, int]):
+    """The adjoint of ``im2col_pooled``: cols -> dx (N, C, H, W), stored channel-major."""
+    n, c, h, w = x_shape
+    (kh, kw), (ph, pw) = geometry.kernel, pool
+    ho, wo = geometry.out_hw[0] // ph, geometry.out_hw[1] // pw
+    cols = cols.reshape(c, kh, kw, ph, pw, n, ho, wo)
+    dxt = backend.xp.zeros((c, n, h, w), dtype=cols.dtype)
+    for i, j, a, b, orow, ocol, irow, icol in pooled_offsets(geometry, pool):
+        dxt[:, :, irow, icol] += cols[:, i, j, a, b, :, orow, ocol]
+    return dxt.transpose(1, 0, 2, 3)

@@ -8,6 +8,11 @@ tile the input, stride == pool size and no padding, the copies read one reshape 
 directly, or reducing over the small window axes of the reshape, measured two to ten times
 slower. Backward builds the per-offset gradients the same way and ``im2col.scatter`` puts them
 back: assigned, with no zero-fill, when windows neither overlap nor leave pixels out.
+
+The pools work in the storage order of their input (``layout``): on a channel-major batch, as a
+Conv2D returns it, every array above is (C, N, ...) instead of (N, C, ...), and the output and
+the input gradient are channel-major too. A MaxPool2D directly after a Conv2D may instead take
+its windows ready-made from the convolution (``takes_windows``, see ``Conv2D.feeds``).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from bptrain.nn import backend
 from bptrain.nn.activations import ReLU
 from bptrain.nn.layer import Layer
 from bptrain.nn.layers.im2col import Windows, check_padding, gather, pair, scatter
+from bptrain.nn.layers.layout import channel_major
 from bptrain.nn.layers.scratch import Scratch
 
 
@@ -54,9 +60,28 @@ class _Pool2D(Layer):
         self.geometry = Windows.create((h, w), self.pool_size, self.strides, (1, 1), self.padding)
         return (c, *self.geometry.out_hw)
 
+    def _stored(self, x):
+        """x (N, C, H, W) as the pool works on it: (C, N, H, W) when stored channel-major
+        (remembered for backward), else x itself. ``_restored`` is the inverse."""
+        self._channel_major = channel_major(x)
+        return x.transpose(1, 0, 2, 3) if self._channel_major else x
+
+    def _restored(self, a):
+        return a.transpose(1, 0, 2, 3) if self._channel_major else a
+
+    def _stored_like_forward(self, dy):
+        """dy (N, C, H', W') in the order forward worked in (a view; backward's operations
+        accept a gradient in either storage order)."""
+        return dy.transpose(1, 0, 2, 3) if self._channel_major else dy
+
+    def _stored_shape(self, shape: tuple) -> tuple:
+        n, c, h, w = shape
+        return (c, n, h, w) if self._channel_major else shape
+
     def _gather(self, x):
         """x: (N, C, H, W) -> windows (ph*pw, N, C, H', W'), a scratch array whose padded
-        entries hold ``pad_value`` (written once)."""
+        entries hold ``pad_value`` (written once). (N and C swap places throughout when the
+        pool works channel-major.)"""
         shape = (*self.pool_size, *x.shape[:2], *self.geometry.out_hw)
         windows = self._scratch.get("windows", shape, x.dtype, fill=self.pad_value)
         gather(x, self.geometry, windows)
@@ -84,16 +109,26 @@ class MaxPool2D(_Pool2D):
 
     Forward keeps each window's argmax as a small integer, the offset k = i * pw + j (ties go to
     the first offset, as in PyTorch); backward sends each output gradient to that one pixel.
+
+    With ``takes_windows`` (set by ``Sequential`` when the Conv2D before computes its output
+    in this pool's window order, ``Conv2D.feeds``), forward takes that layer's windows
+    (C, ph*pw, N, H', W') instead of an image and backward returns their gradient in the same
+    shape: there is nothing to gather or scatter.
     """
 
     pad_value = -np.inf
     # The ReLU of the layer before, applied to the pooled output instead (set by
     # ``Sequential._move_relus_past_max_pools``).
     post_activation: ReLU | None = None
+    takes_windows: bool = False
 
     def forward(self, x, training=False):
         xp = backend.xp
-        windows = self._gather(x)
+        if self.takes_windows:
+            self._channel_major = True
+            windows = [x[:, k] for k in range(x.shape[1])]
+        else:
+            windows = self._gather(self._stored(x))
         y = windows[0].copy()
         shape, scratch = y.shape, self._scratch
         idx = scratch.get("argmax", shape, np.min_scalar_type(len(windows)))
@@ -111,18 +146,26 @@ class MaxPool2D(_Pool2D):
         if self.post_activation is not None:
             self._pooled = y
             y = self._y = self.post_activation.forward(y)
-        return y
+        return self._restored(y)
 
     def backward(self, dy):
         xp = backend.xp
+        dy = self._stored_like_forward(dy)
         if self.post_activation is not None:
             dy = self.post_activation.backward(dy, self._pooled, self._y)
         idx = self._argmax
+        offsets = xp.arange(self.pool_size[0] * self.pool_size[1], dtype=idx.dtype)
+        if self.takes_windows:  # (C, ph*pw, N, H', W'), the layout of the windows
+            dwindows = xp.empty((idx.shape[0], len(offsets), *idx.shape[1:]), dtype=dy.dtype)
+            hit = self._scratch.get("hit", dwindows.shape, bool)
+            xp.equal(idx[:, None], offsets.reshape(-1, 1, 1, 1), out=hit)
+            xp.multiply(dy[:, None], hit, out=dwindows)
+            return dwindows
         parts = self._parts(dy)
         hit = self._scratch.get("hit", parts.shape, bool)
-        xp.equal(idx, xp.arange(len(parts), dtype=idx.dtype).reshape(-1, 1, 1, 1, 1), out=hit)
+        xp.equal(idx, offsets.reshape(-1, 1, 1, 1, 1), out=hit)
         xp.multiply(dy, hit, out=parts)
-        return self._scatter(parts, self._x_shape)
+        return self._restored(self._scatter(parts, self._stored_shape(self._x_shape)))
 
 
 class AvgPool2D(_Pool2D):
@@ -148,14 +191,15 @@ class AvgPool2D(_Pool2D):
 
     def forward(self, x, training=False):
         self._x_shape = x.shape
-        y = self._gather(x).sum(axis=0)
+        y = self._gather(self._stored(x)).sum(axis=0)
         y *= self._scale(x.dtype)
-        return y
+        return self._restored(y)
 
     def backward(self, dy):
+        dy = self._stored_like_forward(dy)
         parts = self._parts(dy)
         backend.xp.multiply(dy, self._scale(dy.dtype), out=parts)  # the same at every offset
-        return self._scatter(parts, self._x_shape)
+        return self._restored(self._scatter(parts, self._stored_shape(self._x_shape)))
 
 
 class GlobalAvgPool2D(Layer):

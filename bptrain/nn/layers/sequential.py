@@ -7,6 +7,7 @@ import numpy as np
 from bptrain.nn import backend, regularizers
 from bptrain.nn.activations import ReLU
 from bptrain.nn.layer import Layer, snake_case
+from bptrain.nn.layers.conv import Conv2D
 from bptrain.nn.layers.pooling import MaxPool2D
 from bptrain.nn.parameter import ParameterList
 
@@ -62,6 +63,7 @@ class Sequential(Layer):
         self.output_shape = shape
         self.built = True
         self._move_relus_past_max_pools()
+        self._let_convs_feed_pools()
         self._first_trainable = next(
             (i for i, layer in enumerate(self.layers) if layer.parameters()), len(self.layers)
         )
@@ -83,6 +85,18 @@ class Sequential(Layer):
             layer.activation_moved = moved
             if isinstance(after, MaxPool2D):
                 after.post_activation = layer.activation if moved else None
+
+    def _let_convs_feed_pools(self) -> None:
+        """Let each Conv2D that ``feeds`` the MaxPool2D after it compute its output as that
+        pool's windows (``Conv2D.pool_windows``, ``MaxPool2D.takes_windows``): the same values,
+        without the pool's gather and scatter. Positions no window covers are not computed; they
+        cannot affect the loss."""
+        for layer, after in zip(self.layers, [*self.layers[1:], None], strict=True):
+            feeds = isinstance(layer, Conv2D) and layer.feeds(after)
+            if isinstance(layer, Conv2D):
+                layer.pool_windows = after.pool_size if feeds else None
+            if isinstance(after, MaxPool2D):
+                after.takes_windows = feeds
 
     def _pack(self) -> None:
         params = [p for layer in self.layers for p in layer.parameters()]

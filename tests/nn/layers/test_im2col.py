@@ -1,7 +1,15 @@
 import numpy as np
 import pytest
 
-from bptrain.nn.layers.im2col import Windows, col2im, im2col, pair
+from bptrain.nn.layers.im2col import (
+    Windows,
+    col2im,
+    col2im_pooled,
+    im2col,
+    im2col_pooled,
+    pair,
+)
+from bptrain.nn.layers.layout import channel_major
 
 rng = np.random.default_rng(0)
 
@@ -104,8 +112,12 @@ def test_reused_buffers_keep_padding_zero():
     x = rng.normal(size=(4, 2, 5, 5))
     np.testing.assert_array_equal(im2col(x, g, out=out), reference_im2col(x, g))
     assert not np.array_equal(first, out.reshape(first.shape))
-    dx = np.full((4, 2, 5, 5), 7.0)  # col2im overwrites whatever dx held
-    np.testing.assert_allclose(col2im(first, dx.shape, g, out=dx), col2im(first, dx.shape, g))
+
+
+def test_col2im_returns_a_channel_major_batch():
+    g = Windows.create((5, 6), (3, 3))
+    dx = col2im(rng.normal(size=(2 * 9, 3 * 3 * 4)), (3, 2, 5, 6), g)
+    assert dx.shape == (3, 2, 5, 6) and channel_major(dx)
 
 
 @pytest.mark.parametrize("geometry", [g for g in GEOMETRIES if Windows.create(*g).two_pass])
@@ -129,3 +141,46 @@ def test_two_pass_only_where_it_pays():
     assert not Windows.create((13, 13), (3, 3), (2, 2)).two_pass  # rows are not contiguous
     assert not Windows.create((13, 13), (1, 3)).two_pass  # one row: nothing to save
     assert not Windows.create((12, 12), (2, 2), (2, 2)).two_pass  # tiles: one reshape is best
+
+
+def reference_pooled_cols(x, g: Windows, pool):
+    """``reference_im2col``'s columns reordered into (ph, pw) pool windows: column
+    (a, b, n, h'', w'') is output position (ph*h'' + a, pw*w'' + b) of image n."""
+    c, k = x.shape[1], g.kernel[0] * g.kernel[1]
+    (ph, pw), (ho, wo) = pool, g.out_hw
+    cols = reference_im2col(x, g).reshape(c * k, len(x), ho, wo)
+    hp, wp = ho // ph, wo // pw
+    cols = cols[:, :, : hp * ph, : wp * pw].reshape(c * k, len(x), hp, ph, wp, pw)
+    return cols.transpose(0, 3, 5, 1, 2, 4).reshape(c * k, -1)
+
+
+POOLED = [
+    (g, pool)
+    for g in GEOMETRIES
+    for pool in [(2, 2), (3, 2)]
+    if all(o >= p for o, p in zip(Windows.create(*g).out_hw, pool, strict=True))
+]
+
+
+@pytest.mark.parametrize("geometry, pool", POOLED)
+def test_pooled_columns_are_the_columns_in_window_order(geometry, pool):
+    g = Windows.create(*geometry)
+    x = rng.normal(size=(2, 3, *g.in_hw))
+    (ho, wo), (ph, pw) = g.out_hw, pool
+    out = np.zeros((3, *g.kernel, ph, pw, 2, ho // ph, wo // pw))
+    for _ in range(2):  # a reused buffer: entries that read padding stay zero
+        x = rng.normal(size=x.shape)
+        cols = im2col_pooled(x, g, pool, out)
+        np.testing.assert_array_equal(cols, reference_pooled_cols(x, g, pool))
+
+
+@pytest.mark.parametrize("geometry, pool", POOLED)
+def test_col2im_pooled_is_the_adjoint_of_im2col_pooled(geometry, pool):
+    g = Windows.create(*geometry)
+    x = rng.normal(size=(2, 3, *g.in_hw))
+    (ho, wo), (ph, pw) = g.out_hw, pool
+    cols_x = im2col_pooled(x, g, pool, np.zeros((3, *g.kernel, ph, pw, 2, ho // ph, wo // pw)))
+    cols = rng.normal(size=cols_x.shape)
+    dx = col2im_pooled(cols, x.shape, g, pool)
+    assert channel_major(dx) or 1 in x.shape[:2]
+    assert float((cols_x * cols).sum()) == pytest.approx(float((x * dx).sum()), rel=1e-12)
