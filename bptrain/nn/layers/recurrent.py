@@ -99,9 +99,11 @@ class GateActivations:
             apply(act, z[lo:hi], out[lo:hi])
 
     def derivative(self, z, a, out) -> None:
-        """``out`` (k*units, N) = d gates / dz (of the unscaled z) from cached z and gates a."""
+        """``out`` (..., k*units, N) = d gates / dz (of the unscaled z) from cached z and gates
+        a, e.g. one step's (k*units, N) or all steps' (T, k*units, N) at once."""
         for act, lo, hi in self.runs:
-            derivative(act, z[lo:hi], a[lo:hi], out[lo:hi])
+            rows = (..., slice(lo, hi), slice(None))
+            derivative(act, z[rows], a[rows], out[rows])
 
 
 def _plain(act) -> bool:
