@@ -82,7 +82,7 @@ class GRU(Recurrent):
             h = self._buffer("h", (t_len + 1, u + 1, n))
             h[:, u] = 1.0
             b_rec = self.bias.value[1] if self.use_bias else xp.zeros(3 * u, z.dtype)
-            w = self._scaled_t("u", self.recurrent_kernel.value, b_rec)
+            w = self._scaled_t("u", self.recurrent_kernel.value, bias=b_rec)
             rec = self._buffer("rec", z.shape)  # scaled recurrent_kernel^T h_{t-1} + b_rec
         else:
             h = self._buffer("h", (t_len + 1, u, n))

@@ -20,6 +20,7 @@ class LSTM(Recurrent):
     """
 
     gates = 4
+    joint = True
 
     def __init__(
         self,
@@ -65,24 +66,21 @@ class LSTM(Recurrent):
         s = self._buffer("s", (t_len + 1, 5 * u, n))
         s4 = s.reshape(t_len + 1, 5, u, n)
         tc = self._buffer("tc", (t_len, u, n))  # activation(c_t)
-        h = self._buffer("h", (t_len + 1, u, n))
-        hw = self._buffer("hw", (4 * u, n))
         prod = self._buffer("prod", (2, u, n))
-        h[0] = 0
         s[0, :u] = 0
-        w = self._scaled_t("u", self.recurrent_kernel.value)
+        w, h = self._w, self._xs  # h[t, :u] = h_{t-1}, below step t's input
         gates, cell = self._gates, self.cell_activation
+        xp.matmul(w[:, u:], h[0, u:], out=z[0])  # h_0 = 0
         for t in range(t_len):
             if t:
-                xp.matmul(w, h[t], out=hw)
-                z[t] += hw
+                xp.matmul(w, h[t], out=z[t])
             gates.forward(z[t], out=s[t, u:])
             xp.multiply(s4[t, 2:4], s4[t, :2], out=prod)  # f c_{t-1}, g i
             c = s[t + 1, :u]
             xp.add(prod[0], prod[1], out=c)
             apply(cell, c, tc[t])
-            xp.multiply(s[t, 4 * u :], tc[t], out=h[t + 1])
-        self._z, self._s, self._tc, self._h = z, s, tc, h
+            xp.multiply(s[t, 4 * u :], tc[t], out=h[t + 1, :u])
+        self._z, self._s, self._tc = z, s, tc
         return h
 
     def _backprop(self, dh, dseq):

@@ -15,6 +15,7 @@ class SimpleRNN(Recurrent):
     """
 
     gates = 1
+    joint = True
 
     def __init__(
         self,
@@ -44,15 +45,12 @@ class SimpleRNN(Recurrent):
     def _steps(self, z):
         xp = backend.xp
         t_len, u, n = z.shape
-        h = self._buffer("h", (t_len + 1, u, n))
-        hw = self._buffer("hw", (u, n))
-        h[0] = 0
-        w = self._scaled_t("u", self.recurrent_kernel.value)
+        w, h = self._w, self._xs  # h[t, :u] = h_{t-1}, below step t's input
+        xp.matmul(w[:, u:], h[0, u:], out=z[0])  # h_0 = 0
         for t in range(t_len):
             if t:
-                xp.matmul(w, h[t], out=hw)
-                z[t] += hw
-            self._gates.forward(z[t], out=h[t + 1])
+                xp.matmul(w, h[t], out=z[t])
+            self._gates.forward(z[t], out=h[t + 1, :u])
         self._z, self._h = z, h
         return h
 
@@ -60,11 +58,11 @@ class SimpleRNN(Recurrent):
         xp = backend.xp
         z, h = self._z, self._h
         dz = self._buffer("dz", z.shape)
+        self._gates.derivative(z, h[1:, : len(dh)], out=dz)  # all steps at once, then times dh:
         w = self.recurrent_kernel.value
         for t in reversed(range(len(z))):
             if dseq is not None:
                 dh += dseq[t]
-            self._gates.derivative(z[t], h[t + 1], out=dz[t])
             dz[t] *= dh
             if self._carries(t):
                 xp.matmul(w, dz[t], out=dh)
