@@ -210,6 +210,22 @@ def grads(layer, x, dy):
 
 
 @pytest.mark.parametrize("kind", LAYERS)
+def test_gradients_are_bit_identical_across_calls_and_batch_sizes(kind):
+    # The scratch buffers (joint [h; x; 1] blocks, LSTM's per-step factors) are reused and
+    # remade when the batch size changes; nothing of an earlier call may leak into a later one.
+    x = rng.normal(size=(4, 6, 3)).astype(np.float32)
+    dy = rng.normal(size=(4, 6, 4)).astype(np.float32)
+    layer = LAYERS[kind](return_sequences=True, bias_initializer=BIAS)
+    layer.build(x.shape[1:], np.random.default_rng(1))
+    first = grads(layer, x, dy)
+    grads(layer, x[:2] * 3, dy[:2])  # a smaller batch in between
+    grads(layer, -x, dy)
+    again = grads(layer, x, dy)
+    for name in first:
+        np.testing.assert_array_equal(again[name], first[name])
+
+
+@pytest.mark.parametrize("kind", LAYERS)
 @pytest.mark.parametrize("return_sequences", [False, True])
 def test_truncation_at_or_beyond_the_length_is_full_bptt(kind, return_sequences):
     x = rng.normal(size=(3, 5, 2))
