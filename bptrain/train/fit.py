@@ -84,12 +84,16 @@ def fit(
     ckpt, ckpt_path, run = None, None, None
     if resume is not None:
         run, ckpt_path = world.from_leader(locate_resume, resume)
-        world.from_leader(run.lock)  # before touching files another process may be writing
+        # Reading first (checkpoints and config.yaml are replaced atomically, never written in
+        # place), so a file that is no checkpoint leaves nothing behind; then the run is made
+        # and locked before anything in it changes.
         if ckpt_path is not None:
             ckpt = world.from_leader(checkpoint.load, ckpt_path)
             saved = ckpt.state["config"]
         else:
             saved, _ = world.from_leader(load_file, run.config)
+        world.from_leader(run.make)
+        world.from_leader(run.lock)
         config = resolve_with_overrides(config if config is not None else saved, overrides)
         if ckpt is not None:
             check_resumable(ckpt.state["config"], config)
@@ -205,20 +209,21 @@ def describe(model, data: Dataset, threads: int) -> str:
 
 
 def locate_resume(resume) -> tuple[RunDir, Path | None]:
-    """(run, checkpoint or None) for a ``--resume`` argument: a run directory or a file."""
+    """(run, checkpoint or None) for a ``--resume`` argument: a run directory or a file. The
+    run directory is not created or changed here (``RunDir.make`` does that)."""
     path = Path(resume)
     if path.is_dir():
         run = RunDir(path)
         if run.last.exists():
-            return run.make(), run.last
+            return run, run.last
         if run.config.exists():
-            return run.make(), None  # stopped before the first checkpoint: start over here
+            return run, None  # stopped before the first checkpoint: start over here
         raise CheckpointError(
             f"{path} is not a run directory: it has neither checkpoints/last.safetensors nor "
             "config.yaml"
         )
     if path.is_file():
-        return run_dir_of(path).make(), path
+        return run_dir_of(path), path
     raise CheckpointError(f"{path}: no such run directory or checkpoint")
 
 

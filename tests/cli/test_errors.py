@@ -124,6 +124,15 @@ def test_missing_checkpoint_and_run(bptrain):
     assert code == 1 and one_line_error(err) == "nowhere: no such run directory or checkpoint"
 
 
+def test_resuming_a_file_that_is_no_checkpoint_leaves_its_folder_alone(bptrain, tmp_path):
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "todo.txt").write_text("not a checkpoint\n")
+    code, _, err = bptrain("fit", "--resume", "notes/todo.txt")
+    assert code == 1 and one_line_error(err).startswith("notes/todo.txt ")
+    assert sorted(p.name for p in notes.iterdir()) == ["todo.txt"]
+
+
 def test_nan_loss(bptrain, write_config, tmp_path):
     config = {
         "name": "boom",
