@@ -20,8 +20,14 @@ from pathlib import Path
 from bench.common import BLAS_PINS
 
 REPO = Path(__file__).resolve().parents[1]
-SPEED = ["bench_mlp", "bench_cnn", "bench_lstm", "bench_mpi"]
-TRAIN = ["train_mnist_mlp", "train_mnist_cnn", "train_mnist_lstm"]
+# (module, arguments)
+SPEED = [("bench_mlp", []), ("bench_cnn", []), ("bench_lstm", []), ("bench_mpi", [])]
+TRAIN = [
+    ("train_mnist_mlp", []),
+    ("train_mnist_cnn", []),
+    ("train_rnn_config", ["configs/mnist_lstm.yaml"]),
+    ("train_rnn_config", ["configs/adding_gru.yaml"]),
+]
 
 
 def main() -> int:
@@ -35,13 +41,13 @@ def main() -> int:
     env = {k: v for k, v in os.environ.items() if k not in pins}
     names = SPEED + (TRAIN if args.train else [])
     failed = []
-    for name in names:
-        if not (REPO / "bench" / f"{name}.py").exists():
-            continue
-        print(f"== {name}", flush=True)
-        done = subprocess.run([sys.executable, "-m", f"bench.{name}"], cwd=REPO, env=env)
+    for name, extra in names:
+        label = " ".join([name, *extra])
+        print(f"== {label}", flush=True)
+        command = [sys.executable, "-m", f"bench.{name}", *extra]
+        done = subprocess.run(command, cwd=REPO, env=env)
         if done.returncode:
-            failed.append(name)
+            failed.append(label)
     if failed:
         print(f"failed: {', '.join(failed)}")
     return 1 if failed else 0
