@@ -80,11 +80,12 @@ class EarlyStopping:
 
 def gradients_finite(params) -> bool:
     """Whether every gradient is finite: one sum over the flat gradient buffer (NaN and inf
-    propagate through a sum), so the check costs one pass."""
+    propagate through a sum), so the check costs one pass. A sum that is not finite is checked
+    element by element, since huge but finite float32 gradients can add up to inf."""
     flat = getattr(params, "flat_grad", None)
-    if flat is not None:
-        return math.isfinite(float(flat.sum()))
-    return all(math.isfinite(float(p.grad.sum())) for p in params)
+    arrays = [flat] if flat is not None else [p.grad for p in params]
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflowing sum is the question
+        return all(math.isfinite(float(a.sum())) or bool(np.isfinite(a).all()) for a in arrays)
 
 
 def first_nonfinite_layer(model) -> str | None:

@@ -1,4 +1,5 @@
 import math
+import warnings
 
 import numpy as np
 
@@ -56,6 +57,20 @@ def test_gradients_finite_and_first_bad_layer():
     assert first_nonfinite_layer(m) == "'dense' (dense/kernel)"
     m.layers[1].bias.grad[0] = np.nan  # nearer the output: the first the backward pass reached
     assert first_nonfinite_layer(m) == "'dense_1' (dense_1/bias)"
+
+
+def test_huge_finite_gradients_are_finite_even_when_their_sum_is_not():
+    m = model()
+    params = m.parameters()
+    params.flat_grad[:] = 3e38  # float32: the sum overflows to inf, every element is finite
+    with np.errstate(over="ignore"):
+        assert np.isinf(params.flat_grad.sum())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow warning reaches the user either
+        assert gradients_finite(params)
+        assert gradients_finite(list(params))  # parameters without a flat buffer, one by one
+    params.flat_grad[3] = np.nan
+    assert not gradients_finite(params) and not gradients_finite(list(params))
 
 
 def test_divergence_message():
