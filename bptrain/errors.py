@@ -3,6 +3,22 @@
 Programming errors are ordinary exceptions and keep their tracebacks.
 """
 
+import difflib
+from collections.abc import Iterable
+
+
+def closest(word, choices: Iterable) -> str | None:
+    """The choice most like ``word`` (difflib's similarity, at least 0.6), for a "did you
+    mean" hint; None when no choice is close."""
+    found = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
+    return found[0] if found else None
+
+
+def did_you_mean(word, choices: Iterable) -> str:
+    """``"; did you mean 'x'?"`` naming the choice most like ``word``, or ``""``."""
+    match = closest(word, choices)
+    return f"; did you mean {match!r}?" if match else ""
+
 
 class BptrainError(Exception):
     """Base class: a problem in the user's input or environment, with a message saying what to

@@ -10,7 +10,6 @@ dataclasses in ``bptrain.data.DATASETS``, training keys from ``bptrain.config.se
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import re
 import typing
@@ -19,7 +18,7 @@ from bptrain.config import sections
 from bptrain.config.build import OPTIMIZER_EXCLUDE, check_buildable
 from bptrain.config.locations import Locations, locate_error
 from bptrain.data import DATASETS
-from bptrain.errors import ConfigError
+from bptrain.errors import ConfigError, closest, did_you_mean
 from bptrain.nn import activations, initializers, losses, optimizers, regularizers, schedules
 from bptrain.nn.layers import LAYERS
 from bptrain.typehints import (
@@ -250,11 +249,10 @@ def _monitored(spec: dict, path, where, monitors, default_monitor, fill_mode: bo
     ``fill_mode``, the ``mode`` that suits it ("max" for accuracy, "min" for a loss)."""
     monitor = spec.get("monitor") or default_monitor
     if monitor not in monitors:
-        close = difflib.get_close_matches(monitor, monitors, n=1)
         if monitor.startswith("val_") and len(monitors) == 1:
             hint = "; there is no validation set: set data.validation_split (e.g. 0.1)"
         else:
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(monitor, monitors)
         raise where.error(
             (*path, "monitor"),
             f"cannot monitor {monitor!r}{hint} (available: {', '.join(monitors)})",
@@ -348,9 +346,7 @@ def _value(value, param: Param, path: tuple, where: Locations, nested: bool):
         message = f"expected {describe(param.hint)}, got {yaml_type(value)}"
         choices = _literal_choices(param.hint)
         if isinstance(value, str) and choices:
-            close = difflib.get_close_matches(value, choices, n=1)
-            if close:
-                message += f"; did you mean {close[0]!r}?"
+            message += did_you_mean(value, choices)
         raise where.error(path, message)
     return converted
 
@@ -387,9 +383,9 @@ def reject_unknown_keys(spec: dict, known, path: tuple, where: Locations) -> Non
     _colon_keys({k: v for k, v in spec.items() if k not in known}, path, where)
     for key in spec:
         if key not in known:
-            close = difflib.get_close_matches(str(key), list(known), n=1)
+            close = closest(key, known)
             if close:
-                hint = f"did you mean {close[0]!r}?"
+                hint = f"did you mean {close!r}?"
             elif known:
                 hint = f"expected one of {', '.join(known)}"
             else:
@@ -402,11 +398,11 @@ def _unknown_name(kind: str, name, registry) -> str:
     lower = {n.lower(): n for n in names}
     text = str(name)
     close = (
-        ([lower[text.lower()]] if text.lower() in lower else [])
-        or difflib.get_close_matches(text, names, n=1)
-        or [n for n in names if n.lower().startswith(text.lower())][:1]
+        lower.get(text.lower())
+        or closest(text, names)
+        or next((n for n in names if n.lower().startswith(text.lower())), None)
     )
-    hint = f"; did you mean {close[0]!r}?" if close else ""
+    hint = f"; did you mean {close!r}?" if close else ""
     return f"unknown {kind} {name!r}{hint} (known: {', '.join(names)})"
 
 

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from collections.abc import Callable
 
 from bptrain.data.batches import iterate_minibatches
@@ -39,7 +38,7 @@ from bptrain.data.synthetic import (
 )
 from bptrain.data.tabular import CsvOptions, NpzOptions, load_csv, load_npz
 from bptrain.data.text import TextOptions, load_text
-from bptrain.errors import ConfigError
+from bptrain.errors import ConfigError, did_you_mean
 
 __all__ = ["DATASETS", "CommonOptions", "Dataset", "iterate_minibatches", "load_dataset"]
 
@@ -75,8 +74,7 @@ def load_dataset(spec: dict, seed: int = 0) -> Dataset:
     if name is None:
         raise ConfigError(f"data.dataset is required: one of {', '.join(DATASETS)}")
     if name not in _LOADERS:
-        close = difflib.get_close_matches(str(name), DATASETS, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(name, DATASETS)
         raise ConfigError(
             f"data.dataset: unknown dataset {name!r}{hint} (known: {', '.join(DATASETS)})"
         )

@@ -9,12 +9,11 @@ types with a ``ConfigError``, so ``load_dataset`` is safe to call without the co
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import typing
 from dataclasses import dataclass
 from typing import Literal
 
-from bptrain.errors import ConfigError
+from bptrain.errors import ConfigError, did_you_mean
 from bptrain.typehints import check, describe
 
 Scale = Literal["none", "standardize", "minmax"]
@@ -77,8 +76,7 @@ def parse_options(cls: type, spec: dict) -> CommonOptions:
     values = {}
     for key, value in spec.items():
         if key not in known:
-            close = difflib.get_close_matches(str(key), known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(key, known)
             raise ConfigError(
                 f"data.{key}: unknown option for this dataset{hint} "
                 f"(known: {', '.join(sorted(known))})"

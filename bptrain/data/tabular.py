@@ -8,7 +8,6 @@ indices are the positions of the sorted distinct labels, and ``class_names`` kee
 from __future__ import annotations
 
 import csv
-import difflib
 import os
 import zipfile
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ import numpy as np
 from bptrain.data.dataset import Dataset, classification, regression
 from bptrain.data.options import CommonOptions, check_fraction
 from bptrain.data.split import holdout, rng_for
-from bptrain.errors import DataError
+from bptrain.errors import DataError, closest
 
 MAX_AUTO_CLASSES = 50
 Task = Literal["classification", "regression", "auto"]
@@ -228,8 +227,8 @@ def _column(path: Path, names: list[str], key: str | int) -> int:
         return key % len(names)
     if key in names:
         return names.index(key)
-    close = difflib.get_close_matches(key, names, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else f" (columns: {', '.join(names)})"
+    close = closest(key, names)
+    hint = f"; did you mean {close!r}?" if close else f" (columns: {', '.join(names)})"
     raise DataError(f"{path} has no column {key!r}{hint}")
 
 

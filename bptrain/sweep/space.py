@@ -17,7 +17,6 @@ same sweep file always gives the same trials and a smaller ``--max-trials`` a pr
 from __future__ import annotations
 
 import copy
-import difflib
 import itertools
 import json
 import math
@@ -25,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bptrain.errors import ConfigError
+from bptrain.errors import ConfigError, closest
 
 Params = dict[str, object]  # key path as written ("optimizer.lr") -> value
 
@@ -68,8 +67,8 @@ def parse_distribution(value, where: str) -> Distribution:
     ((name, args),) = value.items()
     kind = ALIASES.get(name, name)
     if kind not in KINDS:
-        close = difflib.get_close_matches(str(name), [*KINDS, *ALIASES], n=1)
-        hint = f"did you mean {close[0]!r}?" if close else f"expected one of {', '.join(KINDS)}"
+        close = closest(name, [*KINDS, *ALIASES])
+        hint = f"did you mean {close!r}?" if close else f"expected one of {', '.join(KINDS)}"
         raise ConfigError(f"{where}: unknown distribution {name!r}; {hint}")
     if kind == "choice":
         if not isinstance(args, list) or not args:

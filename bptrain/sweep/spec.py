@@ -31,7 +31,6 @@ file's line before anything runs.
 from __future__ import annotations
 
 import copy
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,7 +38,7 @@ from bptrain.config import Locations, default_name, format_path, load_file, reso
 from bptrain.config.overrides import parse_path, set_path
 from bptrain.config.schema import check_run_name, reject_unknown_keys
 from bptrain.config.sections import mode_for
-from bptrain.errors import ConfigError
+from bptrain.errors import ConfigError, did_you_mean
 from bptrain.sweep.space import Distribution, Params, grid_trials, parse_distribution, random_trials
 from bptrain.typehints import yaml_type
 
@@ -263,8 +262,7 @@ def _metric(value, resolved: dict, has_val: bool, where: Locations) -> str:
     if isinstance(value, str) and value.startswith("val_") and value[4:] in names:
         hint = "; there is no validation set: use cv: {folds: 5} or data.validation_split"
     else:
-        close = difflib.get_close_matches(str(value), available, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(value, available)
     raise where.error(
         ("metric",), f"unknown metric {value!r}{hint} (available: {', '.join(available)})"
     )
@@ -297,8 +295,7 @@ def _check_paths(spec: SweepSpec, base: dict, resolved: dict) -> None:
                     raise spec.where.error(at, f"{first!r} is {what} already")
             seen[path] = (key, section)
             if _dotted(path) not in known:
-                close = difflib.get_close_matches(_dotted(path), known, n=1, cutoff=0.6)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
+                hint = did_you_mean(_dotted(path), known)
                 raise spec.where.error(
                     at, f"not a key of the base config {spec.base_path.name}{hint}"
                 )
