@@ -184,6 +184,9 @@ def main(argv: list[str]) -> int:
     task_path, result_path = argv
     task = RunTask(**json.loads(Path(task_path).read_text(encoding="utf-8")))
     result = _run(task)
+    # Renamed into place so the driver never reads half a file; not runs.atomic: the file lives
+    # in the driver's private temporary directory and is read at once, so it needs no fsync,
+    # and the fault points there belong to the run's own files.
     tmp = Path(result_path + ".tmp")
     tmp.write_text(json.dumps(asdict(result)), encoding="utf-8")
     os.replace(tmp, result_path)
