@@ -103,6 +103,47 @@ def test_cnn_equals_one_model(tmp_path, cnn_config):
     assert two.history[-1]["val_accuracy"] == one.history[-1]["val_accuracy"]
 
 
+def feeding_cnn(cnn_config, **training) -> dict:
+    """``cnn_config`` with a first Conv2D that computes its output as its max pool's windows
+    (9 column rows < 12 filters: ``Conv2D.feeds``) and stores the rest channel-major."""
+    config = cnn_config(**training)
+    config["model"]["layers"] = [
+        {"type": "Conv2D", "filters": 12, "kernel_size": 3, "activation": "relu"},
+        {"type": "MaxPool2D", "pool_size": 2},
+        {"type": "Conv2D", "filters": 4, "kernel_size": 2, "activation": "tanh"},
+        {"type": "Flatten"},
+        {"type": "Dropout", "rate": 0.25},
+        {"type": "Dense", "units": 2, "activation": "softmax"},
+    ]
+    return config
+
+
+def test_cnn_whose_conv_feeds_its_pool_equals_one_model_and_resumes_exactly(
+    tmp_path, monkeypatch, cnn_config
+):
+    one = fit(feeding_cnn(cnn_config), run_dir=tmp_path / "one", progress="none")
+    assert one.model.layers[0].pool_windows == (2, 2)
+    config = feeding_cnn(cnn_config, replicas=2, checkpoint={"every_steps": 2})
+    full = fit(config, run_dir=tmp_path / "full", progress="none").run_dir
+    assert_close_runs(one.run_dir, full, rtol=1e-5)
+    original, calls = Trainer.train_step, {"n": 0}
+
+    def crashing(self, xb, yb):
+        calls["n"] += 1
+        if calls["n"] == 7:  # 4 steps per epoch: epoch 2's third step
+            raise RuntimeError("killed")
+        return original(self, xb, yb)
+
+    monkeypatch.setattr(Trainer, "train_step", crashing)
+    with pytest.raises(RuntimeError, match="killed"):
+        fit(config, run_dir=tmp_path / "crashed", progress="none")
+    state = last(tmp_path / "crashed").state
+    assert (state["epoch"], state["step"]) == (1, 2)  # mid-epoch, from every_steps: 2
+    monkeypatch.undo()
+    fit(resume=tmp_path / "crashed", progress="none")
+    assert_same_run(full, tmp_path / "crashed")
+
+
 def one_step(config: dict, replicas: int, rows: int):
     """(single model, trainer's model, replica models) after one step on ``rows`` rows."""
     from bptrain.data import load_dataset
