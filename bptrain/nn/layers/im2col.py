@@ -83,6 +83,18 @@ def _pad_1d(padding, size: int, kernel: int, stride: int, dilation: int, axis: i
     return padding[axis], padding[axis]
 
 
+def _seen(size: int, shift: int, step: int, n_out: int) -> tuple[slice, slice] | None:
+    """Along one axis of ``size`` input pixels, outputs 0..n_out-1 that read input pixel
+    ``shift + step * output``: (the outputs that read a real pixel, those pixels) as slices, or
+    None when every one reads padding."""
+    lo = max(0, math.ceil(-shift / step))
+    hi = min(n_out, (size - 1 - shift) // step + 1)
+    if hi <= lo:
+        return None
+    start = lo * step + shift
+    return slice(lo, hi), slice(start, start + (hi - lo - 1) * step + 1, step)
+
+
 @dataclass(frozen=True)
 class Windows:
     """The geometry of a 2-D sliding window over an (H, W) input.
@@ -141,16 +153,9 @@ class Windows:
         for axis in (0, 1):
             size, k = self.in_hw[axis], self.kernel[axis]
             s, d, n_out = self.stride[axis], self.dilation[axis], self.out_hw[axis]
-            offsets = []
-            for i in range(k):
-                shift = i * d - self.pad[2 * axis]  # input index that output 0 reads
-                lo = max(0, math.ceil(-shift / s))
-                hi = min(n_out, (size - 1 - shift) // s + 1)
-                if hi > lo:
-                    start = lo * s + shift
-                    stop = start + (hi - lo - 1) * s + 1
-                    offsets.append((i, slice(lo, hi), slice(start, stop, s)))
-            result.append(offsets)
+            # shift: the input index that output 0 reads through kernel offset i
+            seen = [(i, _seen(size, i * d - self.pad[2 * axis], s, n_out)) for i in range(k)]
+            result.append([(i, *slices) for i, slices in seen if slices])
         return tuple(result)
 
     @functools.cached_property
@@ -224,17 +229,12 @@ def pooled_offsets(geometry: Windows, pool: tuple[int, int]) -> list:
         size, k, p = geometry.in_hw[axis], geometry.kernel[axis], pool[axis]
         s, d = geometry.stride[axis], geometry.dilation[axis]
         n_out, step = geometry.out_hw[axis] // p, p * s
-        offsets = []
-        for i in range(k):
-            for a in range(p):
-                shift = a * s + i * d - geometry.pad[2 * axis]  # input index of pooled index 0
-                lo = max(0, math.ceil(-shift / step))
-                hi = min(n_out, (size - 1 - shift) // step + 1)
-                if hi > lo:
-                    start = lo * step + shift
-                    stop = start + (hi - lo - 1) * step + 1
-                    offsets.append((i, a, slice(lo, hi), slice(start, stop, step)))
-        per_axis.append(offsets)
+        seen = [
+            (i, a, _seen(size, a * s + i * d - geometry.pad[2 * axis], step, n_out))
+            for i in range(k)
+            for a in range(p)
+        ]
+        per_axis.append([(i, a, *slices) for i, a, slices in seen if slices])
     return [
         (i, j, a, b, orow, ocol, irow, icol)
         for i, a, orow, irow in per_axis[0]
