@@ -61,22 +61,18 @@ class _Pool2D(Layer):
         return (c, *self.geometry.out_hw)
 
     def _stored(self, x):
-        """x (N, C, H, W) as the pool works on it: (C, N, H, W) when stored channel-major
-        (remembered for backward), else x itself. ``_restored`` is the inverse."""
+        """x (N, C, H, W) as the pool works on it: (C, N, H, W) when stored channel-major, else
+        x itself; remembers that order, and the shape, for backward."""
         self._channel_major = channel_major(x)
-        return x.transpose(1, 0, 2, 3) if self._channel_major else x
+        x = self._swapped(x)
+        self._x_shape = x.shape
+        return x
 
-    def _restored(self, a):
+    def _swapped(self, a):
+        """An (N, C, ...) array in the order the pool works in, or such an array back (a view
+        either way: the swap is its own inverse). Backward's operations accept a gradient
+        stored in either order."""
         return a.transpose(1, 0, 2, 3) if self._channel_major else a
-
-    def _stored_like_forward(self, dy):
-        """dy (N, C, H', W') in the order forward worked in (a view; backward's operations
-        accept a gradient in either storage order)."""
-        return dy.transpose(1, 0, 2, 3) if self._channel_major else dy
-
-    def _stored_shape(self, shape: tuple) -> tuple:
-        n, c, h, w = shape
-        return (c, n, h, w) if self._channel_major else shape
 
     def _gather(self, x):
         """x: (N, C, H, W) -> windows (ph*pw, N, C, H', W'), a scratch array whose padded
@@ -155,15 +151,15 @@ class MaxPool2D(_Pool2D):
             # copyto(where=)) runs at full vector speed.
             xp.multiply(better, idx.dtype.type(k), out=k_if_better)
             xp.maximum(idx, k_if_better, out=idx)
-        self._argmax, self._x_shape = idx, x.shape
+        self._argmax = idx
         if self.post_activation is not None:
             self._pooled = y
             y = self._y = self.post_activation.forward(y)
-        return self._restored(y)
+        return self._swapped(y)
 
     def backward(self, dy):
         xp = backend.xp
-        dy = self._stored_like_forward(dy)
+        dy = self._swapped(dy)
         if self.post_activation is not None:
             dy = self.post_activation.backward(dy, self._pooled, self._y)
         idx = self._argmax
@@ -176,8 +172,7 @@ class MaxPool2D(_Pool2D):
             return dwindows
         hit = self._scratch.get("hit", (len(offsets), *dy.shape), bool)
         xp.equal(idx, offsets.reshape(-1, 1, 1, 1, 1), out=hit)
-        dx = self._input_gradient(dy, hit.__getitem__, self._stored_shape(self._x_shape))
-        return self._restored(dx)
+        return self._swapped(self._input_gradient(dy, hit.__getitem__, self._x_shape))
 
 
 class AvgPool2D(_Pool2D):
@@ -202,16 +197,14 @@ class AvgPool2D(_Pool2D):
         return dtype.type(1.0 / (self.pool_size[0] * self.pool_size[1]))
 
     def forward(self, x, training=False):
-        self._x_shape = x.shape
         y = self._gather(self._stored(x)).sum(axis=0)
         y *= self._scale(x.dtype)
-        return self._restored(y)
+        return self._swapped(y)
 
     def backward(self, dy):
-        dy = self._stored_like_forward(dy)
+        dy = self._swapped(dy)
         scale = self._scale(dy.dtype)  # the same at every offset
-        dx = self._input_gradient(dy, lambda k: scale, self._stored_shape(self._x_shape))
-        return self._restored(dx)
+        return self._swapped(self._input_gradient(dy, lambda k: scale, self._x_shape))
 
 
 class GlobalAvgPool2D(Layer):
