@@ -53,10 +53,9 @@ class Loss:
         raise NotImplementedError
 
     def fused_with(self, activation: str | None) -> Loss | None:
-        """A from-logits version of this loss if ``activation`` is the one it inverts."""
-        if getattr(self, "from_logits", True) or activation != self.inverts:
-            return None
-        return type(self)(from_logits=True)
+        """A from-logits version of this loss if ``activation`` is the one it inverts (only a
+        cross-entropy inverts one)."""
+        return None
 
     def __repr__(self) -> str:
         return self.name
@@ -107,14 +106,30 @@ class Huber(Loss):
         return backend.xp.clip(self._r, -self.delta, self.delta) * (1.0 / self._r.size)
 
 
-class SparseCategoricalCrossentropy(Loss):
+class _CrossEntropy(Loss):
+    """What the cross-entropies share: ``from_logits``, fusion with the output activation they
+    invert, and the clip of probabilities away from 0 and 1."""
+
+    def __init__(self, from_logits: bool = False):
+        self.from_logits = from_logits
+
+    def fused_with(self, activation: str | None) -> Loss | None:
+        if self.from_logits or activation != self.inverts:
+            return None
+        return type(self)(from_logits=True)
+
+    def _clipped(self, p):
+        """p clipped to [EPSILON, 1 - EPSILON]; where the clip acts (``self._inside`` is 0)
+        backward gives no gradient."""
+        self._inside = _inside_clip(p)
+        return backend.xp.clip(p, EPSILON, 1.0 - EPSILON)
+
+
+class SparseCategoricalCrossentropy(_CrossEntropy):
     """Integer targets y: (N, ...) against scores y_pred: (N, ..., C)."""
 
     name = "sparse_categorical_crossentropy"
     inverts = "softmax"
-
-    def __init__(self, from_logits: bool = False):
-        self.from_logits = from_logits
 
     def forward(self, y_pred, y_true):
         xp = backend.xp
@@ -126,8 +141,7 @@ class SparseCategoricalCrossentropy(Loss):
         if self.from_logits:
             shifted, log_norm, self._p = _softmax_terms(p2)
             return float((log_norm[:, 0] - shifted[rows, y]).mean())
-        self._inside = _inside_clip(p2)
-        self._p = xp.clip(p2, EPSILON, 1.0 - EPSILON)
+        self._p = self._clipped(p2)
         return float(-xp.log(self._p[rows, y]).mean())
 
     def backward(self):
@@ -144,14 +158,11 @@ class SparseCategoricalCrossentropy(Loss):
         return g.reshape(self._shape)
 
 
-class CategoricalCrossentropy(Loss):
+class CategoricalCrossentropy(_CrossEntropy):
     """One-hot (or soft) targets y: (N, ..., C) against scores y_pred: (N, ..., C)."""
 
     name = "categorical_crossentropy"
     inverts = "softmax"
-
-    def __init__(self, from_logits: bool = False):
-        self.from_logits = from_logits
 
     def forward(self, y_pred, y_true):
         xp = backend.xp
@@ -161,8 +172,7 @@ class CategoricalCrossentropy(Loss):
         if self.from_logits:
             shifted, log_norm, self._p = _softmax_terms(y_pred)
             return float(-(y * (shifted - log_norm)).sum() / self._n)
-        self._inside = _inside_clip(y_pred)
-        self._p = xp.clip(y_pred, EPSILON, 1.0 - EPSILON)
+        self._p = self._clipped(y_pred)
         return float(-(y * xp.log(self._p)).sum() / self._n)
 
     def backward(self):
@@ -172,14 +182,11 @@ class CategoricalCrossentropy(Loss):
         return -self._y * self._inside / (self._p * self._n)
 
 
-class BinaryCrossentropy(Loss):
+class BinaryCrossentropy(_CrossEntropy):
     """Targets in [0, 1] against scores of the same shape, averaged over all elements."""
 
     name = "binary_crossentropy"
     inverts = "sigmoid"
-
-    def __init__(self, from_logits: bool = False):
-        self.from_logits = from_logits
 
     def forward(self, y_pred, y_true):
         xp = backend.xp
@@ -190,9 +197,7 @@ class BinaryCrossentropy(Loss):
             self._p = 0.5 * (1.0 + xp.tanh(0.5 * z))
             # max(z, 0) - z*y + log(1 + e^-|z|): log-sigmoid without overflow
             return float((xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-abs(z)))).mean())
-        self._inside = _inside_clip(y_pred)
-        p = xp.clip(y_pred, EPSILON, 1.0 - EPSILON)
-        self._p = p
+        p = self._p = self._clipped(y_pred)
         return float(-(y * xp.log(p) + (1 - y) * xp.log(1 - p)).mean())
 
     def backward(self):
