@@ -74,6 +74,26 @@ def assert_close_runs(a, b, rtol: float) -> None:
     assert (ca.state["epoch"], ca.state["step"]) == (cb.state["epoch"], cb.state["step"])
 
 
+def crash_then_resume(config: dict, run_dir, monkeypatch, call: int) -> dict:
+    """Train ``config`` into ``run_dir`` until its ``call``-th step raises, then resume it to the
+    end; returns the state of the checkpoint the crash left."""
+    original, calls = Trainer.train_step, {"n": 0}
+
+    def crashing(self, xb, yb):
+        calls["n"] += 1
+        if calls["n"] == call:
+            raise RuntimeError("killed")
+        return original(self, xb, yb)
+
+    monkeypatch.setattr(Trainer, "train_step", crashing)
+    with pytest.raises(RuntimeError, match="killed"):
+        fit(config, run_dir=run_dir, progress="none")
+    state = last(run_dir).state
+    monkeypatch.undo()
+    fit(resume=run_dir, progress="none")
+    return state
+
+
 def assert_same_run(a, b) -> None:
     wa, wb = last(a).section("model"), last(b).section("model")
     assert wa.keys() == wb.keys()
@@ -126,21 +146,9 @@ def test_cnn_whose_conv_feeds_its_pool_equals_one_model_and_resumes_exactly(
     config = feeding_cnn(cnn_config, replicas=2, checkpoint={"every_steps": 2})
     full = fit(config, run_dir=tmp_path / "full", progress="none").run_dir
     assert_close_runs(one.run_dir, full, rtol=1e-5)
-    original, calls = Trainer.train_step, {"n": 0}
-
-    def crashing(self, xb, yb):
-        calls["n"] += 1
-        if calls["n"] == 7:  # 4 steps per epoch: epoch 2's third step
-            raise RuntimeError("killed")
-        return original(self, xb, yb)
-
-    monkeypatch.setattr(Trainer, "train_step", crashing)
-    with pytest.raises(RuntimeError, match="killed"):
-        fit(config, run_dir=tmp_path / "crashed", progress="none")
-    state = last(tmp_path / "crashed").state
+    # 4 steps per epoch: killed at epoch 2's third step, after the checkpoint at its second
+    state = crash_then_resume(config, tmp_path / "crashed", monkeypatch, call=7)
     assert (state["epoch"], state["step"]) == (1, 2)  # mid-epoch, from every_steps: 2
-    monkeypatch.undo()
-    fit(resume=tmp_path / "crashed", progress="none")
     assert_same_run(full, tmp_path / "crashed")
 
 
@@ -190,21 +198,9 @@ def test_same_config_twice_gives_identical_runs(tmp_path):
 def test_resume_mid_epoch_is_exact(tmp_path, monkeypatch):
     config = mlp_config(replicas=2, checkpoint={"every_steps": 2})  # 7 steps per epoch
     full = fit(config, run_dir=tmp_path / "full", progress="none").run_dir
-    original, calls = Trainer.train_step, {"n": 0}
-
-    def crashing(self, xb, yb):
-        calls["n"] += 1
-        if calls["n"] == 12:  # epoch 2, step 5, after the checkpoint at its step 4
-            raise RuntimeError("killed")
-        return original(self, xb, yb)
-
-    monkeypatch.setattr(Trainer, "train_step", crashing)
-    with pytest.raises(RuntimeError, match="killed"):
-        fit(config, run_dir=tmp_path / "crashed", progress="none")
-    state = last(tmp_path / "crashed").state
+    # killed at epoch 2, step 5, after the checkpoint at its step 4
+    state = crash_then_resume(config, tmp_path / "crashed", monkeypatch, call=12)
     assert (state["epoch"], state["step"]) == (1, 4)
-    monkeypatch.undo()
-    fit(resume=tmp_path / "crashed", progress="none")
     assert_same_run(full, tmp_path / "crashed")
 
 
