@@ -24,9 +24,10 @@ import threadpoolctl
 from bench.common import (
     best_thread_time,
     blas_description,
+    bptrain_loop,
     mnist,
     thread_counts,
-    torch_threads,
+    torch_loop,
 )
 from bptrain.nn import LSTM, Adam, Dense, Reshape, Sequential
 
@@ -42,48 +43,33 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def bptrain_epoch(x, y, n_batches: int):
+def bptrain_epoch(x, y, order):
     model = Sequential([Reshape([28, 28]), LSTM(UNITS), Dense(10, activation="softmax")])
     model.build((1, 28, 28), np.random.default_rng(0))
     model.compile("sparse_categorical_crossentropy", Adam(LR))
-    for i in range(3):  # warm-up: buffers, optimizer slots
-        model.train_step(x[i * BATCH : (i + 1) * BATCH], y[i * BATCH : (i + 1) * BATCH])
-
-    def run(threads):
-        for i in range(n_batches):
-            model.train_step(x[i * BATCH : (i + 1) * BATCH], y[i * BATCH : (i + 1) * BATCH])
-
-    return run
+    bptrain_loop(model, x, y, order[: 3 * BATCH], BATCH)(1)  # warm-up: buffers, Adam's slots
+    return bptrain_loop(model, x, y, order, BATCH)
 
 
-def torch_epoch(x, y, n_batches: int):
+def torch_epoch(x, y, order):
     import torch
 
+    class RowLSTM(torch.nn.Module):
+        """LSTM(128) over the 28 rows of each image, then Dense(10) on its last state."""
+
+        def __init__(self):
+            super().__init__()
+            self.lstm = torch.nn.LSTM(28, UNITS, batch_first=True)
+            self.head = torch.nn.Linear(UNITS, 10)
+
+        def forward(self, images):
+            out, _ = self.lstm(images.reshape(-1, 28, 28))
+            return self.head(out[:, -1])
+
     torch.manual_seed(0)
-    lstm = torch.nn.LSTM(28, UNITS, batch_first=True)
-    head = torch.nn.Linear(UNITS, 10)
-    opt = torch.optim.Adam([*lstm.parameters(), *head.parameters()], lr=LR)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    xt = torch.from_numpy(x.reshape(-1, 28, 28))
-    yt = torch.from_numpy(y)
-
-    def step(i):
-        xb, yb = xt[i * BATCH : (i + 1) * BATCH], yt[i * BATCH : (i + 1) * BATCH]
-        opt.zero_grad(set_to_none=True)
-        out, _ = lstm(xb)
-        loss = loss_fn(head(out[:, -1]), yb)
-        loss.backward()
-        opt.step()
-
-    for i in range(3):
-        step(i)
-
-    def run(threads):
-        torch_threads(threads)
-        for i in range(n_batches):
-            step(i)
-
-    return run
+    net = RowLSTM()
+    torch_loop(net, x, y, order[: 3 * BATCH], BATCH, lr=LR)(1)  # warm-up
+    return torch_loop(net, x, y, order, BATCH, lr=LR)
 
 
 def main(args) -> None:
@@ -96,7 +82,8 @@ def main(args) -> None:
     print(f"LSTM({UNITS}) row-by-row MNIST, batch {BATCH}, {n_batches} batches, threads {threads}")
     print(f"numpy {np.__version__} BLAS: {blas_description()}; torch {torch.__version__}")
 
-    runs = {"bptrain": bptrain_epoch(x, y, n_batches), "torch": torch_epoch(x, y, n_batches)}
+    order = np.arange(min(n_batches * BATCH, len(x)))  # the first batches, in order
+    runs = {"bptrain": bptrain_epoch(x, y, order), "torch": torch_epoch(x, y, order)}
     best = {name: (float("inf"), 0) for name in runs}
     for r in range(args.rounds):
         for name, run in runs.items():
