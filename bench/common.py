@@ -26,6 +26,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from bptrain.data.idx import read_idx
 from bptrain.nn import backend
+from bptrain.train.threads import usable_cores
 
 # The same malloc setting ``bptrain fit`` makes at startup (see ``backend.keep_freed_memory``):
 # without it every step faults its large temporaries back in, on both sides.
@@ -56,8 +57,8 @@ def blas_description() -> str:
 
 
 def thread_counts() -> list[int]:
-    n = os.cpu_count() or 1
-    return sorted({1, n})
+    """One thread, and every core this process may use."""
+    return sorted({1, usable_cores()})
 
 
 def torch_threads(n: int) -> None:

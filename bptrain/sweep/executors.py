@@ -15,7 +15,6 @@ import collections
 import json
 import multiprocessing
 import multiprocessing.connection
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -26,13 +25,6 @@ from bptrain.sweep.worker import RunResult, RunTask, child_main, death_message, 
 STOP_GRACE = 30.0  # seconds a run gets to checkpoint and exit when the sweep is interrupted
 SELF_STOP_WAIT = 2.0  # seconds to let runs act on a Ctrl-C they received themselves
 DASK_MISSING = "the dask executor needs Dask's distributed scheduler: pip install bptrain[dask]"
-
-
-def cores() -> int:
-    """CPU cores this process may use."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def start_method() -> str:

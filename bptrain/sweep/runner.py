@@ -23,12 +23,13 @@ from pathlib import Path
 from bptrain.errors import ConfigError
 from bptrain.runs.rundir import timestamped_dir
 from bptrain.sweep import journal, leaderboard, plots
-from bptrain.sweep.executors import cores, make_executor
+from bptrain.sweep.executors import make_executor
 from bptrain.sweep.plan import Run, plan_runs
 from bptrain.sweep.progress import Progress
 from bptrain.sweep.space import Params, format_value
 from bptrain.sweep.spec import SweepSpec, load_sweep
 from bptrain.sweep.worker import RunTask
+from bptrain.train.threads import usable_cores
 
 TEST_DIE_ENV = "BPTRAIN_SWEEP_TEST_DIE"  # test hook, see bptrain.sweep.worker
 EXIT_ALL_FAILED = 1
@@ -136,7 +137,7 @@ def _executor(options: SweepOptions, n_runs: int):
     per run (the cluster's own layout of workers and threads spreads runs over the cores)."""
     if options.workers is not None and options.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {options.workers}")
-    n_cores = cores()
+    n_cores = usable_cores()
     workers = options.workers or min(n_cores, max(1, n_runs))
     threads = max(1, n_cores // workers) if options.executor == "local" else 1
     return make_executor(options.executor, workers, options.address), threads
