@@ -64,24 +64,34 @@ class LSTM(Recurrent):
         # s[t] = (c_{t-1}, i, f, g, o) of step t, blocks of (units, N): with c_{t-1} next to the
         # gates, (f, g) * (c_{t-1}, i) is one multiply, and s[t + 1, 0] receives c_t.
         s = self._buffer("s", (t_len + 1, 5 * u, n))
-        s4 = s.reshape(t_len + 1, 5, u, n)
         tc = self._buffer("tc", (t_len, u, n))  # activation(c_t)
         prod = self._buffer("prod", (2, u, n))
         s[0, :u] = 0
         w, h = self._w, self._xs  # h[t, :u] = h_{t-1}, below step t's input
         gates, cell = self._gates, self.cell_activation
-        xp.matmul(w[:, u:], h[0, u:], out=z[0])  # h_0 = 0
-        for t in range(t_len):
+        matmul, multiply, add = xp.matmul, xp.multiply, xp.add
+        matmul(w[:, u:], h[0, u:], out=z[0])  # h_0 = 0
+        steps = self._scratch.views("steps", self._step_views, z, s, tc, h, prod)
+        for t, (zt, ht, gt, sig, fg, ci, c, tct, o, ht1) in enumerate(steps):
             if t:
-                xp.matmul(w, h[t], out=z[t])
-            gates.forward(z[t], out=s[t, u:])
-            xp.multiply(s4[t, 2:4], s4[t, :2], out=prod)  # f c_{t-1}, g i
-            c = s[t + 1, :u]
-            xp.add(prod[0], prod[1], out=c)
-            apply(cell, c, tc[t])
-            xp.multiply(s[t, 4 * u :], tc[t], out=h[t + 1, :u])
+                matmul(w, ht, zt)
+            gates.forward(zt, gt, sig)
+            multiply(fg, ci, prod)  # f c_{t-1}, g i
+            add(prod[0], prod[1], c)
+            apply(cell, c, tct)
+            multiply(o, tct, ht1)
         self._z, self._s, self._tc = z, s, tc
         return h
+
+    def _step_views(self, z, s, tc, h, prod):
+        """What step t of ``_steps`` reads and writes, for every t (see ``Scratch.views``)."""
+        u = self.units
+        s4 = s.reshape(len(s), 5, u, -1)
+        return [
+            (z[t], h[t], s[t, u:], self._gates.sigmoid_rows(s[t, u:]), s4[t, 2:4], s4[t, :2],
+             s[t + 1, :u], tc[t], s[t, 4 * u :], h[t + 1, :u])
+            for t in range(len(z))
+        ]  # fmt: skip
 
     def _backprop(self, dh, dseq):
         xp = backend.xp
@@ -101,20 +111,32 @@ class LSTM(Recurrent):
         m[:, 4 * u :] *= s[:t_len, 4 * u :]
         # e[t] = (dz_i, dz_f, dz_g, dz_o, dh o tanh'(c_t)); its first four blocks are dz[t].
         e = self._buffer("e", (t_len, 5 * u, n))
-        m4, e4 = m.reshape(t_len, 5, u, n), e.reshape(t_len, 5, u, n)
         dc = self._buffer("dc", (u, n))
         dc.fill(0)
         w = self.recurrent_kernel.value
+        matmul, multiply, add = xp.matmul, xp.multiply, xp.add
+        steps = self._scratch.views("back", self._back_views, m, e, s)
         for t in reversed(range(t_len)):
+            m_c, m_h, e_c, e_h, e_dc, dz, f = steps[t]
             if dseq is not None:
-                dh += dseq[t]
-            xp.multiply(m4[t, 3:], dh, out=e4[t, 3:])
-            dc += e[t, 4 * u :]  # dc_t = dc_{t+1} f_{t+1} + dh o tanh'(c_t)
-            xp.multiply(m4[t, :3], dc, out=e4[t, :3])
+                add(dh, dseq[t], dh)
+            multiply(m_h, dh, e_h)
+            add(dc, e_dc, dc)  # dc_t = dc_{t+1} f_{t+1} + dh o tanh'(c_t)
+            multiply(m_c, dc, e_c)
             if self._carries(t):
-                dc *= s[t, 2 * u : 3 * u]  # f
-                xp.matmul(w, e[t, : 4 * u], out=dh)
+                multiply(dc, f, dc)
+                matmul(w, dz, dh)
             else:
                 dc.fill(0)
                 dh.fill(0)
         return e[:, : 4 * u]
+
+    def _back_views(self, m, e, s):
+        """What step t of ``_backprop``'s loop reads and writes, for every t."""
+        u = self.units
+        m4, e4 = m.reshape(len(m), 5, u, -1), e.reshape(len(e), 5, u, -1)
+        return [
+            (m4[t, :3], m4[t, 3:], e4[t, :3], e4[t, 3:], e[t, 4 * u :], e[t, : 4 * u],
+             s[t, 2 * u : 3 * u])
+            for t in range(len(m))
+        ]  # fmt: skip

@@ -96,17 +96,23 @@ class GateActivations:
                 slice(lo, hi) for act, lo, hi in self.runs if isinstance(act, activations.Sigmoid)
             ]
 
-    def forward(self, z, out) -> None:
-        """Activate the pre-activations z (k*units, N) (scaled by ``scale`` if fused) into out."""
+    def forward(self, z, out, sigmoid_rows=None) -> None:
+        """Activate the pre-activations z (k*units, N) (scaled by ``scale`` if fused) into out;
+        ``sigmoid_rows``: ``self.sigmoid_rows(out)``, if the caller keeps it (hot loop)."""
         if self.fused:
-            backend.xp.tanh(z, out=out)
-            for rows in self._sigmoid_rows:
-                t = out[rows]
-                t *= 0.5
-                t += 0.5
+            xp = backend.xp
+            xp.tanh(z, out)
+            for t in self.sigmoid_rows(out) if sigmoid_rows is None else sigmoid_rows:
+                xp.multiply(t, 0.5, t)
+                xp.add(t, 0.5, t)
             return
         for act, lo, hi in self.runs:
             apply(act, z[lo:hi], out[lo:hi])
+
+    def sigmoid_rows(self, out) -> list:
+        """The views of out's sigmoid rows that the fused ``forward`` turns from tanh(z / 2)
+        into sigmoid(z)."""
+        return [out[rows] for rows in self._sigmoid_rows] if self.fused else []
 
     def derivative(self, z, a, out) -> None:
         """``out`` (..., k*units, N) = d gates / dz (of the unscaled z) from cached z and gates
@@ -230,17 +236,26 @@ class Recurrent(Layer):
 
     def _scaled_t(self, name: str, *ws, bias=None):
         """``[w1^T | w2^T ... | bias]`` for weights wi (mi, k*units), with the rows of sigmoid
-        gates halved when fused: (k*units, sum(mi) (+1))."""
+        gates halved when fused: (k*units, sum(mi) (+1)), C-ordered for the per-step GEMMs
+        (2.6 us a step faster than its transposed view for LSTM(128))."""
         rows, cols = ws[0].shape[1], sum(w.shape[0] for w in ws) + (bias is not None)
+        stacked = self._buffer(name + "^T", (cols, rows))
+        scale = self._gates.scale
+        if scale is not None:
+            scale = backend.asarray(scale, dtype=stacked.dtype)
+        row = 0
+        for w in (*ws, bias[None]) if bias is not None else ws:
+            block = stacked[row : row + len(w)]
+            row += len(w)
+            if scale is None:
+                block[...] = w
+            else:
+                backend.xp.multiply(w, scale, out=block)
+        # Transposed in slabs of 16 rows: a whole (157, 512) float32 array at once measured 92
+        # against 28 us (reading columns 2 KiB apart thrashes the cache sets).
         out = self._buffer(name, (rows, cols))
-        col = 0
-        for w in ws:
-            out[:, col : col + w.shape[0]] = w.T
-            col += w.shape[0]
-        if bias is not None:
-            out[:, -1] = bias
-        if self._gates.scale is not None:
-            out *= backend.asarray(self._gates.scale[:, None], dtype=out.dtype)
+        for r in range(0, cols, 16):
+            out[:, r : r + 16] = stacked[r : r + 16].T
         return out
 
     # -- computing ------------------------------------------------------------------------------

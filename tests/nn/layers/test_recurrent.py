@@ -211,14 +211,16 @@ def grads(layer, x, dy):
 
 @pytest.mark.parametrize("kind", LAYERS)
 def test_gradients_are_bit_identical_across_calls_and_batch_sizes(kind):
-    # The scratch buffers (joint [h; x; 1] blocks, LSTM's per-step factors) are reused and
-    # remade when the batch size changes; nothing of an earlier call may leak into a later one.
+    # The scratch buffers (joint [h; x; 1] blocks, LSTM's per-step factors) and the per-step
+    # views of them are reused, and remade when the batch size or the length changes; nothing
+    # of an earlier call may leak into a later one.
     x = rng.normal(size=(4, 6, 3)).astype(np.float32)
     dy = rng.normal(size=(4, 6, 4)).astype(np.float32)
     layer = LAYERS[kind](return_sequences=True, bias_initializer=BIAS)
     layer.build(x.shape[1:], np.random.default_rng(1))
     first = grads(layer, x, dy)
     grads(layer, x[:2] * 3, dy[:2])  # a smaller batch in between
+    grads(layer, x[:, :4] * 2, dy[:, :4])  # a shorter sequence
     grads(layer, -x, dy)
     again = grads(layer, x, dy)
     for name in first:
