@@ -44,23 +44,25 @@ class SimpleRNN(Recurrent):
 
     def _steps(self, z):
         xp = backend.xp
-        t_len, u, n = z.shape
         w, h = self._w, self._xs  # h[t, :u] = h_{t-1}, below step t's input
+        t_len, u = len(h) - 1, self.units
         xp.matmul(w[:, u:], h[0, u:], out=z[0])  # h_0 = 0
         for t in range(t_len):
+            zt = self._step_z(z, t)
             if t:
-                xp.matmul(w, h[t], out=z[t])
-            self._gates.forward(z[t], out=h[t + 1, :u])
-        self._z, self._h = z, h
+                xp.matmul(w, h[t], out=zt)
+            self._gates.forward(zt, out=h[t + 1, :u])
+        self._z = z if len(z) == t_len else None
+        self._h = h
         return h
 
     def _backprop(self, dh, dseq):
         xp = backend.xp
         z, h = self._z, self._h
-        dz = self._buffer("dz", z.shape)
+        dz = self._buffer("dz", (len(h) - 1, *dh.shape))
         self._gates.derivative(z, h[1:, : len(dh)], out=dz)  # all steps at once, then times dh:
         w = self.recurrent_kernel.value
-        for t in reversed(range(len(z))):
+        for t in reversed(range(len(dz))):
             if dseq is not None:
                 dh += dseq[t]
             dz[t] *= dh
