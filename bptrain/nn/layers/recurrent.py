@@ -136,10 +136,10 @@ class Recurrent(Layer):
     N), h[0] = 0 the initial state. For a ``joint`` layer z is unfilled: step t computes
     ``z[t] = self._w @ self._xs[t]`` itself, writes its state into ``self._xs[t + 1, :units]``
     and returns ``self._xs`` as h; when its gates are ``fused``, z holds one step's block only,
-    ``z[0]``, for every step (``self._step_z``). ``_backprop(dh, dseq)`` gets the running state gradient
-    ``dh`` (units, N), holding the last output's gradient or zeros, and ``dseq`` (T, units, N),
-    the gradient of every step's output (or None), and returns dz (T, k*units, N), the gradient
-    of the (unscaled) input projection. A layer that is not ``joint`` implements
+    ``z[0]``, for every step (``self._step_z``). ``_backprop(dh, dseq)`` gets the running state
+    gradient ``dh`` (units, N), holding the last output's gradient or zeros, and ``dseq`` (T,
+    units, N), the gradient of every step's output (or None), and returns dz (T, k*units, N), the
+    gradient of the (unscaled) input projection. A layer that is not ``joint`` implements
     ``_recurrent_grads(dzc)``, which adds the recurrent-kernel (and recurrent-bias) gradients,
     with dz given as columns (k*units, T*N).
     """
