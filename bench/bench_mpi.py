@@ -1,11 +1,16 @@
-"""The MNIST CNN epoch on 1 and on 2 MPI ranks: the data-parallel speed-up and the time spent in
+"""An MNIST epoch on 1 and on 2 MPI ranks: the data-parallel speed-up and the time spent in
 Allreduce.
 
-Conv2D(32, 3) relu -> MaxPool 2 -> Conv2D(64, 3) relu -> MaxPool 2 -> Flatten -> Dense 128 relu
--> Dense 10 softmax; Adam 1e-3, global batch 64, MNIST's 60,000 training images. Each
-measurement is a job ``mpiexec -n R python -m mpi4py -m bench.bench_mpi --worker`` that steps
-bptrain's own trainer (``Trainer`` on one rank, ``DataParallelTrainer`` on two: slices of 32,
-one gradient Allreduce per step) through the first ``--batches`` batches of the epoch's order
+Two models (``--model``), Adam 1e-3, global batch 64, MNIST's 60,000 training images:
+
+    cnn   Conv2D(32, 3) relu -> MaxPool 2 -> Conv2D(64, 3) relu -> MaxPool 2 -> Flatten ->
+          Dense 128 relu -> Dense 10 softmax (configs/mnist_cnn.yaml)
+    lstm  Reshape 28x28 -> LSTM(128) -> Dense 10 softmax, the rows as a sequence
+          (bench_lstm's model; configs/mnist_lstm.yaml)
+
+Each measurement is a job ``mpiexec -n R python -m mpi4py -m bench.bench_mpi --worker`` that
+steps bptrain's own trainer (``Trainer`` on one rank, ``DataParallelTrainer`` on two: slices of
+32, one gradient Allreduce per step) through the first ``--batches`` batches of the epoch's order
 after two warm-up steps, with BLAS threads as ``bptrain fit`` sets them. The setups are timed
 alternately, ``--repeats`` times, so that other work on the machine affects them alike:
 
@@ -20,7 +25,8 @@ machine wall time says how much CPU the job got as much as how fast it is, so ea
 shows its CPU time per step (all ranks together), the cores it used, and how busy the machine
 was with other work (from /proc/stat: busy core-seconds minus this job's, per second).
 
-    python -m bench.bench_mpi [--batches N] [--repeats R]      (--batches 0: the whole epoch)
+    python -m bench.bench_mpi [--model cnn|lstm] [--batches N] [--repeats R]
+                                                         (--batches 0: the whole epoch)
 """
 
 from __future__ import annotations
@@ -42,30 +48,39 @@ os.environ.setdefault("BPTRAIN_DATA_DIR", str(REPO.parent / "shared" / "data"))
 BATCH = 64
 WARMUP = 2
 SETUPS = [(1, 2), (1, 1), (2, 1)]  # (ranks, BLAS threads per rank)
-CONFIG = {
-    "name": "bench_mpi",
-    "seed": 0,
-    "data": {"dataset": "mnist", "validation_split": 0.0},
-    "model": {
-        "layers": [
-            {"type": "Conv2D", "filters": 32, "kernel_size": 3, "activation": "relu"},
-            {"type": "MaxPool2D", "pool_size": 2},
-            {"type": "Conv2D", "filters": 64, "kernel_size": 3, "activation": "relu"},
-            {"type": "MaxPool2D", "pool_size": 2},
-            {"type": "Flatten"},
-            {"type": "Dense", "units": 128, "activation": "relu"},
-            {"type": "Dense", "units": 10, "activation": "softmax"},
-        ]
-    },
-    "loss": "sparse_categorical_crossentropy",
-    "optimizer": {"type": "adam", "learning_rate": 0.001},
-    "metrics": ["accuracy"],
-    "training": {"epochs": 1, "batch_size": BATCH, "plots": False},
+MODELS = {
+    "cnn": [
+        {"type": "Conv2D", "filters": 32, "kernel_size": 3, "activation": "relu"},
+        {"type": "MaxPool2D", "pool_size": 2},
+        {"type": "Conv2D", "filters": 64, "kernel_size": 3, "activation": "relu"},
+        {"type": "MaxPool2D", "pool_size": 2},
+        {"type": "Flatten"},
+        {"type": "Dense", "units": 128, "activation": "relu"},
+        {"type": "Dense", "units": 10, "activation": "softmax"},
+    ],
+    "lstm": [
+        {"type": "Reshape", "target_shape": [28, 28]},
+        {"type": "LSTM", "units": 128},
+        {"type": "Dense", "units": 10, "activation": "softmax"},
+    ],
 }
 
 
+def config_for(model: str) -> dict:
+    return {
+        "name": f"bench_mpi_{model}",
+        "seed": 0,
+        "data": {"dataset": "mnist", "validation_split": 0.0},
+        "model": {"layers": MODELS[model]},
+        "loss": "sparse_categorical_crossentropy",
+        "optimizer": {"type": "adam", "learning_rate": 0.001},
+        "metrics": ["accuracy"],
+        "training": {"epochs": 1, "batch_size": BATCH, "plots": False},
+    }
+
+
 # -- one measurement, on every rank of an mpiexec job -------------------------------------------
-def worker(batches: int, threads: int) -> None:
+def worker(model_name: str, batches: int, threads: int) -> None:
     from threadpoolctl import threadpool_limits
 
     from bptrain.config import build_model, resolve_with_overrides
@@ -77,7 +92,7 @@ def worker(batches: int, threads: int) -> None:
     from bptrain.train.progress import Reporter
 
     w = world()
-    config = resolve_with_overrides(CONFIG, [])
+    config = resolve_with_overrides(config_for(model_name), [])
     data = load_dataset(config["data"], config["seed"])
     model = build_model(config, data.input_shape, num_outputs(data))
     with tempfile.TemporaryDirectory() as tmp:
@@ -141,11 +156,11 @@ def busy_core_seconds() -> tuple[float, float]:
     return (sum(fields) - idle) / hz, sum(fields) / hz
 
 
-def measure(ranks: int, threads: int, batches: int) -> dict:
+def measure(model: str, ranks: int, threads: int, batches: int) -> dict:
     from bptrain.train.distributed import find_mpiexec
 
     command = [find_mpiexec(), "-n", str(ranks), sys.executable, "-m", "mpi4py"]
-    command += ["-m", "bench.bench_mpi", "--worker", "--batches", str(batches)]
+    command += ["-m", "bench.bench_mpi", "--worker", "--model", model, "--batches", str(batches)]
     command += ["--threads", str(threads)]
     busy0, _ = busy_core_seconds()
     wall0 = time.monotonic()
@@ -185,21 +200,22 @@ def describe(r: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", choices=sorted(MODELS), default="cnn")
     parser.add_argument("--batches", type=int, default=200, help="steps to time; 0: the epoch")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        worker(args.batches, args.threads)
+        worker(args.model, args.batches, args.threads)
         return
 
-    print(f"cores: {os.cpu_count()}, loadavg before: {loadavg()}")
+    print(f"model: {args.model}, cores: {os.cpu_count()}, loadavg before: {loadavg()}")
     runs: dict[tuple[int, int], list[dict]] = {s: [] for s in SETUPS}
     for repeat in range(args.repeats):
         order = SETUPS if repeat % 2 == 0 else SETUPS[::-1]
         for ranks, threads in order:
-            result = measure(ranks, threads, args.batches)
+            result = measure(args.model, ranks, threads, args.batches)
             runs[(ranks, threads)].append(result)
             print(describe(result), flush=True)
 

@@ -21,7 +21,13 @@ from bench.common import BLAS_PINS
 
 REPO = Path(__file__).resolve().parents[1]
 # (module, arguments)
-SPEED = [("bench_mlp", []), ("bench_cnn", []), ("bench_lstm", []), ("bench_mpi", [])]
+SPEED = [
+    ("bench_mlp", []),
+    ("bench_cnn", []),
+    ("bench_lstm", []),
+    ("bench_mpi", ["--model", "cnn"]),
+    ("bench_mpi", ["--model", "lstm"]),
+]
 TRAIN = [
     ("train_mnist_mlp", []),
     ("train_mnist_cnn", []),
