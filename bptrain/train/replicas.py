@@ -6,8 +6,9 @@ between them (im2col, pooling, activations, the optimizer) runs on one core. Rep
 core busy with all of it: each runs a whole forward and backward pass on its rows with one BLAS
 thread, while NumPy releases the GIL inside its loops. Measured on 2 cores (bench/bench_cnn.py,
 full epochs): the MNIST CNN at batch 64 takes 8.2-8.9 ms per step in one model and 7.4-7.6 ms in
-two replicas. A recurrent layer gains little (the row-by-row MNIST LSTM: 4.28 against 3.98 ms),
-since its many small NumPy calls each hold the GIL for most of their time.
+two replicas. A recurrent layer loses (the row-by-row MNIST LSTM: 5.6 ms in two replicas against
+4.5 ms as one model, alternating), since its many small NumPy calls each hold the GIL for most
+of their time.
 
 The result equals training one model to float32 round-off (the slices' sums are added in
 another order), as with MPI ranks (``data_parallel``), and is deterministic for a given R:
