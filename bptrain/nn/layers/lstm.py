@@ -106,7 +106,13 @@ class LSTM(Recurrent):
         # the loop below, which measured ~70 us per step with ~20 calls): m[t] holds the
         # factors (i' g, f' c_{t-1}, g' i, o' tanh(c_t), o tanh'(c_t)) that turn the gradient
         # of c_t (first three) and of h_t (last two) into dz; f the forget gates.
+        if self._s is None:
+            raise RuntimeError(
+                f"{self.name}: backward() already ran for the last forward(); the backward pass "
+                "reuses the forward pass's cache, so run forward() again first"
+            )
         m, f = self._factors()
+        self._s = None  # consumed (overwritten with the factors, for Keras' default activations)
         # Step t turns m[t] in place into (dz_i, dz_f, dz_g, dz_o, dh o tanh'(c_t)): its first
         # four blocks are dz[t].
         dc = self._buffer("dc", (u, n))
@@ -137,9 +143,9 @@ class LSTM(Recurrent):
 
     def _factors(self):
         """(m, f): m (T, 5*units, N) the factors ``_backprop`` needs and f (T, units, N) the
-        forget gates. With sigmoid gates and a tanh cell (Keras' default), m is computed in place of
-        the forward pass's s (the step's memory traffic is most of its cost); otherwise into
-        an array of its own, from the cached pre-activations."""
+        forget gates. With sigmoid gates and a tanh cell (Keras' default), m is computed in
+        place of the forward pass's s (the step's memory traffic is most of its cost); otherwise
+        into an array of its own, from the cached pre-activations."""
         xp = backend.xp
         s, tc, u = self._s, self._tc, self.units
         t_len = len(tc)

@@ -187,6 +187,23 @@ def test_outputs_are_not_overwritten_by_later_calls():
     assert keep.dtype == np.float32
 
 
+def test_lstm_backward_needs_its_own_forward_pass():
+    # The backward pass turns the forward cache into the gradient factors in place.
+    layer = LSTM(4, name="rows")
+    layer.build((5, 3), rng)
+    x = rng.normal(size=(2, 5, 3)).astype(np.float32)
+    dy = rng.normal(size=(2, 4)).astype(np.float32)
+    layer.forward(x)
+    layer.backward(dy)
+    first = layer.kernel.grad.copy()
+    with pytest.raises(RuntimeError, match="rows: backward.. already ran .* run forward.. again"):
+        layer.backward(dy)
+    layer.kernel.zero_grad()
+    layer.forward(x)
+    layer.backward(dy)
+    np.testing.assert_array_equal(layer.kernel.grad, first)
+
+
 def test_bad_arguments_and_inputs():
     with pytest.raises(ValueError, match="units must be a positive integer"):
         LSTM(0)
@@ -409,5 +426,6 @@ def test_a_first_trainable_layer_skips_the_input_gradient(first):
     model, skipped = gradients(False)
     layer = model.layers[1]
     assert layer.needs_input_grad is False
+    model.forward(x)  # a backward pass consumes its forward pass's cache
     assert layer.backward(np.ones((6, layer.output_shape[0]), np.float32)) is None
     np.testing.assert_array_equal(gradients(True)[1], skipped)
