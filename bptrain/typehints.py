@@ -35,9 +35,11 @@ def constructor_params(cls: type, exclude: tuple = ()) -> dict[str, Param]:
     """The keyword arguments ``cls(...)`` accepts, following ``**kwargs`` up the class tree.
 
     A name's default comes from the most derived class that declares it, its hint from the most
-    derived class that annotates it.
+    derived class that annotates it. They are listed base class first (``units`` before what a
+    subclass adds), each class's in its signature's order.
     """
     params: dict[str, Param] = {}
+    chain: list[list[str]] = []  # each class's names, most derived first
     for klass in cls.__mro__:
         init = klass.__dict__.get("__init__")
         if init is None:
@@ -48,10 +50,12 @@ def constructor_params(cls: type, exclude: tuple = ()) -> dict[str, Param]:
             hints = {}
         sig = inspect.signature(init)
         more = False
+        chain.append([])
         for p in list(sig.parameters.values())[1:]:
             if p.kind is p.VAR_KEYWORD:
                 more = True
             elif p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in exclude:
+                chain[-1].append(p.name)
                 old = params.get(p.name)
                 hint = hints.get(p.name, Any)
                 if old is None:
@@ -60,7 +64,7 @@ def constructor_params(cls: type, exclude: tuple = ()) -> dict[str, Param]:
                     params[p.name] = Param(p.name, hint, old.default)
         if not more:
             break
-    return params
+    return {name: params[name] for names in reversed(chain) for name in names}
 
 
 def dataclass_params(cls: type) -> dict[str, Param]:

@@ -14,10 +14,10 @@ single bias (3*units,) in the input projection.
 from __future__ import annotations
 
 from bptrain.nn import backend
-from bptrain.nn.layers.recurrent import GateActivations, Recurrent
+from bptrain.nn.layers.recurrent import GateActivations, GatedRecurrent
 
 
-class GRU(Recurrent):
+class GRU(GatedRecurrent):
     """x: (N, T, D) -> (N, T, units) with ``return_sequences``, else the last state (N, units).
 
     kernel (D, 3*units), recurrent_kernel (units, 3*units), bias (2, 3*units) with
@@ -27,29 +27,8 @@ class GRU(Recurrent):
 
     gates = 3
 
-    def __init__(
-        self,
-        units: int,
-        activation: str | None = "tanh",
-        recurrent_activation: str | None = "sigmoid",
-        use_bias: bool = True,
-        return_sequences: bool = False,
-        go_backwards: bool = False,
-        kernel_initializer: str | dict = "glorot_uniform",
-        recurrent_initializer: str | dict = "orthogonal",
-        bias_initializer: str | dict = "zeros",
-        reset_after: bool = True,
-        kernel_regularizer: str | dict | None = None,
-        recurrent_regularizer: str | dict | None = None,
-        bias_regularizer: str | dict | None = None,
-        truncate_bptt: int | None = None,
-        name: str | None = None,
-    ):
-        super().__init__(
-            units, activation, recurrent_activation, use_bias, return_sequences, go_backwards,
-            kernel_initializer, recurrent_initializer, bias_initializer, kernel_regularizer,
-            recurrent_regularizer, bias_regularizer, truncate_bptt, name,
-        )  # fmt: skip
+    def __init__(self, *args, reset_after: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
         self.reset_after = reset_after
 
     def build(self, input_shape, rng):

@@ -8,10 +8,10 @@ c_t = f * c_{t-1} + i * g;  h_t = o * activation(c_t)
 from __future__ import annotations
 
 from bptrain.nn import activations, backend
-from bptrain.nn.layers.recurrent import Recurrent, apply, derivative
+from bptrain.nn.layers.recurrent import GatedRecurrent, apply, derivative
 
 
-class LSTM(Recurrent):
+class LSTM(GatedRecurrent):
     """x: (N, T, D) -> (N, T, units) with ``return_sequences``, else the last state (N, units).
 
     kernel (D, 4*units), recurrent_kernel (units, 4*units), bias (4*units,), gate blocks in
@@ -22,29 +22,8 @@ class LSTM(Recurrent):
     gates = 4
     joint = True
 
-    def __init__(
-        self,
-        units: int,
-        activation: str | None = "tanh",
-        recurrent_activation: str | None = "sigmoid",
-        use_bias: bool = True,
-        return_sequences: bool = False,
-        go_backwards: bool = False,
-        kernel_initializer: str | dict = "glorot_uniform",
-        recurrent_initializer: str | dict = "orthogonal",
-        bias_initializer: str | dict = "zeros",
-        unit_forget_bias: bool = True,
-        kernel_regularizer: str | dict | None = None,
-        recurrent_regularizer: str | dict | None = None,
-        bias_regularizer: str | dict | None = None,
-        truncate_bptt: int | None = None,
-        name: str | None = None,
-    ):
-        super().__init__(
-            units, activation, recurrent_activation, use_bias, return_sequences, go_backwards,
-            kernel_initializer, recurrent_initializer, bias_initializer, kernel_regularizer,
-            recurrent_regularizer, bias_regularizer, truncate_bptt, name,
-        )  # fmt: skip
+    def __init__(self, *args, unit_forget_bias: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
         self.unit_forget_bias = unit_forget_bias
 
     def build(self, input_shape, rng):

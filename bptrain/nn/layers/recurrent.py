@@ -151,7 +151,6 @@ class Recurrent(Layer):
         self,
         units: int,
         activation: str | None = "tanh",
-        recurrent_activation: str | None = "sigmoid",
         use_bias: bool = True,
         return_sequences: bool = False,
         go_backwards: bool = False,
@@ -173,13 +172,7 @@ class Recurrent(Layer):
             )
         self.units = units
         # Not ``self.activation``: Sequential would try to fuse that into the loss.
-        self.cell_activation = activations.get(activation)
-        self.recurrent_activation = activations.get(recurrent_activation)
-        if any(
-            isinstance(a, activations.Softmax)
-            for a in (self.cell_activation, self.recurrent_activation)
-        ):
-            raise ValueError("softmax is not elementwise; recurrent layers need tanh, sigmoid, ...")
+        self.cell_activation = _elementwise(activation)
         self.use_bias = use_bias
         self.return_sequences = return_sequences
         self.go_backwards = go_backwards
@@ -371,3 +364,19 @@ class Recurrent(Layer):
         if self.truncate_bptt is not None:
             cfg["truncate_bptt"] = self.truncate_bptt
         return cfg
+
+
+class GatedRecurrent(Recurrent):
+    """A recurrent layer with gates (LSTM, GRU): adds their ``recurrent_activation``. The other
+    arguments are ``Recurrent``'s, passed on (config validation follows ``**kwargs`` there)."""
+
+    def __init__(self, *args, recurrent_activation: str | None = "sigmoid", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.recurrent_activation = _elementwise(recurrent_activation)
+
+
+def _elementwise(name: str | None) -> activations.Activation:
+    act = activations.get(name)
+    if isinstance(act, activations.Softmax):
+        raise ValueError("softmax is not elementwise; recurrent layers need tanh, sigmoid, ...")
+    return act

@@ -17,28 +17,6 @@ class SimpleRNN(Recurrent):
     gates = 1
     joint = True
 
-    def __init__(
-        self,
-        units: int,
-        activation: str | None = "tanh",
-        use_bias: bool = True,
-        return_sequences: bool = False,
-        go_backwards: bool = False,
-        kernel_initializer: str | dict = "glorot_uniform",
-        recurrent_initializer: str | dict = "orthogonal",
-        bias_initializer: str | dict = "zeros",
-        kernel_regularizer: str | dict | None = None,
-        recurrent_regularizer: str | dict | None = None,
-        bias_regularizer: str | dict | None = None,
-        truncate_bptt: int | None = None,
-        name: str | None = None,
-    ):
-        super().__init__(
-            units, activation, None, use_bias, return_sequences, go_backwards,
-            kernel_initializer, recurrent_initializer, bias_initializer, kernel_regularizer,
-            recurrent_regularizer, bias_regularizer, truncate_bptt, name,
-        )  # fmt: skip
-
     def _gate_blocks(self):
         return [self.cell_activation]
 
