@@ -89,7 +89,7 @@ class GRU(GatedRecurrent):
             xp.subtract(h_prev, hh, out=tmp)  # h_t = hh + z * (h_{t-1} - hh)
             tmp *= at[:u]
             xp.add(hh, tmp, out=h[t + 1, :u])
-        self._z, self._a, self._h = z, a, h
+        self._a, self._h = a, h
         self._rec = rec if self.reset_after else rh
         return h
 

@@ -60,7 +60,6 @@ class LSTM(GatedRecurrent):
             add(fc, gi, c)
             apply(cell, c, tct)
             multiply(o, tct, ht1)
-        self._z = z if len(z) == t_len else None
         self._s, self._tc = s, tc
         return h
 

@@ -131,17 +131,17 @@ class Recurrent(Layer):
     """Base class. A subclass sets ``gates`` (k) and implements ``_steps`` and ``_backprop``.
 
     ``_steps(z)`` gets z (T, k*units, N), the input projection ``kernel^T x_t + input bias`` of
-    every step (rows scaled by ``self._gates.scale`` when fused), runs the recurrence (adding the
-    recurrent terms into z, caching what backward needs) and returns the states h (T+1, >=units,
-    N), h[0] = 0 the initial state. For a ``joint`` layer z is unfilled: step t computes
-    ``z[t] = self._w @ self._xs[t]`` itself, writes its state into ``self._xs[t + 1, :units]``
-    and returns ``self._xs`` as h; when its gates are ``fused``, z holds one step's block only,
-    ``z[0]``, for every step (``self._step_z``). ``_backprop(dh, dseq)`` gets the running state
-    gradient ``dh`` (units, N), holding the last output's gradient or zeros, and ``dseq`` (T,
-    units, N), the gradient of every step's output (or None), and returns dz (T, k*units, N), the
-    gradient of the (unscaled) input projection. A layer that is not ``joint`` implements
-    ``_recurrent_grads(dzc)``, which adds the recurrent-kernel (and recurrent-bias) gradients,
-    with dz given as columns (k*units, T*N).
+    every step (rows scaled by ``self._gates.scale`` when fused), runs the recurrence (adding
+    the recurrent terms into z, caching what backward needs) and returns the states h (T+1,
+    >=units, N), h[0] = 0 the initial state. For a ``joint`` layer z is unfilled: step t
+    computes ``z[t] = self._w @ self._xs[t]`` itself, writes its state into ``self._xs[t + 1,
+    :units]`` and returns ``self._xs`` as h; when its gates are ``fused``, z holds one step's
+    block only, ``z[0]``, for every step (``self._step_z``), and ``self._z`` is None, else z.
+    ``_backprop(dh, dseq)`` gets the running state gradient ``dh`` (units, N), holding the last
+    output's gradient or zeros, and ``dseq`` (T, units, N), the gradient of every step's output
+    (or None), and returns dz (T, k*units, N), the gradient of the (unscaled) input projection.
+    A layer that is not ``joint`` implements ``_recurrent_grads(dzc)``, which adds the
+    recurrent-kernel (and recurrent-bias) gradients, with dz given as columns (k*units, T*N).
     """
 
     gates = 1
@@ -276,6 +276,7 @@ class Recurrent(Layer):
         # one block (3.7 MB less to write per LSTM(128) batch of 64 rows of MNIST).
         keep = not self.joint or not self._gates.fused
         z = self._buffer("z", (t if keep else 1, self.gates * u, n))
+        self._z = z if keep else None  # what the backward pass may read
         if self.joint:
             xs[0, :u] = 0
             xs[t, u:] = 0  # h_T's block has no input; keep it finite

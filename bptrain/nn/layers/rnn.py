@@ -30,7 +30,6 @@ class SimpleRNN(Recurrent):
             if t:
                 xp.matmul(w, h[t], out=zt)
             self._gates.forward(zt, out=h[t + 1, :u])
-        self._z = z if len(z) == t_len else None
         self._h = h
         return h
 
