@@ -49,6 +49,11 @@ class Checkpoint:
 
 def save(path: str | os.PathLike, arrays: dict[str, np.ndarray], state: dict) -> None:
     """Write a checkpoint atomically (temp file, fsync, rename, fsync of the directory)."""
+    write_bytes(path, encode(arrays, state))
+
+
+def encode(arrays: dict[str, np.ndarray], state: dict) -> bytes:
+    """A checkpoint file's bytes: the arrays, and the state as JSON with a checksum of both."""
     arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
     text = json.dumps(state, sort_keys=True, allow_nan=True)
     metadata = {
@@ -57,7 +62,7 @@ def save(path: str | os.PathLike, arrays: dict[str, np.ndarray], state: dict) ->
         "state": text,
         "sha256": _digest(text, arrays),
     }
-    write_bytes(path, safetensors.numpy.save(arrays, metadata=metadata))
+    return safetensors.numpy.save(arrays, metadata=metadata)
 
 
 def load(path: str | os.PathLike) -> Checkpoint:

@@ -126,8 +126,8 @@ class DataParallelTrainer(Trainer):
         outputs = np.concatenate([out for _, out in parts if len(out)])
         return float(sum(part for part, _ in parts)), outputs
 
-    def save(self, path) -> None:
+    def save(self, *paths) -> None:
         if self.world.leader:
-            super().save(path)
-        elif path == self.run.last:
-            self.saved_last = str(path)
+            super().save(*paths)
+        elif self.run.last in paths:
+            self.saved_last = str(self.run.last)

@@ -18,6 +18,7 @@ import numpy as np
 from bptrain import faults
 from bptrain.data import Dataset, iterate_minibatches
 from bptrain.runs import MetricsLog, RunDir, checkpoint
+from bptrain.runs.atomic import write_bytes
 from bptrain.train import metrics as metrics_mod
 from bptrain.train.callbacks import BestTracker, EarlyStopping, divergence, gradients_finite
 from bptrain.train.evaluate import evaluate_arrays
@@ -142,9 +143,7 @@ class Trainer:
         if self.early is not None and self.early.update(row):
             pos.stopped_early = True
         pos.finished = pos.stopped_early or pos.epoch >= self.epochs
-        if improved and t["checkpoint"]["best"]:
-            self.save(self.run.best)
-        self.save(self.run.last)
+        self.save(*([self.run.best] if improved and t["checkpoint"]["best"] else []), self.run.last)
         now = time.monotonic()
         if self.plots and (pos.finished or now - self._plotted >= PLOT_INTERVAL_S):
             self._plot()
@@ -176,10 +175,13 @@ class Trainer:
             self.plots = False
 
     # -- checkpoints ------------------------------------------------------------------------
-    def save(self, path) -> None:
-        checkpoint.save(path, *self.snapshot())
-        if path == self.run.last:
-            self.saved_last = str(path)
+    def save(self, *paths) -> None:
+        """Write one snapshot of the run into each of ``paths`` (encoded once)."""
+        data = checkpoint.encode(*self.snapshot())
+        for path in paths:
+            write_bytes(path, data)
+        if self.run.last in paths:
+            self.saved_last = str(self.run.last)
 
     def snapshot(self) -> tuple[dict, dict]:
         """(arrays, state) of everything a resumed run needs."""
