@@ -6,8 +6,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-TASKS = ("classification", "regression")
-
 
 @dataclass
 class Dataset:

@@ -36,7 +36,7 @@ class TrialSummary:
 
     @property
     def mean(self) -> float | None:
-        return sum(self.scores) / len(self.scores) if self.scores else None
+        return _mean(self.scores)
 
     @property
     def status(self) -> str:

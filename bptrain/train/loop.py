@@ -47,7 +47,6 @@ class Position:
     step: int = 0
     loss_sum: float = 0.0
     seen: int = 0
-    finished: bool = False
     stopped_early: bool = False
     history: list = field(default_factory=list)
     csv_bytes: int = 0
@@ -99,7 +98,7 @@ class Trainer:
         x, y = self.data.x_train, self.data.y_train
         steps = math.ceil(len(x) / self.batch_size)
         every = t["checkpoint"]["every_steps"]
-        while pos.epoch < self.epochs and not pos.stopped_early:
+        while not self.finished:
             order = epoch_order(self.config["seed"], pos.epoch, len(x), t["shuffle"])
             self.reporter.start_epoch(pos.epoch + 1, self.epochs, steps, pos.step)
             started = time.perf_counter()
@@ -142,10 +141,9 @@ class Trainer:
         improved = self.best.update(row)
         if self.early is not None and self.early.update(row):
             pos.stopped_early = True
-        pos.finished = pos.stopped_early or pos.epoch >= self.epochs
         self.save(*([self.run.best] if improved and t["checkpoint"]["best"] else []), self.run.last)
         now = time.monotonic()
-        if self.plots and (pos.finished or now - self._plotted >= PLOT_INTERVAL_S):
+        if self.plots and (self.finished or now - self._plotted >= PLOT_INTERVAL_S):
             self._plot()
             self._plotted = now
         self.reporter.end_epoch(row, self.epochs, seconds)
@@ -175,6 +173,12 @@ class Trainer:
             self.plots = False
 
     # -- checkpoints ------------------------------------------------------------------------
+    @property
+    def finished(self) -> bool:
+        """Whether training is over: every epoch done, or stopped early."""
+        pos = self.position
+        return pos.stopped_early or pos.epoch >= self.epochs
+
     def save(self, *paths) -> None:
         """Write one snapshot of the run into each of ``paths`` (encoded once)."""
         data = checkpoint.encode(*self.snapshot())
@@ -195,7 +199,7 @@ class Trainer:
             "step": pos.step,
             "loss_sum": pos.loss_sum,
             "seen": pos.seen,
-            "finished": pos.finished,
+            "finished": self.finished,
             "stopped_early": pos.stopped_early,
             "history": pos.history,
             "metrics_csv_bytes": pos.csv_bytes,
@@ -226,7 +230,6 @@ class Trainer:
             step=s["step"],
             loss_sum=s["loss_sum"],
             seen=s["seen"],
-            finished=s["stopped_early"] or s["epoch"] >= self.epochs,
             stopped_early=s["stopped_early"],
             history=list(s["history"]),
             csv_bytes=s["metrics_csv_bytes"],

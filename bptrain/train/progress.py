@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 import sys
-import time
 
 MODES = ("auto", "bar", "plain", "none")
 
@@ -67,9 +66,6 @@ class PlainReporter(Reporter):
         if resumed_from:
             print(f"resuming from {resumed_from}", flush=True)
         print(summary, flush=True)
-
-    def start_epoch(self, epoch, epochs, steps, done):
-        self._t = time.perf_counter()
 
     def end_epoch(self, row, epochs, seconds):
         took = f"{seconds:.1f}s" if seconds >= 1 else f"{seconds * 1000:.0f}ms"

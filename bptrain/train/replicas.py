@@ -45,7 +45,6 @@ class ReplicaSum:
     BatchNorm ``reducer`` per replica; see ``reducer``). Every call is a barrier."""
 
     def __init__(self, replicas: int):
-        self.replicas = replicas
         self.start(replicas)
 
     def start(self, k: int) -> None:
