@@ -32,13 +32,11 @@ def located(where):
 
 
 def read_config(path: str, overrides):
-    """(resolved config, locations) of a config file with overrides."""
-    from bptrain.config import apply_overrides, load_file, resolve
+    """(resolved config, locations) of a config file with overrides (``bptrain.config``'s,
+    imported on first use so that ``--help`` stays fast)."""
+    from bptrain.config import read_config as read
 
-    raw, where = load_file(path)
-    raw = apply_overrides(raw, overrides, where)
-    stem = Path(path).stem
-    return resolve(raw, where, default_name=stem if stem[:1].isalnum() else "run"), where
+    return read(path, overrides)
 
 
 def split_args(args, config_required: bool) -> tuple[str | None, list[str]]:
@@ -150,10 +148,7 @@ def fit(args, resume, run_dir, runs_root, progress, processes):
         )
     if not distributed.world().leader:
         return 0
-    from bptrain.runs import checkpoint
-
-    final = checkpoint.load(Path(result.run_dir) / "checkpoints" / "last.safetensors")
-    click.echo(fit_summary(result, final.state["config"]))
+    click.echo(fit_summary(result, result.config))
     return 0
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "load_file",
     "locate_error",
     "parse_override",
+    "read_config",
     "resolve",
     "resolve_with_overrides",
 ]
@@ -36,9 +37,15 @@ __all__ = [
 
 def load_config(path: str | os.PathLike, overrides=()) -> dict:
     """Read, override and resolve an experiment file; errors name the file and line."""
+    return read_config(path, overrides)[0]
+
+
+def read_config(path: str | os.PathLike, overrides=()) -> tuple[dict, Locations]:
+    """``load_config``, with the file's key locations (for errors raised later, see
+    ``locate_error``)."""
     raw, where = load_file(path)
     raw = apply_overrides(raw, overrides, where)
-    return resolve(raw, where, default_name=default_name(path))
+    return resolve(raw, where, default_name=default_name(path)), where
 
 
 def resolve_with_overrides(config: dict, overrides=(), source: str | None = None) -> dict:

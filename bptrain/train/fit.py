@@ -43,7 +43,8 @@ DATA_LOCATION_KEYS = ("root", "download")
 @dataclass
 class FitResult:
     """What a finished ``fit`` returns. ``history``: one dict per epoch (the metrics.csv rows);
-    ``best_metrics``: the row of ``best_epoch`` by the checkpoint monitor."""
+    ``best_metrics``: the row of ``best_epoch`` by the checkpoint monitor; ``config``: the
+    resolved config the run trained with (as its checkpoints hold it)."""
 
     run_dir: Path
     history: list[dict]
@@ -52,6 +53,7 @@ class FitResult:
     stopped_early: bool = False
     threads: int = 1
     model: Any = field(default=None, repr=False)
+    config: dict = field(default_factory=dict, repr=False)
 
 
 def fit(
@@ -194,6 +196,7 @@ def fit(
         stopped_early=pos.stopped_early,
         threads=threads,
         model=model,
+        config=config,
     )
 
 
