@@ -493,11 +493,8 @@ def main(argv=None) -> None:
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
         _fail(f"{exc.format_message().rstrip('.')}{hint}", 2)
     except BptrainError as exc:
-        interrupted = type(exc).__name__ == "Interrupted"
-        _fail(str(exc), exc.exit_code, prefix="" if interrupted else "error: ")
-    except click.exceptions.Abort:
-        _fail("interrupted", 130)
-    except KeyboardInterrupt:
+        _fail(str(exc), exc.exit_code, prefix=exc.prefix)
+    except (click.exceptions.Abort, KeyboardInterrupt):
         _fail("interrupted", 130)
     except BrokenPipeError:
         sys.stderr.close()  # the reader went away (bptrain config show | head)

@@ -25,6 +25,7 @@ class BptrainError(Exception):
     fix."""
 
     exit_code = 1
+    prefix = "error: "  # what the command line prints before the message
 
 
 class ConfigError(BptrainError):

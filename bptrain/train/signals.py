@@ -16,6 +16,8 @@ from bptrain.errors import BptrainError
 class Interrupted(BptrainError):
     """Training stopped by a signal after saving a checkpoint; exit status 128 + signal."""
 
+    prefix = ""  # not an error: the message says where the run stopped
+
     def __init__(self, message: str, signum: int):
         super().__init__(message)
         self.signum = signum
