@@ -373,15 +373,10 @@ def config_check(args, build):
     config, where = read_config(path, overrides)
     what = f"{len(config['model']['layers'])} layers, data: {config['data']['dataset']}"
     if build:
-        from bptrain.config import build_model
-        from bptrain.data import load_dataset
-        from bptrain.train.fit import check_task
-        from bptrain.train.loop import num_outputs
+        from bptrain.train.fit import prepare
 
         with located(where):
-            data = load_dataset(config["data"], config["seed"])
-            check_task(config, data)
-            model = build_model(config, data.input_shape, num_outputs(data))
+            _, model = prepare(config)
         what += f", {model.count_params():,} parameters"
     click.echo(f"{path}: valid ({what})")
     return 0

@@ -8,13 +8,11 @@ types with a ``ConfigError``, so ``load_dataset`` is safe to call without the co
 
 from __future__ import annotations
 
-import dataclasses
-import typing
 from dataclasses import dataclass
 from typing import Literal
 
 from bptrain.errors import ConfigError, did_you_mean
-from bptrain.typehints import check, describe
+from bptrain.typehints import check, dataclass_params, describe
 
 Scale = Literal["none", "standardize", "minmax"]
 
@@ -71,8 +69,7 @@ def check_positive(key: str, value: int | float | None) -> None:
 
 def parse_options(cls: type, spec: dict) -> CommonOptions:
     """Build options ``cls`` from ``spec`` (the ``data:`` mapping without ``dataset``)."""
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
+    known = dataclass_params(cls)
     values = {}
     for key, value in spec.items():
         if key not in known:
@@ -81,14 +78,8 @@ def parse_options(cls: type, spec: dict) -> CommonOptions:
                 f"data.{key}: unknown option for this dataset{hint} "
                 f"(known: {', '.join(sorted(known))})"
             )
-        values[key] = _check_type(key, value, hints[key])
-    missing = [
-        f.name
-        for f in known.values()
-        if f.name not in values
-        and f.default is dataclasses.MISSING
-        and f.default_factory is dataclasses.MISSING
-    ]
+        values[key] = _check_type(key, value, known[key].hint)
+    missing = [name for name, p in known.items() if p.required and name not in values]
     if missing:
         raise ConfigError(f"data.{missing[0]} is required")
     return cls(**values)

@@ -107,9 +107,7 @@ def fit(
         config = resolve_with_overrides(config, overrides)
 
     # Data and model first: a config that fails here leaves nothing behind in runs/.
-    data = load_dataset(config["data"], config["seed"])
-    check_task(config, data)
-    model = build_model(config, data.input_shape, num_outputs(data))
+    data, model = prepare(config)
     t = config["training"]
     replicas = t["replicas"]
     if replicas > 1 and world.size > 1:
@@ -255,6 +253,14 @@ def check_resumable(saved: dict, config: dict) -> None:
                 "training and optimizer settings (start a new run for a different "
                 f"{section})"
             )
+
+
+def prepare(config: dict) -> tuple[Dataset, Any]:
+    """(data, model) of a resolved config: the dataset loaded, the loss and metrics checked
+    against its task, and the model built for its inputs and outputs."""
+    data = load_dataset(config["data"], config["seed"])
+    check_task(config, data)
+    return data, build_model(config, data.input_shape, num_outputs(data))
 
 
 def check_task(config: dict, data: Dataset) -> None:

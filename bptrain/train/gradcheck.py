@@ -7,12 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bptrain.config import build_model
-from bptrain.data import load_dataset
 from bptrain.errors import BptrainError
 from bptrain.nn.gradcheck import GradcheckReport, check_model
-from bptrain.train.fit import check_task
-from bptrain.train.loop import num_outputs
+from bptrain.train.fit import prepare
 
 
 class GradcheckFailed(BptrainError):
@@ -51,9 +48,7 @@ def gradcheck_config(
     one-sided derivative. ``training`` checks the training-mode function (dropout with a fixed
     mask, BatchNorm batch statistics).
     """
-    data = load_dataset(config["data"], config["seed"])
-    check_task(config, data)
-    model = build_model(config, data.input_shape, num_outputs(data))
+    data, model = prepare(config)
     x, y = np.asarray(data.x_train[:samples]), np.asarray(data.y_train[:samples])
     if np.issubdtype(x.dtype, np.floating):
         noise = np.random.default_rng([config["seed"], 0x6C]).standard_normal(x.shape)
