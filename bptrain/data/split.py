@@ -45,12 +45,12 @@ def holdout(
             f"data.{what}={fraction} holds out all {len(x)} samples and leaves none to train "
             "on; use a smaller fraction or more data"
         )
-    return (
-        np.take(x, kept, axis=0),
-        np.take(y, kept, axis=0),
-        np.take(x, out, axis=0),
-        np.take(y, out, axis=0),
-    )
+    return _take(x, y, kept, out)
+
+
+def hold_out_test_set(x: np.ndarray, y: np.ndarray, fraction: float, seed: int) -> tuple:
+    """``holdout`` of a dataset's test set (``data.test_split``), seeded by the run's seed."""
+    return holdout(x, y, fraction, rng_for(seed, "test_split"), "test_split")
 
 
 def fold_indices(n: int, folds: int, fold: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
@@ -76,6 +76,11 @@ def kfold(
             "use fewer folds or more data"
         )
     kept, out = fold_indices(len(x), folds, fold, rng)
+    return _take(x, y, kept, out)
+
+
+def _take(x, y, kept, out) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(x_kept, y_kept, x_out, y_out): the rows of ``x`` and ``y`` at two index arrays."""
     return (
         np.take(x, kept, axis=0),
         np.take(y, kept, axis=0),

@@ -13,7 +13,7 @@ import numpy as np
 
 from bptrain.data.dataset import Dataset, classification, regression
 from bptrain.data.options import CommonOptions, check_fraction, check_positive
-from bptrain.data.split import holdout, rng_for
+from bptrain.data.split import hold_out_test_set, rng_for
 from bptrain.errors import ConfigError
 
 
@@ -183,14 +183,10 @@ def load_adding(opts: AddingOptions, seed: int) -> Dataset:
 def _classification(name, x, y, opts, rng, seed, class_names) -> Dataset:
     order = rng.permutation(len(x))  # mix the classes, which were generated in blocks
     x, y = x[order], y[order]
-    x_train, y_train, x_test, y_test = _test_split(x, y, opts, seed)
+    x_train, y_train, x_test, y_test = hold_out_test_set(x, y, opts.test_split, seed)
     return classification(name, x_train, y_train, x_test, y_test, class_names)
 
 
 def _regression(name, x, y, opts, seed, extra) -> Dataset:
-    x_train, y_train, x_test, y_test = _test_split(x, y, opts, seed)
+    x_train, y_train, x_test, y_test = hold_out_test_set(x, y, opts.test_split, seed)
     return regression(name, x_train, y_train, x_test, y_test, extra)
-
-
-def _test_split(x, y, opts: GeneratedOptions, seed: int):
-    return holdout(x, y, opts.test_split, rng_for(seed, "test_split"), "test_split")

@@ -18,7 +18,7 @@ import numpy as np
 
 from bptrain.data.dataset import Dataset, classification, regression
 from bptrain.data.options import CommonOptions, check_fraction
-from bptrain.data.split import holdout, rng_for
+from bptrain.data.split import hold_out_test_set
 from bptrain.errors import DataError, closest
 
 MAX_AUTO_CLASSES = 50
@@ -112,9 +112,7 @@ def load_csv(opts: CsvOptions, seed: int) -> Dataset:
     y = numeric if numeric is not None else labels
     task = _task(path, y, opts.task)
 
-    x_train, y_train, x_test, y_test = holdout(
-        x, y, opts.test_split, rng_for(seed, "test_split"), "test_split"
-    )
+    x_train, y_train, x_test, y_test = hold_out_test_set(x, y, opts.test_split, seed)
     extra = {"feature_names": [names[j] for j in features], "target_name": names[target]}
     return _dataset(path, task, x_train, y_train, x_test, y_test, extra)
 
@@ -135,8 +133,8 @@ def load_npz(opts: NpzOptions, seed: int) -> Dataset:
     if opts.x_test in arrays:
         x_test, y_test = arrays[opts.x_test], arrays[opts.y_test]
     else:
-        x_train, y_train, x_test, y_test = holdout(
-            x_train, y_train, opts.test_split, rng_for(seed, "test_split"), "test_split"
+        x_train, y_train, x_test, y_test = hold_out_test_set(
+            x_train, y_train, opts.test_split, seed
         )
     if y_train.ndim == 2 and y_train.shape[1] == 1:
         y_train, y_test = y_train[:, 0], y_test[:, 0]
