@@ -49,24 +49,23 @@ def plot_parameter(spec, key, ranked, runs, results, path: Path) -> bool:
     finished = [s for s in ranked if s.scores]
     if not finished:
         return False
-    trial_of = {s.trial: s for s in finished}
     values = [s.params[key] for s in finished]
     numeric = all(is_number(v) for v in values)
     if numeric:
-        position = {id(s): float(s.params[key]) for s in finished}
+        position = {s.trial: float(s.params[key]) for s in finished}
     else:
         names = sorted({short_value(v) for v in values})
-        position = {id(s): float(names.index(short_value(s.params[key]))) for s in finished}
+        position = {s.trial: float(names.index(short_value(s.params[key]))) for s in finished}
     fig, ax = new_figure()
     xs, ys = [], []
     for run in runs:
         event = results.get(run.number)
         if event is not None and event["event"] == "done":
-            xs.append(position[id(trial_of[run.trial])])
+            xs.append(position[run.trial])
             ys.append(event["score"])
     ax.scatter(xs, ys, s=12, alpha=0.35, color="tab:blue", label="runs")
     ax.errorbar(
-        [position[id(s)] for s in finished],
+        [position[s.trial] for s in finished],
         [s.mean for s in finished],
         yerr=[s.std for s in finished],
         fmt="o",

@@ -14,6 +14,14 @@ import numpy as np
 from bptrain.errors import DivergenceError
 
 
+def improves(value: float, best: float | None, mode: str, delta: float = 0.0) -> bool:
+    """Whether finite ``value`` beats ``best`` (None: nothing yet) by more than ``delta``,
+    downwards for mode "min", upwards for "max"."""
+    if not math.isfinite(value):
+        return False
+    return best is None or (value < best - delta if mode == "min" else value > best + delta)
+
+
 class BestTracker:
     """The best value of ``monitor`` so far and its epoch. Any strict improvement counts."""
 
@@ -25,9 +33,7 @@ class BestTracker:
     def update(self, row: dict) -> bool:
         """Record epoch ``row``; True when it is the new best."""
         value = row[self.monitor]
-        if not math.isfinite(value):
-            return False
-        if self.best is None or (value < self.best if self.mode == "min" else value > self.best):
+        if improves(value, self.best, self.mode):
             self.best, self.best_epoch = float(value), int(row["epoch"])
             return True
         return False
@@ -53,15 +59,7 @@ class EarlyStopping:
     def update(self, row: dict) -> bool:
         """Record epoch ``row``; True when training should stop now."""
         value = row[self.monitor]
-        better = math.isfinite(value) and (
-            self.best is None
-            or (
-                value < self.best - self.min_delta
-                if self.mode == "min"
-                else value > self.best + self.min_delta
-            )
-        )
-        if better:
+        if improves(value, self.best, self.mode, self.min_delta):
             self.best, self.wait = float(value), 0
             return False
         self.wait += 1
