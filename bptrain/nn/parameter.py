@@ -5,6 +5,15 @@ from __future__ import annotations
 from bptrain.nn import backend
 
 
+def flat_views(flat, params) -> list:
+    """Consecutive pieces of the 1-D array ``flat``, one per parameter, each shaped like it."""
+    views, offset = [], 0
+    for p in params:
+        views.append(flat[offset : offset + p.size].reshape(p.shape))
+        offset += p.size
+    return views
+
+
 class Parameter:
     """``value`` and ``grad`` arrays of one shape, and a name.
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bptrain.nn import registry
+from bptrain.nn import backend, registry
 
 
 class Regularizer:
@@ -26,15 +26,17 @@ class L1L2(Regularizer):
         if self.l1:
             value += self.l1 * float(abs(w).sum())
         if self.l2:
-            value += self.l2 * float((w * w).sum())
+            value += self.l2 * backend.squared_norm(w)
         return value
 
     def gradient(self, w):
-        g = 0.0
-        if self.l1:
-            g = self.l1 * (w > 0) - self.l1 * (w < 0)
+        """l1 sign(w) + 2 l2 w, in w's dtype (a float32 kernel gets no float64 temporaries)."""
+        if not self.l1:
+            return 2.0 * self.l2 * w
+        g = backend.xp.sign(w)
+        g *= w.dtype.type(self.l1)
         if self.l2:
-            g = g + 2.0 * self.l2 * w
+            g += 2.0 * self.l2 * w
         return g
 
 

@@ -9,7 +9,7 @@ from bptrain.nn.activations import ReLU
 from bptrain.nn.layer import Layer, snake_case
 from bptrain.nn.layers.conv import Conv2D
 from bptrain.nn.layers.pooling import MaxPool2D
-from bptrain.nn.parameter import ParameterList
+from bptrain.nn.parameter import ParameterList, flat_views
 
 
 class Sequential(Layer):
@@ -104,13 +104,11 @@ class Sequential(Layer):
         total = sum(p.size for p in params)
         flat_value = xp.empty(total, dtype=self.dtype)
         flat_grad = xp.zeros(total, dtype=self.dtype)
-        offset = 0
-        for p in params:
-            n = p.size
-            flat_value[offset : offset + n] = p.value.ravel()
-            p.value = flat_value[offset : offset + n].reshape(p.value.shape)
-            p.grad = flat_grad[offset : offset + n].reshape(p.value.shape)
-            offset += n
+        for p, value, grad in zip(
+            params, flat_views(flat_value, params), flat_views(flat_grad, params), strict=True
+        ):
+            value[...] = p.value
+            p.value, p.grad = value, grad
         self._params = ParameterList(params, flat_value, flat_grad)
 
     def cast(self, dtype) -> None:
