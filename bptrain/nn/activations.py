@@ -94,12 +94,16 @@ class GELU(Activation):
         return dy * (0.5 * (1.0 + t) + 0.5 * z * dt)
 
 
+def sigmoid(z):
+    """0.5 * (1 + tanh(z/2)): equals 1 / (1 + e^-z) and never overflows."""
+    return 0.5 * (1.0 + backend.xp.tanh(0.5 * z))
+
+
 class Sigmoid(Activation):
     name = "sigmoid"
 
     def forward(self, z):
-        # 0.5 * (1 + tanh(z/2)) equals 1 / (1 + e^-z) and never overflows.
-        return 0.5 * (1.0 + backend.xp.tanh(0.5 * z))
+        return sigmoid(z)
 
     def backward(self, dy, z, a):
         return dy * a * (1.0 - a)

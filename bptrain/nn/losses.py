@@ -9,7 +9,7 @@ plus ``sparse_categorical_crossentropy`` trains stably.
 
 from __future__ import annotations
 
-from bptrain.nn import backend, registry
+from bptrain.nn import activations, backend, registry
 
 
 def _softmax_terms(z):
@@ -194,7 +194,7 @@ class BinaryCrossentropy(_CrossEntropy):
         self._y = y
         if self.from_logits:
             z = y_pred
-            self._p = 0.5 * (1.0 + xp.tanh(0.5 * z))
+            self._p = activations.sigmoid(z)
             # max(z, 0) - z*y + log(1 + e^-|z|): log-sigmoid without overflow
             return float((xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-abs(z)))).mean())
         p = self._p = self._clipped(y_pred)

@@ -219,11 +219,18 @@ class GlobalAvgPool2D(Layer):
         return (input_shape[0],)
 
     def forward(self, x, training=False):
-        self._x_shape = x.shape
+        self._x_shape, self._channel_major = x.shape, channel_major(x)
         return x.reshape(*x.shape[:2], -1).mean(axis=2)
 
     def backward(self, dy):
+        """dx in the storage order of the input (see ``layout``): the Conv2D below then takes
+        it without a transposed copy."""
         n, c, h, w = self._x_shape
+        g = dy * dy.dtype.type(1.0 / (h * w))
+        if self._channel_major:
+            dx = backend.xp.empty((c, n, h, w), dtype=dy.dtype)
+            dx[...] = g.T[:, :, None, None]
+            return dx.transpose(1, 0, 2, 3)
         dx = backend.xp.empty(self._x_shape, dtype=dy.dtype)
-        dx[...] = (dy * dy.dtype.type(1.0 / (h * w)))[:, :, None, None]
+        dx[...] = g[:, :, None, None]
         return dx

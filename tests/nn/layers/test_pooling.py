@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from bptrain.nn import AvgPool2D, GlobalAvgPool2D, MaxPool2D, check_layer
+from bptrain.nn.layers.layout import channel_major
 
 rng = np.random.default_rng(0)
 
@@ -145,6 +146,22 @@ def test_global_avg_pool():
     dx = layer.backward(np.ones((2, 3)))
     np.testing.assert_allclose(dx, np.full(x.shape, 1 / 20))
     assert check_layer(GlobalAvgPool2D(), x).passed(1e-6)
+
+
+def test_global_avg_pool_gradient_keeps_the_input_storage_order():
+    # Below a GlobalAvgPool2D a Conv2D's output is stored channel-major (see layers/layout.py);
+    # its gradient comes back stored the same way, with the same values.
+    x = rng.normal(size=(3, 2, 4, 5))
+    dy = rng.normal(size=(3, 2))
+    layer = GlobalAvgPool2D()
+    layer.build(x.shape[1:], rng)
+    layer.forward(x)
+    plain = layer.backward(dy)
+    stored = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    np.testing.assert_array_equal(layer.forward(stored), x.mean(axis=(2, 3)))
+    dx = layer.backward(dy)
+    assert channel_major(dx) and not channel_major(plain)
+    np.testing.assert_array_equal(dx, plain)
 
 
 def test_bad_configuration_errors():
