@@ -4,9 +4,9 @@ Allreduce.
 Two models (``--model``), Adam 1e-3, global batch 64, MNIST's 60,000 training images:
 
     cnn   Conv2D(32, 3) relu -> MaxPool 2 -> Conv2D(64, 3) relu -> MaxPool 2 -> Flatten ->
-          Dense 128 relu -> Dense 10 softmax (configs/mnist_cnn.yaml)
+          Dense 128 relu -> Dense 10 softmax (the model of configs/mnist_cnn.yaml)
     lstm  Reshape 28x28 -> LSTM(128) -> Dense 10 softmax, the rows as a sequence
-          (bench_lstm's model; configs/mnist_lstm.yaml)
+          (bench_lstm's model; the model of configs/mnist_lstm.yaml)
 
 Each measurement is a job ``mpiexec -n R python -m mpi4py -m bench.bench_mpi --worker`` that
 steps bptrain's own trainer (``Trainer`` on one rank, ``DataParallelTrainer`` on two: slices of
@@ -42,28 +42,15 @@ from pathlib import Path
 
 import numpy as np
 
+from bptrain.config import load_config
+
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("BPTRAIN_DATA_DIR", str(REPO.parent / "shared" / "data"))
 
 BATCH = 64
 WARMUP = 2
 SETUPS = [(1, 2), (1, 1), (2, 1)]  # (ranks, BLAS threads per rank)
-MODELS = {
-    "cnn": [
-        {"type": "Conv2D", "filters": 32, "kernel_size": 3, "activation": "relu"},
-        {"type": "MaxPool2D", "pool_size": 2},
-        {"type": "Conv2D", "filters": 64, "kernel_size": 3, "activation": "relu"},
-        {"type": "MaxPool2D", "pool_size": 2},
-        {"type": "Flatten"},
-        {"type": "Dense", "units": 128, "activation": "relu"},
-        {"type": "Dense", "units": 10, "activation": "softmax"},
-    ],
-    "lstm": [
-        {"type": "Reshape", "target_shape": [28, 28]},
-        {"type": "LSTM", "units": 128},
-        {"type": "Dense", "units": 10, "activation": "softmax"},
-    ],
-}
+MODELS = ("cnn", "lstm")  # the models of configs/mnist_cnn.yaml and configs/mnist_lstm.yaml
 
 
 def config_for(model: str) -> dict:
@@ -71,7 +58,7 @@ def config_for(model: str) -> dict:
         "name": f"bench_mpi_{model}",
         "seed": 0,
         "data": {"dataset": "mnist", "validation_split": 0.0},
-        "model": {"layers": MODELS[model]},
+        "model": load_config(REPO / "configs" / f"mnist_{model}.yaml")["model"],
         "loss": "sparse_categorical_crossentropy",
         "optimizer": {"type": "adam", "learning_rate": 0.001},
         "metrics": ["accuracy"],
@@ -200,7 +187,7 @@ def describe(r: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", choices=sorted(MODELS), default="cnn")
+    parser.add_argument("--model", choices=MODELS, default="cnn")
     parser.add_argument("--batches", type=int, default=200, help="steps to time; 0: the epoch")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)

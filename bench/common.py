@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from bptrain.data.idx import read_idx
+from bptrain.data import load_dataset
 from bptrain.nn import backend
 from bptrain.train.threads import usable_cores
 
@@ -40,12 +40,11 @@ DATA_DIR = Path(os.environ.get("BPTRAIN_DATA_DIR", REPO.parent / "shared" / "dat
 
 
 def mnist(split: str = "train") -> tuple[np.ndarray, np.ndarray]:
-    """MNIST as float32 (N, 1, 28, 28) in [0, 1] and int64 labels."""
-    prefix = "train" if split == "train" else "t10k"
-    root = DATA_DIR / "mnist"
-    x = read_idx(root / f"{prefix}-images-idx3-ubyte.gz", 3).astype(np.float32) / 255.0
-    y = read_idx(root / f"{prefix}-labels-idx1-ubyte.gz", 1).astype(np.int64)
-    return x.reshape(-1, 1, 28, 28), y
+    """MNIST as float32 (N, 1, 28, 28) in [0, 1] and int64 labels, as ``bptrain fit`` loads
+    it (all 60,000 training images, in file order)."""
+    spec = {"dataset": "mnist", "validation_split": 0.0, "root": str(DATA_DIR / "mnist")}
+    data = load_dataset({**spec, "download": False}, seed=0)
+    return (data.x_train, data.y_train) if split == "train" else (data.x_test, data.y_test)
 
 
 def blas_description() -> str:

@@ -11,6 +11,7 @@ import time
 import numpy as np
 
 from bench.common import mnist
+from bptrain.data import iterate_minibatches
 from bptrain.nn import Adam, Dense, Flatten, Sequential
 
 
@@ -25,8 +26,7 @@ def main(epochs: int = 10, batch_size: int = 32, seed: int = 0) -> float:
     for epoch in range(1, epochs + 1):
         order = rng.permutation(len(x))
         losses = [
-            model.train_step(x[idx], y[idx])
-            for idx in (order[i : i + batch_size] for i in range(0, len(x), batch_size))
+            model.train_step(xb, yb) for xb, yb in iterate_minibatches(x, y, batch_size, order)
         ]
         accuracy = float((model.predict(x_test).argmax(axis=1) == y_test).mean())
         print(f"epoch {epoch:2d}  loss {np.mean(losses):.4f}  test accuracy {accuracy:.4f}")
