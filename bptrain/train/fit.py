@@ -141,12 +141,7 @@ def fit(
     pos = trainer.position
     resumed = None
     if ckpt_path is not None:
-        at = (
-            f"epoch {pos.epoch + 1}, step {pos.step}"
-            if pos.step
-            else f"the end of epoch {pos.epoch}"
-        )
-        resumed = f"{ckpt_path} ({at})"
+        resumed = f"{ckpt_path} ({pos.where(at_end='the end of epoch')})"
     summary = describe(model, data, threads)
     if world.size > 1:
         summary += f" per rank; data-parallel on {world.size} MPI ranks"

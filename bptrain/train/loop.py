@@ -51,6 +51,12 @@ class Position:
     history: list = field(default_factory=list)
     csv_bytes: int = 0
 
+    def where(self, at_end: str = "epoch") -> str:
+        """ "epoch 3, step 17" mid-epoch, else ``f"{at_end} {epoch}"`` for the last epoch done."""
+        return (
+            f"epoch {self.epoch + 1}, step {self.step}" if self.step else f"{at_end} {self.epoch}"
+        )
+
 
 class Trainer:
     """Trains ``model`` on ``data`` as the resolved ``config`` says, writing into ``run``."""
@@ -155,8 +161,7 @@ class Trainer:
         return evaluate_arrays(self.model, data.x_val, data.y_val, t["eval_batch_size"])
 
     def _interrupted(self, stop: StopFlag):
-        pos = self.position
-        where = f"epoch {pos.epoch + 1}, step {pos.step}" if pos.step else f"epoch {pos.epoch}"
+        where = self.position.where()
         raise Interrupted(
             f"interrupted by {stop.name} after {where}; saved {self.run.last}; continue with: "
             f"bptrain fit --resume {self.run.path}",
