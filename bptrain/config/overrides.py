@@ -10,6 +10,14 @@ import re
 from bptrain.config.locations import Locations, format_path
 from bptrain.config.yamlio import load_text
 from bptrain.errors import ConfigError
+from bptrain.nn.optimizers import KEY_ALIASES as OPTIMIZER_KEY_ALIASES
+
+# Key paths that are other names of a key: optimizer.lr is optimizer.learning_rate. Every key
+# path a user writes (an override, a sweep's fixed, grid or random key) means its canonical
+# path, and the schema reads a section that spells a key by its alias the same way.
+KEY_ALIASES = {
+    ("optimizer", alias): ("optimizer", name) for alias, name in OPTIMIZER_KEY_ALIASES.items()
+}
 
 
 def parse_override(text: str) -> tuple[tuple, object]:
@@ -35,6 +43,22 @@ def parse_path(key: str, text: str | None = None) -> tuple:
     return tuple(int(p) if re.fullmatch(r"-?\d+", p.strip()) else p.strip() for p in parts)
 
 
+def canonical_path(path: tuple) -> tuple:
+    """``path`` with an alias replaced by the key it names:
+    ``("optimizer", "lr")`` -> ``("optimizer", "learning_rate")``; other paths unchanged."""
+    path = tuple(path)
+    for n in range(len(path), 0, -1):
+        name = KEY_ALIASES.get(path[:n])
+        if name is not None:
+            return (*name, *path[n:])
+    return path
+
+
+def aliases_of(path: tuple) -> list:
+    """The other names of the key at canonical ``path``, as keys of the same mapping."""
+    return [alias[-1] for alias, name in KEY_ALIASES.items() if name == tuple(path)]
+
+
 def apply_overrides(config: dict, overrides, where: Locations | None = None) -> dict:
     """A copy of ``config`` with each ``key.path=value`` set; ``where`` learns their origin.
 
@@ -44,8 +68,11 @@ def apply_overrides(config: dict, overrides, where: Locations | None = None) -> 
     config = copy.deepcopy(config)
     for text in overrides:
         path, value = parse_override(text)
+        path = canonical_path(path)
         set_path(config, path, value, f"override {text}")
         if where is not None:
+            for alias in aliases_of(path):
+                where.forget((*path[:-1], alias))
             where.forget(path)
             origin = f"override {text}"
             for n in range(1, len(path)):  # sections the override created point at it too
@@ -56,7 +83,9 @@ def apply_overrides(config: dict, overrides, where: Locations | None = None) -> 
 
 
 def set_path(config: dict, path: tuple, value, origin: str = "override") -> None:
-    """Set ``config[path[0]][path[1]]... = value`` in place."""
+    """Set ``config[path[0]][path[1]]... = value`` in place, at the canonical path: the key
+    replaces its aliases as well (``optimizer.lr`` sets ``learning_rate`` and drops ``lr``)."""
+    path = canonical_path(path)
     node = config
     for i, part in enumerate(path):
         last = i == len(path) - 1
@@ -81,6 +110,9 @@ def set_path(config: dict, path: tuple, value, origin: str = "override") -> None
                 f"{origin}: {format_path(path[:i])} is a value, not a section; cannot set {here}"
             )
         if last:
+            if isinstance(node, dict):
+                for alias in aliases_of(path):
+                    node.pop(alias, None)
             node[part] = value
         else:
             node = node[part]

@@ -17,6 +17,7 @@ import typing
 from bptrain.config import sections
 from bptrain.config.build import OPTIMIZER_EXCLUDE, check_buildable
 from bptrain.config.locations import Locations, locate_error
+from bptrain.config.overrides import canonical_path
 from bptrain.data import DATASETS
 from bptrain.errors import ConfigError, closest, did_you_mean
 from bptrain.nn import activations, initializers, losses, optimizers, regularizers, schedules
@@ -139,21 +140,8 @@ def _layers(specs: list, path: tuple, where: Locations) -> list:
 
 def _optimizer(value, where: Locations) -> dict:
     path = ("optimizer",)
-    if isinstance(value, dict) and "lr" in value:
-        if "learning_rate" in value:
-            # an override of either one replaces the other as written in the file
-            by_override = {
-                k
-                for k in ("lr", "learning_rate")
-                if str(where.of((*path, k))).startswith("override")
-            }
-            if len(by_override) != 1:
-                raise where.error((*path, "lr"), "give either lr or learning_rate, not both")
-            drop = "learning_rate" if "lr" in by_override else "lr"
-            value = {k: v for k, v in value.items() if k != drop}
-        value = {("learning_rate" if k == "lr" else k): v for k, v in value.items()}
-        if where.of((*path, "lr")) is not None:
-            where.set((*path, "learning_rate"), where.of((*path, "lr")))
+    if isinstance(value, dict):
+        value = _canonical_keys(value, path, where)
     return _typed(
         value,
         optimizers.OPTIMIZERS,
@@ -163,6 +151,21 @@ def _optimizer(value, where: Locations) -> dict:
         exclude=OPTIMIZER_EXCLUDE,
         aliases_with_defaults={"momentum": ("sgd", {"momentum": 0.9})},
     )
+
+
+def _canonical_keys(spec: dict, path: tuple, where: Locations) -> dict:
+    """``spec`` (the mapping at ``path``) with each key spelt by an alias under the name it
+    stands for (``lr`` -> ``learning_rate``); its location moves along."""
+    out = {}
+    for key, value in spec.items():
+        name = canonical_path((*path, key))[-1] if isinstance(key, str) else key
+        if name != key:
+            if name in spec:
+                raise where.error((*path, key), f"give either {key} or {name}, not both")
+            if where.exact((*path, key)) is not None:
+                where.set((*path, name), where.exact((*path, key)))
+        out[name] = value
+    return out
 
 
 def _metrics(value, loss: str, where: Locations) -> list:

@@ -23,9 +23,9 @@ seeds: [0, 1, 2]                # optional; default: the base config's seed
 The trials are the grid's combinations followed by the random samples; a key set by neither
 keeps the base config's value (or the ``fixed`` one). Each fixed or swept key path must already
 be in the base config (as written, or as resolved with defaults, e.g.
-``optimizer.learning_rate``), and every trial's
-config is resolved (validated) here, so a typo or a bad value is a ConfigError naming the sweep
-file's line before anything runs.
+``optimizer.learning_rate``; ``optimizer.lr`` is the same key, as in ``fit``'s overrides),
+and every trial's config is resolved (validated) here, so a typo or a bad value is a
+ConfigError naming the sweep file's line before anything runs.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bptrain.config import Locations, default_name, format_path, load_file, resolve
-from bptrain.config.overrides import parse_path, set_path
+from bptrain.config.overrides import canonical_path, parse_path, set_path
 from bptrain.config.schema import check_run_name, reject_unknown_keys
 from bptrain.config.sections import mode_for
 from bptrain.errors import ConfigError, did_you_mean
@@ -85,7 +85,7 @@ class SweepSpec:
 
     def base_value(self, key: str):
         """The base config's value at a swept key path: as written, else as resolved."""
-        path = parse_path(key)
+        path = canonical_path(parse_path(key))
         for config in (self.base, self.base_resolved):
             node = config
             try:
@@ -103,7 +103,7 @@ class SweepSpec:
         raw = copy.deepcopy(self.base)
         where = copy.deepcopy(self.base_where)
         for key, value in [*self.fixed.items(), *params.items()]:
-            path = parse_path(key)
+            path = canonical_path(parse_path(key))
             set_path(raw, path, copy.deepcopy(value), f"{self.path}: {key}")
             where.forget(path)  # errors in this value point at the sweep file
             section = next((s for s, keys in self._sections() if key in keys), None)
@@ -278,14 +278,15 @@ def _mode(value, metric: str, where: Locations) -> str:
 
 # -- key paths --------------------------------------------------------------------------------
 def _check_paths(spec: SweepSpec, base: dict, resolved: dict) -> None:
-    """Each fixed or swept key path must exist in the base config as written or as resolved."""
-    known = sorted(set(_all_paths(base)) | set(_all_paths(resolved)))
+    """Each fixed or swept key path must exist in the base config as written or as resolved;
+    a key path and its alias (optimizer.lr, optimizer.learning_rate) are one key."""
+    known = sorted({_dotted(canonical_path(p)) for p in [*_all_paths(base), *_all_paths(resolved)]})
     seen: dict[tuple, tuple[str, str]] = {}  # path -> (key as written, section)
     for section, keys in spec._sections():
         for key in keys:
             at = (*section.split("."), key)
             try:
-                path = parse_path(key)
+                path = canonical_path(parse_path(key))
             except ConfigError:
                 raise spec.where.error(at, "not a key path like model.layers.1.units") from None
             if path in seen:  # the same key in grid and random: two sources of trials
@@ -302,7 +303,7 @@ def _check_paths(spec: SweepSpec, base: dict, resolved: dict) -> None:
 
 
 def _all_paths(node, prefix: tuple = ()):
-    """Every key path in a nested config, as dotted strings ("model.layers.1.units")."""
+    """Every key path in a nested config, as tuples (("model", "layers", 1, "units"))."""
     items = (
         node.items()
         if isinstance(node, dict)
@@ -312,7 +313,7 @@ def _all_paths(node, prefix: tuple = ()):
     )
     for key, value in items:
         path = (*prefix, key)
-        yield _dotted(path)
+        yield path
         yield from _all_paths(value, path)
 
 
