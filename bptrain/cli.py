@@ -384,7 +384,7 @@ def config_check(args, build):
 
 # -- sweep ----------------------------------------------------------------------------------------
 @cli.command(context_settings=CONTEXT)
-@click.argument("sweep_file", required=False, metavar="SWEEP")
+@click.argument("args", nargs=-1, metavar="SWEEP [KEY.PATH=VALUE]...")
 @click.option(
     "--workers",
     type=click.IntRange(1),
@@ -422,7 +422,8 @@ def config_check(args, build):
     metavar="SWEEP_DIR",
     help="Continue a sweep: run only what did not finish (failed, interrupted or never "
     "started), e.g. --resume runs/sweeps/spirals/20240101-120000. Refused if the sweep file "
-    "or its base config changed. SWEEP may then be left out.",
+    "or its base config changed. SWEEP may then be left out; the overrides the sweep started "
+    "with are used again.",
 )
 @click.option(
     "--runs-root",
@@ -439,24 +440,29 @@ def config_check(args, build):
     help="One bar over the runs with the best result so far (bar), one line per finished run "
     "(plain), or nothing; auto shows a bar in a terminal, e.g. --progress plain.",
 )
-def sweep(sweep_file, workers, executor, address, max_trials, dry_run, resume, runs_root, progress):
+def sweep(args, workers, executor, address, max_trials, dry_run, resume, runs_root, progress):
     """Search hyperparameters: grid and random trials, k-fold cross-validation, seed repeats.
 
     Each run (a trial on one fold with one seed) is a run directory under
     runs/sweeps/<name>/<YYYYmmdd-HHMMSS>/, next to the journal sweep.jsonl, leaderboard.csv,
     leaderboard.md and plots/. Prints the leaderboard, the best trial and the command that
     retrains it on the full training set. A failed run does not stop the others; the exit
-    status is 1 only when every run failed.
+    status is 1 only when every run failed. Overrides KEY.PATH=VALUE change the base config of
+    every trial, as with fit; they win over the sweep's fixed values, and what the sweep varies
+    (its grid and random keys, seed under seeds, the validation split under cv) cannot be
+    overridden.
 
     \b
     Examples:
       bptrain sweep configs/sweep_spirals.yaml --workers 2
       bptrain sweep configs/sweep_spirals.yaml --dry-run
+      bptrain sweep configs/sweep_mnist_mlp.yaml training.epochs=1 data.limit=2000
       bptrain sweep configs/sweep_mnist_mlp.yaml --executor dask --address tcp://10.0.0.5:8786
       bptrain sweep --resume runs/sweeps/sweep_spirals/20240101-120000
     """
     from bptrain.sweep import SweepOptions, run_sweep
 
+    sweep_file, overrides = split_args(args, config_required=False)
     if sweep_file is None and resume is None:
         raise click.UsageError("missing SWEEP (a sweep file, e.g. configs/sweep_spirals.yaml)")
     options = SweepOptions(
@@ -468,7 +474,7 @@ def sweep(sweep_file, workers, executor, address, max_trials, dry_run, resume, r
         runs_root=Path(runs_root),
         progress=progress,
     )
-    return run_sweep(sweep_file, options, resume=resume)
+    return run_sweep(sweep_file, options, resume=resume, overrides=overrides)
 
 
 # -- entry point ----------------------------------------------------------------------------------
