@@ -72,7 +72,8 @@ def cli():
     metavar="RUN_DIR|CHECKPOINT",
     help="Continue a run from its checkpoints/last.safetensors (or the checkpoint file given), "
     "exactly where it stopped, e.g. --resume runs/spirals/20240101-120000. CONFIG may then be "
-    "left out; overrides may change training and optimizer settings, e.g. training.epochs=20.",
+    "left out; overrides may change training and optimizer settings, e.g. training.epochs=20 "
+    "(a schedule that spans the whole run then spans the new one).",
 )
 @click.option(
     "--run-dir",
@@ -337,17 +338,21 @@ def config_group():
 @click.argument("args", nargs=-1, metavar="CONFIG [KEY.PATH=VALUE]...")
 def config_show(args):
     """Print the resolved config: the file with the overrides applied and every default
-    filled in, as a run directory's config.yaml stores it.
+    filled in, as a run directory's config.yaml stores it. For a learning-rate schedule that
+    counts steps, comments at the end give the run's length (training samples, batch size,
+    epochs) and the schedule's lengths in steps (the data is loaded to count them).
 
     \b
     Example:
       bptrain config show configs/spirals.yaml training.epochs=10
     """
-    from bptrain.config import dump
+    from bptrain.train.fit import config_text
 
     path, overrides = split_args(args, config_required=True)
-    config, _ = read_config(path, overrides)
-    click.echo(dump(config), nl=False)
+    config, where = read_config(path, overrides)
+    with located(where):
+        text = config_text(config)
+    click.echo(text, nl=False)
     return 0
 
 

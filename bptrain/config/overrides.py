@@ -8,6 +8,7 @@ import copy
 import re
 
 from bptrain.config.locations import Locations, format_path
+from bptrain.config.run_length import EPOCH_KEYS
 from bptrain.config.yamlio import load_text
 from bptrain.errors import ConfigError
 from bptrain.nn.optimizers import KEY_ALIASES as OPTIMIZER_KEY_ALIASES
@@ -54,9 +55,21 @@ def canonical_path(path: tuple) -> tuple:
     return path
 
 
-def aliases_of(path: tuple) -> list:
-    """The other names of the key at canonical ``path``, as keys of the same mapping."""
-    return [alias[-1] for alias, name in KEY_ALIASES.items() if name == tuple(path)]
+# A schedule's length in steps and in epochs set one thing: setting one replaces the other.
+RIVALS = {
+    ("training", "schedule", a): ("training", "schedule", b)
+    for steps, epochs in EPOCH_KEYS.items()
+    for a, b in ((steps, epochs), (epochs, steps))
+}
+
+
+def replaced_keys(path: tuple) -> list:
+    """The keys beside the key at canonical ``path`` that setting it replaces: its other names
+    (``lr`` for ``learning_rate``) and its twin in other units (``decay_steps`` for
+    ``decay_epochs``)."""
+    path = tuple(path)
+    aliases = [alias[-1] for alias, name in KEY_ALIASES.items() if name == path]
+    return aliases + ([RIVALS[path][-1]] if path in RIVALS else [])
 
 
 def apply_overrides(config: dict, overrides, where: Locations | None = None) -> dict:
@@ -71,7 +84,7 @@ def apply_overrides(config: dict, overrides, where: Locations | None = None) -> 
         path = canonical_path(path)
         set_path(config, path, value, f"override {text}")
         if where is not None:
-            for alias in aliases_of(path):
+            for alias in replaced_keys(path):
                 where.forget((*path[:-1], alias))
             where.forget(path)
             origin = f"override {text}"
@@ -111,7 +124,7 @@ def set_path(config: dict, path: tuple, value, origin: str = "override") -> None
             )
         if last:
             if isinstance(node, dict):
-                for alias in aliases_of(path):
+                for alias in replaced_keys(path):
                     node.pop(alias, None)
             node[part] = value
         else:

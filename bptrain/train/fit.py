@@ -17,11 +17,13 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from bptrain.config import build_model, dump, resolve_with_overrides
+from bptrain.config import run_length as lengths
+from bptrain.config.build import build_schedule
 from bptrain.config.locations import config_error
 from bptrain.config.schema import CLASSIFICATION_LOSSES
 from bptrain.config.yamlio import load_file
 from bptrain.data import Dataset, load_dataset
-from bptrain.errors import CheckpointError, ConfigError, StorageError
+from bptrain.errors import CheckpointError, ConfigError, DataError, StorageError
 from bptrain.nn import backend
 from bptrain.runs import RunDir, checkpoint, new_run_dir, run_dir_of
 from bptrain.runs.atomic import remove_temporaries, write_text
@@ -134,7 +136,7 @@ def fit(
         trainer = Trainer(config, data, model, run, report)
     if ckpt is not None:
         trainer.restore(ckpt)
-    world.from_leader(write_text, run.config, dump(config))
+    world.from_leader(write_text, run.config, config_text(config, data))
     if ckpt is None:
         trainer.position.csv_bytes = trainer.log.start()
 
@@ -142,7 +144,9 @@ def fit(
     resumed = None
     if ckpt_path is not None:
         resumed = f"{ckpt_path} ({pos.where(at_end='the end of epoch')})"
-    summary = describe(model, data, threads)
+    summary = "\n".join([describe(model, data, threads), *schedule_lines(config, data)])
+    if ckpt is not None:
+        summary += schedule_change(ckpt.state["config"], config, data, model.optimizer)
     if world.size > 1:
         summary += f" per rank; data-parallel on {world.size} MPI ranks"
     if copies:
@@ -204,6 +208,52 @@ def describe(model, data: Dataset, threads: int) -> str:
     )
 
 
+def config_text(config: dict, data: Dataset | None = None) -> str:
+    """The resolved config as a run's config.yaml stores it and ``bptrain config show`` prints
+    it: YAML, then, for a schedule that counts steps, comments with the run's length and the
+    schedule's lengths in steps. Without ``data`` the dataset is loaded to count its training
+    samples (never downloaded for that)."""
+    return dump(config) + "".join(f"# {line}\n" for line in schedule_lines(config, data))
+
+
+def schedule_lines(config: dict, data: Dataset | None = None) -> list[str]:
+    """["run length: ...", "schedule: ..."] for a schedule that counts steps, else []."""
+    spec = config["training"]["schedule"]
+    if not lengths.has_lengths(spec):
+        return []
+    if data is None:
+        options = dict(config["data"])
+        if "download" in options:
+            options["download"] = False
+        try:
+            data = load_dataset(options, config["seed"])
+        except DataError as exc:
+            return [f"schedule: its lengths in steps are counted when the data loads ({exc})"]
+    run = lengths.run_length(config, len(data.x_train))
+    return [f"run length: {run.describe()}", f"schedule: {lengths.describe(spec, run)}"]
+
+
+def schedule_change(saved: dict, config: dict, data: Dataset, optimizer) -> str:
+    """A line on a resumed run whose schedule lengths changed (a default-length schedule
+    follows ``training.epochs``), with the rate before and after at the step reached; or ""."""
+    new_spec, old_spec = config["training"]["schedule"], saved["training"]["schedule"]
+    if not (lengths.has_lengths(new_spec) and lengths.has_lengths(old_spec)):
+        return ""
+    n = len(data.x_train)
+    new_run, old_run = lengths.run_length(config, n), lengths.run_length(saved, n)
+    new = lengths.schedule_steps(new_spec, new_run)
+    old = lengths.schedule_steps(old_spec, old_run)
+    if new == old:
+        return ""
+    changed = ", ".join(f"{k} {old.get(k)} -> {v}" for k, v in new.items() if old.get(k) != v)
+    step = max(optimizer.iterations, 1)
+    before = build_schedule(old_spec, old_run)(step, optimizer.learning_rate)
+    return (
+        f"\nschedule changed on resume: {changed}; the rate at step {step} goes from "
+        f"{before:.4g} to {optimizer.lr:.4g}"
+    )
+
+
 def locate_resume(resume) -> tuple[RunDir, Path | None]:
     """(run, checkpoint or None) for a ``--resume`` argument: a run directory or a file. The
     run directory is not created or changed here (``RunDir.make`` does that)."""
@@ -255,7 +305,8 @@ def prepare(config: dict) -> tuple[Dataset, Any]:
     against its task, and the model built for its inputs and outputs."""
     data = load_dataset(config["data"], config["seed"])
     check_task(config, data)
-    return data, build_model(config, data.input_shape, num_outputs(data))
+    run = lengths.run_length(config, len(data.x_train))
+    return data, build_model(config, data.input_shape, num_outputs(data), run)
 
 
 def check_task(config: dict, data: Dataset) -> None:
