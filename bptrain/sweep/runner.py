@@ -100,10 +100,14 @@ def _resume(sweep_dir: Path, sweep_file, options: SweepOptions, overrides: list[
     header = events[0]
     started = header.get("overrides", [])
     if overrides and overrides != started:
-        given = f"the overrides {' '.join(started)}" if started else "no overrides"
+        if not started:
+            raise ConfigError(
+                f"the sweep in {sweep_dir} started without overrides; --resume cannot add any "
+                "(start a new sweep with them)"
+            )
         raise ConfigError(
-            f"the sweep in {sweep_dir} started with {given}; --resume uses those: give them "
-            "again, or none"
+            f"the sweep in {sweep_dir} started with the overrides {' '.join(started)}; --resume "
+            "uses those: give them again, or none"
         )
     path = Path(sweep_file) if sweep_file is not None else Path(header["sweep_file"])
     spec = load_sweep(path, started)

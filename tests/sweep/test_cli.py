@@ -184,6 +184,11 @@ def test_a_changed_sweep_is_refused_on_resume(tmp_path, write_sweep, capsys):
     assert err.count("\n") == 1
     assert run_main("sweep", "--resume", str(sweep_dir), "--max-trials", "2") == 2
     assert "--max-trials is fixed when a sweep starts" in capsys.readouterr().err
+    assert run_main("sweep", "--resume", str(sweep_dir), "training.epochs=1") == 2
+    assert capsys.readouterr().err == (
+        f"error: the sweep in {sweep_dir} started without overrides; --resume cannot add any "
+        "(start a new sweep with them)\n"
+    )
 
 
 def run_main(*args) -> int:
