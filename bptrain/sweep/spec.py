@@ -327,7 +327,7 @@ def _check_paths(spec: SweepSpec, base: dict, resolved: dict) -> None:
 def _check_overrides(spec: SweepSpec, raw: dict) -> None:
     """An override must not name what the sweep sets for each trial or run: it would be
     replaced there without a word."""
-    owned = {}  # canonical path -> (place, what sets it, for what)
+    owned = {}  # canonical path -> (where the sweep file sets it, for what)
     for section, keys in spec._sections()[1:]:
         for key in keys:
             at = (*section.split("."), key)

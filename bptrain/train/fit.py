@@ -144,13 +144,14 @@ def fit(
     resumed = None
     if ckpt_path is not None:
         resumed = f"{ckpt_path} ({pos.where(at_end='the end of epoch')})"
-    summary = "\n".join([describe(model, data, threads), *schedule_lines(config, data)])
-    if ckpt is not None:
-        summary += schedule_change(ckpt.state["config"], config, data, model.optimizer)
+    summary = describe(model, data, threads)
     if world.size > 1:
         summary += f" per rank; data-parallel on {world.size} MPI ranks"
     if copies:
         summary += f" per replica; data-parallel on {replicas} replicas (threads)"
+    summary = "\n".join([summary, *schedule_lines(config, data)])
+    if ckpt is not None:
+        summary += schedule_change(ckpt.state["config"], config, data, model.optimizer)
     report.start(run.path, summary, resumed)
     try:
         # Overflow warnings would only clutter the output: the NaN guard reports divergence.
@@ -227,7 +228,7 @@ def schedule_lines(config: dict, data: Dataset | None = None) -> list[str]:
             options["download"] = False
         try:
             data = load_dataset(options, config["seed"])
-        except DataError as exc:
+        except (DataError, ConfigError) as exc:  # fit will say so; show what can be shown
             return [f"schedule: its lengths in steps are counted when the data loads ({exc})"]
     run = lengths.run_length(config, len(data.x_train))
     return [f"run length: {run.describe()}", f"schedule: {lengths.describe(spec, run)}"]
@@ -247,7 +248,8 @@ def schedule_change(saved: dict, config: dict, data: Dataset, optimizer) -> str:
         return ""
     changed = ", ".join(f"{k} {old.get(k)} -> {v}" for k, v in new.items() if old.get(k) != v)
     step = max(optimizer.iterations, 1)
-    before = build_schedule(old_spec, old_run)(step, optimizer.learning_rate)
+    rate = saved["optimizer"].get("learning_rate", optimizer.learning_rate)
+    before = build_schedule(old_spec, old_run)(step, rate)
     return (
         f"\nschedule changed on resume: {changed}; the rate at step {step} goes from "
         f"{before:.4g} to {optimizer.lr:.4g}"
