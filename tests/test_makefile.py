@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,14 @@ import yaml
 from tests.conftest import small_config
 
 REPO = Path(__file__).resolve().parents[1]
+MAKE_VARIABLES = (
+    "MAKEFLAGS",
+    "MFLAGS",
+    "MAKELEVEL",
+    "MAKEOVERRIDES",
+    "MAKE_TERMOUT",
+    "MAKE_TERMERR",
+)
 DEV_ONLY = ("pytest", "hypothesis", "ruff", "dask", "distributed", "mpi4py", "mpich")
 
 
@@ -23,8 +32,10 @@ def recipe(target: str) -> list[str]:
     recipe on the way, as if nothing were built yet)."""
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
-    command = ["make", "-n", "-B", target, "PYTHON=python3", "VENV=.venv"]
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True)
+    command = ["make", "-n", "-B", "--no-print-directory", target, "PYTHON=python3", "VENV=.venv"]
+    # not the flags of a `make test` that runs these tests
+    env = {k: v for k, v in os.environ.items() if k not in MAKE_VARIABLES}
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, check=True)
     return done.stdout.splitlines()
 
 
