@@ -108,16 +108,14 @@ def fit(
             raise ConfigError("fit needs a config (or a run to resume)")
         config = resolve_with_overrides(config, overrides)
 
+    ranks_instead = None
+    if world.size > 1 and config["training"]["replicas"] > 1:
+        config, ranks_instead = ranks_replace_replicas(config, world.size)
+
     # Data and model first: a config that fails here leaves nothing behind in runs/.
     data, model = prepare(config)
     t = config["training"]
     replicas = t["replicas"]
-    if replicas > 1 and world.size > 1:
-        raise config_error(
-            ("training", "replicas"),
-            f"{replicas} replicas cannot be combined with {world.size} MPI ranks; use one or "
-            "the other (replicas: 1 under mpiexec or --processes)",
-        )
     # Replicas run side by side, one BLAS thread each (threadpoolctl's limit is process-wide).
     threads = (
         1
@@ -147,6 +145,7 @@ def fit(
     summary = describe(model, data, threads)
     if world.size > 1:
         summary += f" per rank; data-parallel on {world.size} MPI ranks"
+        summary += f"\n{ranks_instead}" if ranks_instead else ""
     if copies:
         summary += f" per replica; data-parallel on {replicas} replicas (threads)"
     summary = "\n".join([summary, *schedule_lines(config, data)])
@@ -196,6 +195,20 @@ def fit(
         model=model,
         config=config,
     )
+
+
+def ranks_replace_replicas(config: dict, ranks: int) -> tuple[dict, str]:
+    """(config with ``training.replicas: 1``, the line saying so) for a run on ``ranks`` MPI
+    ranks: the ranks split each batch instead of the thread replicas (the two do not combine),
+    so ``bptrain fit configs/mnist_cnn.yaml --processes 2`` runs as written. The run stores
+    ``replicas: 1``, what it trained with; the result is one model's to float32 round-off, as
+    for either alone."""
+    replicas = config["training"]["replicas"]
+    line = (
+        f"training.replicas: 1 instead of {replicas}: the {ranks} MPI ranks split each batch "
+        "(ranks and thread replicas do not combine)"
+    )
+    return {**config, "training": {**config["training"], "replicas": 1}}, line
 
 
 def describe(model, data: Dataset, threads: int) -> str:

@@ -224,6 +224,23 @@ def test_processes_option_trains_on_two_ranks(tmp_path, one_process):
 
 
 @needs_mpi
+def test_processes_replace_thread_replicas_and_say_so(tmp_path, one_process):
+    """As `bptrain fit configs/mnist_cnn.yaml --processes 2` (replicas: 2) in the README."""
+    args = [one_process.config, "training.replicas=2", "--processes", "2", "--run-dir", "run"]
+    proc = fit_command(*args, "--progress", "plain", cwd=tmp_path)
+    out, err = proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == 0, err
+    line = (
+        "training.replicas: 1 instead of 2: the 2 MPI ranks split each batch (ranks and thread "
+        "replicas do not combine)\n"
+    )
+    assert out.count(line) == 1 and err == ""
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert saved["training"]["replicas"] == 1  # what it trained with
+    assert_same_training(one_process.run, tmp_path / "run")
+
+
+@needs_mpi
 def test_ctrl_c_stops_every_rank_after_the_same_step_and_resumes(tmp_path, one_process):
     args = [one_process.config, "training.epochs=100000", "--processes", "2", "--run-dir", "run"]
     proc = fit_command(*args, "--progress", "none", cwd=tmp_path)
