@@ -27,6 +27,7 @@ from bptrain.typehints import (
     constructor_params,
     dataclass_params,
     describe,
+    first_bad_item,
     yaml_type,
 )
 
@@ -170,9 +171,14 @@ def _metrics(value, loss: str, where: Locations) -> list:
 
     if value is None:
         return ["accuracy"] if loss in CLASSIFICATION_LOSSES else ["mse", "mae", "r2"]
-    if not isinstance(value, list) or not all(isinstance(m, str) for m in value):
+    if not isinstance(value, list):
         raise where.error(("metrics",), f"expected a list of metric names, got {yaml_type(value)}")
     for i, name in enumerate(value):
+        if not isinstance(name, str):
+            raise where.error(
+                ("metrics", i),
+                f"expected a metric name ({', '.join(EPOCH_METRICS)}), got {yaml_type(name)}",
+            )
         if name not in EPOCH_METRICS:
             raise where.error(("metrics", i), _unknown_name("metric", name, EPOCH_METRICS))
     if len(set(value)) != len(value):
@@ -343,6 +349,10 @@ def _value(value, param: Param, path: tuple, where: Locations, nested: bool):
         raise where.error(path, unusable)
     ok, converted = check(value, param.hint)
     if not ok:
+        bad = first_bad_item(value, param.hint)
+        if bad is not None:  # name the item, not "got a list"
+            i, item_hint = bad
+            path, value, param = (*path, i), value[i], Param(name, item_hint, None)
         message = f"expected {describe(param.hint)}, got {yaml_type(value)}"
         choices = _literal_choices(param.hint)
         if isinstance(value, str) and choices:

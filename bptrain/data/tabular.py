@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import os
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -17,6 +16,7 @@ from typing import Literal
 import numpy as np
 
 from bptrain.data.dataset import Dataset, classification, regression
+from bptrain.data.npyfile import open_npz
 from bptrain.data.options import CommonOptions, check_fraction
 from bptrain.data.split import hold_out_test_set
 from bptrain.errors import DataError, closest
@@ -107,7 +107,7 @@ def load_csv(opts: CsvOptions, seed: int) -> Dataset:
         i = int(np.flatnonzero(~np.isfinite(numeric))[0])
         raise DataError(
             f"{path}: row {i + 1} (line {lines[i]}), column {names[target]!r}: the target is "
-            f"{labels[i]!r}; targets must be finite numbers or labels"
+            f"{str(labels[i])!r}; targets must be finite numbers or labels"
         )
     y = numeric if numeric is not None else labels
     task = _task(path, y, opts.task)
@@ -178,22 +178,40 @@ def _label_name(label) -> str:
     return str(label)
 
 
-def _read_rows(path: Path, opts: CsvOptions) -> tuple[list[str], list[list[str]], list[int]]:
-    """Column names, data rows (blank lines skipped) and each row's line number."""
+def read_csv_rows(path: Path, delimiter: str = ",") -> tuple[list[list[str]], list[int]]:
+    """The rows of a CSV file (UTF-8, a byte-order mark allowed) and each row's line number.
+
+    Empty rows (a blank line, or only delimiters) at the end of the file are dropped; anywhere
+    else they are refused with their line number: dropping them would make every row after
+    them pair with the wrong target or prediction.
+    """
     try:
         with open(path, encoding="utf-8-sig", newline="") as f:
-            reader = csv.reader(f, delimiter=opts.delimiter)
-            rows, lines = [], []
+            reader = csv.reader(f, delimiter=delimiter)
+            rows, lines, empty = [], [], None
             for row in reader:
-                if any(cell.strip() for cell in row):
-                    rows.append(row)
-                    lines.append(reader.line_num)
+                if not any(cell.strip() for cell in row):
+                    empty = empty or reader.line_num
+                    continue
+                if empty is not None:
+                    raise DataError(
+                        f"{path}, line {empty}: an empty row (no value in any column); fill it "
+                        "in or remove it"
+                    )
+                rows.append(row)
+                lines.append(reader.line_num)
     except FileNotFoundError:
         raise DataError(f"{path} does not exist; check data.path") from None
     except UnicodeDecodeError as exc:
         raise DataError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except (OSError, csv.Error) as exc:
         raise DataError(f"{path} cannot be read as CSV: {exc}") from None
+    return rows, lines
+
+
+def _read_rows(path: Path, opts: CsvOptions) -> tuple[list[str], list[list[str]], list[int]]:
+    """Column names, data rows and each row's line number."""
+    rows, lines = read_csv_rows(path, opts.delimiter)
     if opts.header:
         if not rows:
             raise DataError(f"{path} is empty")
@@ -267,16 +285,8 @@ def _parse_features(
 
 def _read_npz(path: Path, required: list[str], optional_pair: list[str]) -> dict[str, np.ndarray]:
     """The arrays named in ``required`` and, if either is present, both of ``optional_pair``."""
-    try:
-        npz = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise DataError(f"{path} does not exist; check data.path") from None
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{path} is not a readable .npz file: {exc}") from None
-    if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise DataError(f"{path} holds a single array; save the arrays with np.savez")
-    with npz:
-        present = set(npz.files)
+    with open_npz(path) as npz:
+        present = set(npz.names)
         wanted = list(required)
         if any(key in present for key in optional_pair):
             wanted += optional_pair
@@ -286,15 +296,7 @@ def _read_npz(path: Path, required: list[str], optional_pair: list[str]) -> dict
                 f"{path} has no array {missing[0]!r} (arrays: {', '.join(sorted(present))}); "
                 "name the arrays with data.x_train, data.y_train, data.x_test, data.y_test"
             )
-        arrays = {}
-        for key in wanted:
-            try:
-                arrays[key] = npz[key]
-            except ValueError:
-                raise DataError(
-                    f"{path}: array {key!r} holds Python objects, which would need pickle to "
-                    "load; bptrain never loads pickles; save it as a numeric array"
-                ) from None
+        arrays = {key: npz.load(key) for key in wanted}
     for x_key, y_key in zip(wanted[0::2], wanted[1::2], strict=True):
         if len(arrays[x_key]) != len(arrays[y_key]):
             raise DataError(
