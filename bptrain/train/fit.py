@@ -24,7 +24,7 @@ from bptrain.data import Dataset, load_dataset
 from bptrain.errors import CheckpointError, ConfigError, StorageError
 from bptrain.nn import backend
 from bptrain.runs import RunDir, checkpoint, new_run_dir, run_dir_of
-from bptrain.runs.atomic import remove_temporaries, write_text
+from bptrain.runs.atomic import write_text
 from bptrain.train import distributed
 from bptrain.train.data_parallel import DataParallelTrainer
 from bptrain.train.loop import Trainer, num_outputs
@@ -99,8 +99,7 @@ def fit(
         config = resolve_with_overrides(config if config is not None else saved, overrides)
         if ckpt is not None:
             check_resumable(ckpt.state["config"], config)
-        for directory in (run.path, run.checkpoints):
-            world.from_leader(remove_temporaries, directory)  # of writes cut short by a kill
+        world.from_leader(run.remove_temporaries)  # of writes cut short by a kill
     else:
         if config is None:
             raise ConfigError("fit needs a config (or a run to resume)")
@@ -126,6 +125,7 @@ def fit(
     if run is None:
         run = world.from_leader(fresh_run_dir, run_dir, runs_root, config["name"])
         world.from_leader(run.lock)
+        world.from_leader(run.remove_temporaries)  # a --run-dir killed before its config.yaml
     if world.size > 1:
         trainer = DataParallelTrainer(config, data, model, run, report, world)
     elif copies:
