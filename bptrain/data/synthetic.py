@@ -37,6 +37,8 @@ class SpiralsOptions(GeneratedOptions):
     x: (classes * size, 2) float32; y: (N,) int64 arm index.
     """
 
+    task = "classification"
+
     classes: int = 3
     size: int = 100
     noise: float = 0.1
@@ -56,6 +58,8 @@ class MoonsOptions(GeneratedOptions):
     noise added to each coordinate. x: (size, 2) float32; y: (size,) int64, 0 upper, 1 lower.
     """
 
+    task = "classification"
+
     size: int = 200
     noise: float = 0.1
 
@@ -71,6 +75,8 @@ class SineOptions(GeneratedOptions):
     size: number of samples; noise: std of the Gaussian noise on y.
     x: (size, 1) float32; y: (size, 1) float32.
     """
+
+    task = "regression"
 
     size: int = 200
     noise: float = 0.05
@@ -93,6 +99,8 @@ class LinearOptions(GeneratedOptions):
     (features floats) and "true_bias".
     """
 
+    task = "regression"
+
     size: int = 200
     features: int = 3
     noise: float = 0.1
@@ -112,6 +120,8 @@ class AddingOptions(GeneratedOptions):
     target is the sum of the two marked values. x: (size, length, 2) float32;
     y: (size, 1) float32.
     """
+
+    task = "regression"
 
     length: int = 50
     size: int = 1000

@@ -8,7 +8,6 @@ indices are the positions of the sorted distinct labels, and ``class_names`` kee
 from __future__ import annotations
 
 import csv
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -17,7 +16,7 @@ import numpy as np
 
 from bptrain.data.dataset import Dataset, classification, regression
 from bptrain.data.npyfile import open_npz
-from bptrain.data.options import CommonOptions, check_fraction
+from bptrain.data.options import CommonOptions, check_fraction, data_file
 from bptrain.data.split import hold_out_test_set
 from bptrain.errors import DataError, closest
 
@@ -79,9 +78,9 @@ class NpzOptions(CommonOptions):
         check_fraction("test_split", self.test_split)
 
 
-def load_csv(opts: CsvOptions, seed: int) -> Dataset:
-    """Load a CSV table; the validation split is left empty."""
-    path = Path(os.path.expanduser(opts.path))
+def load_csv(opts: CsvOptions, seed: int, source: str | None = None) -> Dataset:
+    """Load a CSV table; the validation split is left empty. ``source``: see ``data_file``."""
+    path = data_file(opts.path, source)
     names, rows, lines = _read_rows(path, opts)
     table = np.array(rows, dtype=str)
     target = _column(path, names, opts.target)
@@ -117,9 +116,10 @@ def load_csv(opts: CsvOptions, seed: int) -> Dataset:
     return _dataset(path, task, x_train, y_train, x_test, y_test, extra)
 
 
-def load_npz(opts: NpzOptions, seed: int) -> Dataset:
-    """Load arrays from a .npz file; the validation split is left empty."""
-    path = Path(os.path.expanduser(opts.path))
+def load_npz(opts: NpzOptions, seed: int, source: str | None = None) -> Dataset:
+    """Load arrays from a .npz file; the validation split is left empty. ``source``: see
+    ``data_file``."""
+    path = data_file(opts.path, source)
     arrays = _read_npz(path, [opts.x_train, opts.y_train], [opts.x_test, opts.y_test])
     x_train, y_train = arrays[opts.x_train], arrays[opts.y_train]
     for key in (opts.x_train, opts.x_test):
@@ -150,12 +150,15 @@ def load_npz(opts: NpzOptions, seed: int) -> Dataset:
 def _dataset(path: Path, task: str, x_train, y_train, x_test, y_test, extra: dict) -> Dataset:
     name = path.name
     if task == "regression":
-        return regression(name, x_train, y_train, x_test, y_test, extra)
-    classes, inverse = np.unique(np.concatenate([y_train, y_test]), return_inverse=True)
-    inverse = inverse.reshape(-1)
-    class_names = [_label_name(c) for c in classes]
-    n = len(y_train)
-    return classification(name, x_train, inverse[:n], x_test, inverse[n:], class_names, extra)
+        ds = regression(name, x_train, y_train, x_test, y_test, extra)
+    else:
+        classes, inverse = np.unique(np.concatenate([y_train, y_test]), return_inverse=True)
+        inverse = inverse.reshape(-1)
+        class_names = [_label_name(c) for c in classes]
+        n = len(y_train)
+        ds = classification(name, x_train, inverse[:n], x_test, inverse[n:], class_names, extra)
+    ds.source = str(path.resolve())
+    return ds
 
 
 def _task(path: Path, y: np.ndarray, task: str) -> str:

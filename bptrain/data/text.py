@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from bptrain.data.dataset import Dataset, classification
-from bptrain.data.options import CommonOptions, check_fraction, check_positive
+from bptrain.data.options import CommonOptions, check_fraction, check_positive, data_file
 from bptrain.errors import DataError
 
 
@@ -26,6 +24,8 @@ class TextOptions(CommonOptions):
     (classification with num_classes = vocabulary size). ``scale`` must stay "none".
     """
 
+    task = "classification"
+
     path: str
     seq_len: int = 40
     step: int = 3
@@ -38,9 +38,10 @@ class TextOptions(CommonOptions):
         check_fraction("test_split", self.test_split)
 
 
-def load_text(opts: TextOptions, seed: int) -> Dataset:
-    """Load ``opts.path`` as windows of token ids; the validation split is left empty."""
-    path = Path(os.path.expanduser(opts.path))
+def load_text(opts: TextOptions, seed: int, source: str | None = None) -> Dataset:
+    """Load ``opts.path`` as windows of token ids; the validation split is left empty.
+    ``source``: see ``data_file``."""
+    path = data_file(opts.path, source)
     try:
         text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
@@ -69,9 +70,11 @@ def load_text(opts: TextOptions, seed: int) -> Dataset:
             f"in both the training text and the last test_split={opts.test_split} of it; "
             "use a longer file or a smaller seq_len"
         )
-    return classification(
+    ds = classification(
         path.name, x_train, y_train, x_test, y_test, list(vocab), {"vocab": vocab}, np.int64
     )
+    ds.source = str(path.resolve())
+    return ds
 
 
 def windows(ids: np.ndarray, seq_len: int, step: int) -> tuple[np.ndarray, np.ndarray]:

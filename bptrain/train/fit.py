@@ -97,8 +97,8 @@ def fit(
         world.from_leader(run.make)
         world.from_leader(run.lock)
         config = resolve_with_overrides(config if config is not None else saved, overrides)
-        if ckpt is not None:
-            check_resumable(ckpt.state["config"], config)
+        if ckpt is not None:  # (the saved config resolved too: it may predate a new option)
+            check_resumable(resolve_with_overrides(ckpt.state["config"]), config)
         world.from_leader(run.remove_temporaries)  # of writes cut short by a kill
     else:
         if config is None:
@@ -106,7 +106,7 @@ def fit(
         config = resolve_with_overrides(config, overrides)
 
     # Data and model first: a config that fails here leaves nothing behind in runs/.
-    data, model = prepare(config)
+    data, model = prepare(config, recorded=ckpt.state["data"] if ckpt is not None else None)
     t = config["training"]
     replicas = t["replicas"]
     if replicas > 1 and world.size > 1:
@@ -250,10 +250,11 @@ def check_resumable(saved: dict, config: dict) -> None:
             )
 
 
-def prepare(config: dict) -> tuple[Dataset, Any]:
+def prepare(config: dict, recorded: dict | None = None) -> tuple[Dataset, Any]:
     """(data, model) of a resolved config: the dataset loaded, the loss and metrics checked
-    against its task, and the model built for its inputs and outputs."""
-    data = load_dataset(config["data"], config["seed"])
+    against its task, and the model built for its inputs and outputs. ``recorded``: what a
+    resumed run's checkpoint says about its data (see ``load_dataset``)."""
+    data = load_dataset(config["data"], config["seed"], recorded=recorded)
     check_task(config, data)
     return data, build_model(config, data.input_shape, num_outputs(data))
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from bptrain.data.npyfile import open_npz, read_npy
-from bptrain.data.preprocess import reduce_axes
+from bptrain.data.preprocess import reduce_axes, unscale_targets
 from bptrain.data.tabular import read_csv_rows
 from bptrain.errors import DataError
 from bptrain.runs import checkpoint
@@ -119,6 +119,8 @@ def predict_file(path, inputs, output=None, scaled: bool = False, batch_size: in
     if not scaled:
         x = apply_scale(x, info.get("scale"))
     outputs = predict(model, x, batch_size)
+    if info["task"] == "regression":  # in the targets' own units (data.scale_target undone)
+        outputs = unscale_targets(outputs, info.get("scale_target"))
     if output is not None and Path(output).suffix.lower() == ".npy":
         buf = io.BytesIO()
         np.save(buf, outputs, allow_pickle=False)
