@@ -360,7 +360,8 @@ def config_show(args):
     "--build",
     is_flag=True,
     help="Also load the data and build the model, which finds layer shapes that do not fit "
-    "the data, e.g. bptrain config check --build configs/mnist_mlp.yaml.",
+    "the data and data or models too large for the memory (training.max_memory), e.g. "
+    "bptrain config check --build configs/mnist_mlp.yaml.",
 )
 def config_check(args, build):
     """Validate CONFIG: unknown keys, wrong types, unknown names, bad values.

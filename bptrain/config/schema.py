@@ -19,6 +19,7 @@ from bptrain.config.build import OPTIMIZER_EXCLUDE, check_buildable
 from bptrain.config.locations import Locations, locate_error
 from bptrain.data import DATASETS
 from bptrain.errors import ConfigError, closest, did_you_mean
+from bptrain.memory import parse_size
 from bptrain.nn import activations, initializers, losses, optimizers, regularizers, schedules
 from bptrain.nn.layers import LAYERS
 from bptrain.typehints import (
@@ -94,7 +95,7 @@ def _data(value, where: Locations) -> dict:
     if "dataset" not in value:
         raise where.error(path, f"missing 'dataset' (one of {', '.join(DATASETS)})")
     name = value["dataset"]
-    if name not in DATASETS:
+    if not isinstance(name, str) or name not in DATASETS:
         raise where.error(
             (*path, "dataset"),
             _unknown_name("dataset", name, DATASETS)
@@ -195,6 +196,11 @@ def _training(value, config: dict, where: Locations) -> dict:
     params = dataclass_params(sections.TrainingOptions)
     out = _kwargs(value, params, path, where, "training")
     _positive(out, path, where)
+    if out["max_memory"] is not None:
+        try:
+            parse_size(out["max_memory"])
+        except ValueError as exc:
+            raise where.error((*path, "max_memory"), str(exc)) from None
     data = config["data"]  # a validation set comes from validation_split or k-fold (sweeps)
     has_val = data.get("validation_split", 0.0) > 0.0 or data.get("folds") is not None
     monitors = ["loss"] + (

@@ -46,7 +46,10 @@ class TrainingOptions:
     (as with MPI ranks) and are deterministic for the same number of replicas.
     eval_batch_size: batch size for validation and evaluation passes.
     schedule: learning-rate schedule (constant, step, exponential, cosine, reduce_on_plateau).
-    plots: redraw plots/*.png after every epoch."""
+    plots: redraw plots/*.png after every epoch.
+    max_memory: the most memory the data and the model may take, as estimated from their
+    sizes before anything is allocated: bytes, or text such as "8GiB" or "500MB"; null: the
+    memory available when the command starts. Larger configs are refused."""
 
     epochs: int = 10
     batch_size: int = 32
@@ -58,6 +61,7 @@ class TrainingOptions:
     early_stopping: dict | None = None
     checkpoint: dict = field(default_factory=dict)
     plots: bool = True
+    max_memory: int | str | None = None
 
 
 POSITIVE = {

@@ -21,7 +21,7 @@ from bptrain.data.mnist import (
     load_fashion_mnist,
     load_mnist,
 )
-from bptrain.data.options import CommonOptions, parse_options
+from bptrain.data.options import CommonOptions, Footprint, parse_options
 from bptrain.data.preprocess import scale, scale_targets
 from bptrain.data.split import holdout, kfold, rng_for
 from bptrain.data.synthetic import (
@@ -40,7 +40,15 @@ from bptrain.data.tabular import CsvOptions, NpzOptions, load_csv, load_npz
 from bptrain.data.text import TextOptions, load_text
 from bptrain.errors import ConfigError, did_you_mean
 
-__all__ = ["DATASETS", "CommonOptions", "Dataset", "iterate_minibatches", "load_dataset"]
+__all__ = [
+    "DATASETS",
+    "CommonOptions",
+    "Dataset",
+    "Footprint",
+    "footprint",
+    "iterate_minibatches",
+    "load_dataset",
+]
 
 _LOADERS: dict[str, tuple[type, Callable[..., Dataset]]] = {
     "mnist": (MnistOptions, load_mnist),
@@ -62,6 +70,15 @@ DATASETS: dict[str, type] = {name: options for name, (options, _) in _LOADERS.it
 # there too. MNIST-like sets keep their test split in files of their own.
 _FROM_FILES = ("mnist", "fashion_mnist", "csv", "npz", "text")
 _TEST_FILES_APART = ("mnist", "fashion_mnist")
+
+
+def footprint(spec: dict, recorded: dict | None = None) -> Footprint | None:
+    """What loading the dataset ``spec`` describes would take in memory (see Footprint), from
+    its options and file sizes, without reading or generating it; None where unknown."""
+    options = dict(spec)
+    options_cls, _ = _LOADERS[options.pop("dataset")]
+    source = (recorded or {}).get("source") if spec["dataset"] in _FROM_FILES else None
+    return parse_options(options_cls, options).footprint(source)
 
 
 def load_dataset(

@@ -20,7 +20,7 @@ import numpy as np
 from bptrain.data.dataset import Dataset, classification
 from bptrain.data.download import Digest, cache_dir, download
 from bptrain.data.idx import read_idx
-from bptrain.data.options import CommonOptions, Scale, check_positive
+from bptrain.data.options import CommonOptions, Footprint, Scale, check_positive
 from bptrain.errors import DataError
 
 TRAIN_IMAGES = "train-images-idx3-ubyte"
@@ -29,6 +29,10 @@ TEST_IMAGES = "t10k-images-idx3-ubyte"
 TEST_LABELS = "t10k-labels-idx1-ubyte"
 FILES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
 TEST_FILES = (TEST_IMAGES, TEST_LABELS)
+TRAIN_SIZE, TEST_SIZE = 60_000, 10_000
+# Bytes per image while loading: the raw bytes, float32 pixels, the splits and scaling
+# (measured with tracemalloc: 7.3 bytes per pixel, 11.9 when standardized), with a margin.
+PEAK_BYTES_PER_IMAGE = 13 * 28 * 28
 
 # Base URLs; a file's URL is base + name + ".gz". Tried in order.
 MIRRORS: dict[str, list[str]] = {
@@ -118,6 +122,12 @@ class MnistOptions(CommonOptions):
     test_limit: int | None = None
     sequence: bool = False
     download: bool = True
+
+    def footprint(self, source=None) -> Footprint:
+        train = min(self.limit or TRAIN_SIZE, TRAIN_SIZE)
+        images = train + min(self.test_limit or TEST_SIZE, TEST_SIZE)
+        what = f"{images:,} images of 28x28 (limit: {self.limit}, test_limit: {self.test_limit})"
+        return Footprint(images * PEAK_BYTES_PER_IMAGE, ("limit", "test_limit"), what)
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -14,10 +14,22 @@ from pathlib import Path
 from typing import Literal
 
 from bptrain.errors import ConfigError, did_you_mean
+from bptrain.memory import format_bytes
 from bptrain.typehints import check, dataclass_params, describe
 
 Scale = Literal["none", "standardize", "minmax"]
 ScaleTarget = Literal["none", "standardize"]
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """The memory loading a dataset takes at its peak, estimated from its options (and file
+    sizes) before anything is read or generated: ``nbytes``; the options that decide it
+    (``keys``, the first one named in errors) and ``what`` they make, in words."""
+
+    nbytes: int
+    keys: tuple[str, ...]
+    what: str
 
 
 @dataclass(kw_only=True)
@@ -46,6 +58,11 @@ class CommonOptions:
     scale_target: ScaleTarget = "none"
     folds: int | None = None
     fold: int = 0
+
+    def footprint(self, source: str | None = None) -> Footprint | None:
+        """What loading takes (see Footprint), or None where unknown; ``source`` as for the
+        loader."""
+        return None
 
     def __post_init__(self) -> None:
         check_fraction("validation_split", self.validation_split)
@@ -77,6 +94,16 @@ def data_file(path: str, source: str | None = None) -> Path:
     if source and not configured.exists() and Path(source).is_file():
         return Path(source)
     return configured
+
+
+def file_footprint(path: Path, keys: tuple[str, ...], per_byte: float) -> Footprint | None:
+    """The Footprint of reading the file at ``path``: ``per_byte`` bytes of memory per byte of
+    file (None while the file is missing: the loader says so)."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return None
+    return Footprint(int(size * per_byte), keys, f"{path} ({format_bytes(size)})")
 
 
 def check_scale_target(method: str, dataset: str) -> None:

@@ -25,7 +25,7 @@ from bptrain.errors import CheckpointError, ConfigError, StorageError
 from bptrain.nn import backend
 from bptrain.runs import RunDir, checkpoint, new_run_dir, run_dir_of
 from bptrain.runs.atomic import write_text
-from bptrain.train import distributed
+from bptrain.train import distributed, memory
 from bptrain.train.data_parallel import DataParallelTrainer
 from bptrain.train.loop import Trainer, num_outputs
 from bptrain.train.metrics import EPOCH_METRICS
@@ -252,10 +252,15 @@ def check_resumable(saved: dict, config: dict) -> None:
 
 def prepare(config: dict, recorded: dict | None = None) -> tuple[Dataset, Any]:
     """(data, model) of a resolved config: the dataset loaded, the loss and metrics checked
-    against its task, and the model built for its inputs and outputs. ``recorded``: what a
-    resumed run's checkpoint says about its data (see ``load_dataset``)."""
+    against its task, and the model built for its inputs and outputs. Data and model are
+    estimated before they are made, and refused when they would not fit in memory (see
+    ``bptrain.train.memory``). ``recorded``: what a resumed run's checkpoint says about its
+    data (see ``load_dataset``)."""
+    budget = memory.Budget.of(config)
+    memory.check_data(config, budget, recorded)
     data = load_dataset(config["data"], config["seed"], recorded=recorded)
     check_task(config, data)
+    memory.check_model(config, data, budget)
     return data, build_model(config, data.input_shape, num_outputs(data))
 
 
