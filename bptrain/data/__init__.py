@@ -5,7 +5,8 @@
         ...
 
 ``DATASETS`` maps each dataset name to the dataclass of its options (every key of the
-``data:`` section but ``dataset``); the config validator reads their fields.
+``data:`` section but ``dataset``); the config validator reads their fields. ``footprint``
+estimates what loading would take in memory without loading anything.
 """
 
 from __future__ import annotations
@@ -129,18 +130,16 @@ def load_dataset(
     if test_only:
         hints["only_test"] = True
     ds = loader(opts, seed, **hints)
-    if test_only:
-        pass  # no training part to split
-    elif opts.folds is None:
-        x_train, y_train, x_val, y_val = holdout(
-            ds.x_train, ds.y_train, opts.validation_split, val_rng, "validation_split"
-        )
-        ds = dataclasses.replace(ds, x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val)
-    else:
-        fold_rng = rng_for(seed, "folds")
-        x_train, y_train, x_val, y_val = kfold(
-            ds.x_train, ds.y_train, opts.folds, opts.fold, fold_rng
-        )
+    if not test_only:  # (else there is no training part to split)
+        if opts.folds is None:
+            x_train, y_train, x_val, y_val = holdout(
+                ds.x_train, ds.y_train, opts.validation_split, val_rng, "validation_split"
+            )
+        else:
+            fold_rng = rng_for(seed, "folds")
+            x_train, y_train, x_val, y_val = kfold(
+                ds.x_train, ds.y_train, opts.folds, opts.fold, fold_rng
+            )
         ds = dataclasses.replace(ds, x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val)
     ds = scale(ds, opts.scale, saved_scale)
     return scale_targets(ds, opts.scale_target, saved_target)
