@@ -170,8 +170,10 @@ def eval_(checkpoint, overrides, split):
 
     CHECKPOINT is a .safetensors file or a run directory (its best checkpoint, else its last).
     Classifiers get accuracy, per-class and macro precision, recall and F1, and the confusion
-    matrix; regressors MSE, MAE and R². Writes eval.json (one entry per split) and
-    plots/confusion_matrix.png into the run. Overrides may change data settings only.
+    matrix; regressors MSE, MAE and R² (in the targets' own units). Writes eval.json (one
+    entry per split) and plots/confusion_matrix.png into the run. Overrides may change data
+    settings only. The data are looked for in data.root, $BPTRAIN_DATA_DIR, then where the run
+    found them; only what the split needs is read (MNIST's test split: its two test files).
 
     \b
     Examples:
@@ -195,7 +197,8 @@ def eval_(checkpoint, overrides, split):
     "-o",
     metavar="FILE",
     help="Write predictions to FILE: .csv (predicted class and class probabilities, or values) "
-    "or .npy (the raw model outputs), e.g. -o predictions.csv. Default: CSV on stdout.",
+    "or .npy (the outputs as an array), e.g. -o predictions.csv. Default: CSV on stdout. "
+    "Regression values are in the targets' own units (data.scale_target undone).",
 )
 @click.option(
     "--scaled",
@@ -237,7 +240,7 @@ def predict(checkpoint, inputs, output, scaled, prompt, length, temperature, see
 
     Each sample is a row (flat rows are reshaped to the model's input shape) or an array of
     the input shape; a .npz file holds them as 'x' (or as its only array). A CSV header row is
-    skipped.
+    skipped; an empty row inside the file is an error (every row gets its prediction).
 
     \b
     Examples:
@@ -363,7 +366,8 @@ def config_show(args):
     "--build",
     is_flag=True,
     help="Also load the data and build the model, which finds layer shapes that do not fit "
-    "the data, e.g. bptrain config check --build configs/mnist_mlp.yaml.",
+    "the data and data or models too large for the memory (training.max_memory), e.g. "
+    "bptrain config check --build configs/mnist_mlp.yaml.",
 )
 def config_check(args, build):
     """Validate CONFIG: unknown keys, wrong types, unknown names, bad values.

@@ -133,6 +133,24 @@ def check(value, hint) -> tuple[bool, Any]:
     return True, value  # a hint we do not model (a callable, a NumPy dtype): let it through
 
 
+def first_bad_item(value, hint) -> tuple[int, Any] | None:
+    """(index, item hint) of the first item of the list ``value`` that does not fit ``hint``
+    (``list[str]``, or a union with one such list), for a message naming that item; None when
+    ``value`` is no list or ``hint`` takes no list of one item type."""
+    if not isinstance(value, list):
+        return None
+    options = (
+        typing.get_args(hint)
+        if typing.get_origin(hint) in (typing.Union, types.UnionType)
+        else (hint,)
+    )
+    lists = [h for h in options if typing.get_origin(h) in (list, collections.abc.Sequence)]
+    if len(lists) != 1 or len(typing.get_args(lists[0])) != 1:
+        return None
+    (item_hint,) = typing.get_args(lists[0])
+    return next(((i, item_hint) for i, v in enumerate(value) if not check(v, item_hint)[0]), None)
+
+
 def describe(hint) -> str:
     """Human words for a type hint: ``int | None`` -> "an integer or null"."""
     if hint is Any:

@@ -21,6 +21,7 @@ from bptrain.config.overrides import canonical_path
 from bptrain.config.run_length import EPOCH_KEYS, WARMUP, WHOLE_RUN
 from bptrain.data import DATASETS
 from bptrain.errors import ConfigError, closest, did_you_mean
+from bptrain.memory import parse_size
 from bptrain.nn import activations, initializers, losses, optimizers, regularizers, schedules
 from bptrain.nn.layers import LAYERS
 from bptrain.typehints import (
@@ -29,6 +30,7 @@ from bptrain.typehints import (
     constructor_params,
     dataclass_params,
     describe,
+    first_bad_item,
     yaml_type,
 )
 
@@ -95,7 +97,7 @@ def _data(value, where: Locations) -> dict:
     if "dataset" not in value:
         raise where.error(path, f"missing 'dataset' (one of {', '.join(DATASETS)})")
     name = value["dataset"]
-    if name not in DATASETS:
+    if not isinstance(name, str) or name not in DATASETS:
         raise where.error(
             (*path, "dataset"),
             _unknown_name("dataset", name, DATASETS)
@@ -174,9 +176,14 @@ def _metrics(value, loss: str, where: Locations) -> list:
 
     if value is None:
         return ["accuracy"] if loss in CLASSIFICATION_LOSSES else ["mse", "mae", "r2"]
-    if not isinstance(value, list) or not all(isinstance(m, str) for m in value):
+    if not isinstance(value, list):
         raise where.error(("metrics",), f"expected a list of metric names, got {yaml_type(value)}")
     for i, name in enumerate(value):
+        if not isinstance(name, str):
+            raise where.error(
+                ("metrics", i),
+                f"expected a metric name ({', '.join(EPOCH_METRICS)}), got {yaml_type(name)}",
+            )
         if name not in EPOCH_METRICS:
             raise where.error(("metrics", i), _unknown_name("metric", name, EPOCH_METRICS))
     if len(set(value)) != len(value):
@@ -193,6 +200,11 @@ def _training(value, config: dict, where: Locations) -> dict:
     params = dataclass_params(sections.TrainingOptions)
     out = _kwargs(value, params, path, where, "training")
     _positive(out, path, where)
+    if out["max_memory"] is not None:
+        try:
+            parse_size(out["max_memory"])
+        except ValueError as exc:
+            raise where.error((*path, "max_memory"), str(exc)) from None
     data = config["data"]  # a validation set comes from validation_split or k-fold (sweeps)
     has_val = data.get("validation_split", 0.0) > 0.0 or data.get("folds") is not None
     monitors = ["loss"] + (
@@ -399,6 +411,10 @@ def _value(value, param: Param, path: tuple, where: Locations, nested: bool):
         raise where.error(path, unusable)
     ok, converted = check(value, param.hint)
     if not ok:
+        bad = first_bad_item(value, param.hint)
+        if bad is not None:  # name the item, not "got a list"
+            i, item_hint = bad
+            path, value, param = (*path, i), value[i], Param(name, item_hint, None)
         message = f"expected {describe(param.hint)}, got {yaml_type(value)}"
         choices = _literal_choices(param.hint)
         if isinstance(value, str) and choices:

@@ -48,7 +48,10 @@ class TrainingOptions:
     schedule: learning-rate schedule (constant, step, exponential, cosine, reduce_on_plateau);
     its lengths in steps or epochs, ``decay_steps`` by default the whole run (see
     ``bptrain.config.run_length``).
-    plots: redraw plots/*.png after every epoch."""
+    plots: redraw plots/*.png after every epoch.
+    max_memory: the most memory the data and the model may take, as estimated from their
+    sizes before anything is allocated: bytes, or text such as "8GiB" or "500MB"; null: the
+    memory available when the command starts. Larger configs are refused."""
 
     epochs: int = 10
     batch_size: int = 32
@@ -60,6 +63,7 @@ class TrainingOptions:
     early_stopping: dict | None = None
     checkpoint: dict = field(default_factory=dict)
     plots: bool = True
+    max_memory: int | str | None = None
 
 
 POSITIVE = {

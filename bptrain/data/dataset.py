@@ -15,7 +15,8 @@ class Dataset:
     y_*: classification: (N,) int64 class indices in [0, num_classes);
          regression: (N, outputs) float32.
     The validation arrays may have 0 rows. ``extra`` is JSON-serialisable (e.g. the text
-    vocabulary, the scaling statistics).
+    vocabulary, the scaling statistics). ``source`` is the absolute path of the directory or
+    file the data were read from (None for generated sets); a run records it.
     """
 
     x_train: np.ndarray
@@ -30,6 +31,7 @@ class Dataset:
     input_shape: tuple
     name: str
     extra: dict = field(default_factory=dict)
+    source: str | None = None
 
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """(x, y) of the split called "train", "val" or "test"."""

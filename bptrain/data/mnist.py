@@ -1,9 +1,11 @@
 """MNIST and Fashion-MNIST from their four IDX files, found locally or downloaded once.
 
 Lookup order for the files (gzip or raw): the ``root`` option, ``$BPTRAIN_DATA_DIR/<name>/``,
-the user cache (``$XDG_CACHE_HOME/bptrain/<name>``, else ``~/.cache/bptrain/<name>``). Only
-when no directory has all four files are they downloaded into the cache from ``MIRRORS``
-(a test may point these at a local server or at file:// URLs).
+the directory a run found them in before (``source``, recorded in its checkpoints), the user
+cache (``$XDG_CACHE_HOME/bptrain/<name>``, else ``~/.cache/bptrain/<name>``). Only when no
+directory has the files needed are they downloaded into the cache from ``MIRRORS`` (a test may
+point these at a local server or at file:// URLs). Scoring the test split needs only the two
+test files.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 from bptrain.data.dataset import Dataset, classification
 from bptrain.data.download import Digest, cache_dir, download
 from bptrain.data.idx import read_idx
-from bptrain.data.options import CommonOptions, Scale, check_positive
+from bptrain.data.options import CommonOptions, Footprint, Scale, check_positive
 from bptrain.errors import DataError
 
 TRAIN_IMAGES = "train-images-idx3-ubyte"
@@ -26,6 +28,11 @@ TRAIN_LABELS = "train-labels-idx1-ubyte"
 TEST_IMAGES = "t10k-images-idx3-ubyte"
 TEST_LABELS = "t10k-labels-idx1-ubyte"
 FILES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
+TEST_FILES = (TEST_IMAGES, TEST_LABELS)
+TRAIN_SIZE, TEST_SIZE = 60_000, 10_000
+# Bytes per image while loading: the raw bytes, float32 pixels, the splits and scaling
+# (measured with tracemalloc: 7.3 bytes per pixel, 11.9 when standardized), with a margin.
+PEAK_BYTES_PER_IMAGE = 13 * 28 * 28
 
 # Base URLs; a file's URL is base + name + ".gz". Tried in order.
 MIRRORS: dict[str, list[str]] = {
@@ -107,12 +114,20 @@ class MnistOptions(CommonOptions):
     download: fetch the files into the user cache when they are found nowhere.
     """
 
+    task = "classification"
+
     scale: Scale = "minmax"
     root: str | None = None
     limit: int | None = None
     test_limit: int | None = None
     sequence: bool = False
     download: bool = True
+
+    def footprint(self, source=None) -> Footprint:
+        train = min(self.limit or TRAIN_SIZE, TRAIN_SIZE)
+        images = train + min(self.test_limit or TEST_SIZE, TEST_SIZE)
+        what = f"{images:,} images of 28x28 (limit: {self.limit}, test_limit: {self.test_limit})"
+        return Footprint(images * PEAK_BYTES_PER_IMAGE, ("limit", "test_limit"), what)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -129,51 +144,72 @@ class FashionMnistOptions(MnistOptions):
     """
 
 
-def load(name: str, opts: MnistOptions, seed: int) -> Dataset:
-    """Load ``name`` ("mnist" or "fashion_mnist"); the validation split is left empty."""
-    files = locate(name, opts.root, opts.download)
-    x_train, y_train = _read_pair(files[TRAIN_IMAGES], files[TRAIN_LABELS], opts.limit)
+def load(
+    name: str, opts: MnistOptions, seed: int, source: str | None = None, only_test: bool = False
+) -> Dataset:
+    """Load ``name`` ("mnist" or "fashion_mnist"); the validation split is left empty.
+
+    source: the directory a run found the files in, searched after ``root`` and
+        ``$BPTRAIN_DATA_DIR``. only_test: read the test files alone (the training arrays
+        come back empty).
+    """
+    files = locate(name, opts.root, opts.download, source, TEST_FILES if only_test else FILES)
+    if only_test:
+        x_train, y_train = np.empty((0, 1, 28, 28), np.float32), np.empty(0, np.int64)
+    else:
+        x_train, y_train = _read_pair(files[TRAIN_IMAGES], files[TRAIN_LABELS], opts.limit)
     x_test, y_test = _read_pair(files[TEST_IMAGES], files[TEST_LABELS], opts.test_limit)
     if opts.sequence:
         x_train, x_test = x_train[:, 0], x_test[:, 0]
     extra = {"value_range": [0, 255]}
-    return classification(name, x_train, y_train, x_test, y_test, CLASS_NAMES[name], extra)
+    ds = classification(name, x_train, y_train, x_test, y_test, CLASS_NAMES[name], extra)
+    ds.source = str(files[TEST_IMAGES].parent.resolve())
+    return ds
 
 
 load_mnist = partial(load, "mnist")
 load_fashion_mnist = partial(load, "fashion_mnist")
 
 
-def search_dirs(name: str, root: str | None) -> list[Path]:
+def search_dirs(name: str, root: str | None, source: str | None = None) -> list[Path]:
     """The directories searched for ``name``'s files, in order."""
     dirs = []
     if root:
         dirs.append(Path(os.path.expanduser(root)))
     if os.environ.get("BPTRAIN_DATA_DIR"):
         dirs.append(Path(os.path.expanduser(os.environ["BPTRAIN_DATA_DIR"])) / name)
+    if source:
+        dirs.append(Path(source))
     dirs.append(cache_dir(name))
     return dirs
 
 
-def locate(name: str, root: str | None, allow_download: bool) -> dict[str, Path]:
-    """Paths of the four files: from the first directory holding all of them, else downloaded."""
-    dirs = search_dirs(name, root)
+def locate(
+    name: str,
+    root: str | None,
+    allow_download: bool,
+    source: str | None = None,
+    needed: tuple[str, ...] = FILES,
+) -> dict[str, Path]:
+    """Paths of the ``needed`` files: from the first directory holding all of them, else
+    downloaded into the cache."""
+    dirs = search_dirs(name, root, source)
     for d in dirs:
-        found = {stem: _find(d, stem) for stem in FILES}
+        found = {stem: _find(d, stem) for stem in needed}
         if all(found.values()):
             return found
     cache = cache_dir(name)
     reason = "downloads are off (data.download: false)"
     if allow_download:
         try:
-            for stem in FILES:
+            for stem in needed:
                 if _find(cache, stem) is None:
                     urls = [base + stem + ".gz" for base in MIRRORS[name]]
                     download(urls, cache / f"{stem}.gz", DIGESTS[name][stem])
-            return {stem: _find(cache, stem) for stem in FILES}
+            return {stem: _find(cache, stem) for stem in needed}
         except DataError as exc:
             reason = str(exc)
-    names = ", ".join(f"{stem}.gz" for stem in FILES)
+    names = ", ".join(f"{stem}.gz" for stem in needed)
     raise DataError(
         f"{name} files not found in {', '.join(str(d) for d in dirs)} and {reason}. "
         f"Put {names} (gzip or raw) in {cache}, or in DIR/{name}/ and set "

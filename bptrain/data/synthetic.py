@@ -12,9 +12,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from bptrain.data.dataset import Dataset, classification, regression
-from bptrain.data.options import CommonOptions, check_fraction, check_positive
+from bptrain.data.options import CommonOptions, Footprint, check_fraction, check_positive
 from bptrain.data.split import hold_out_test_set, rng_for
 from bptrain.errors import ConfigError
+
+# Memory generating a set takes at its peak (float64 draws and their float32 copies, the test
+# and validation splits, scaling), measured with tracemalloc and given a margin: spirals 106
+# and moons 112 bytes per 2-D point, sine 32 bytes per sample, linear 13 bytes per value of a
+# sample (features, target, noise), adding 40 bytes per time step.
+PEAK_BYTES_PER_POINT = 160
+PEAK_BYTES_PER_SINE_SAMPLE = 48
+PEAK_BYTES_PER_LINEAR_VALUE = 20
+PEAK_BYTES_PER_STEP = 56
 
 
 @dataclass(kw_only=True)
@@ -37,10 +46,17 @@ class SpiralsOptions(GeneratedOptions):
     x: (classes * size, 2) float32; y: (N,) int64 arm index.
     """
 
+    task = "classification"
+
     classes: int = 3
     size: int = 100
     noise: float = 0.1
     turns: float = 1.0
+
+    def footprint(self, source=None) -> Footprint:
+        n = self.classes * self.size
+        what = f"{n:,} points (classes: {self.classes} x size: {self.size})"
+        return Footprint(n * PEAK_BYTES_PER_POINT, ("classes", "size"), what)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -56,8 +72,13 @@ class MoonsOptions(GeneratedOptions):
     noise added to each coordinate. x: (size, 2) float32; y: (size,) int64, 0 upper, 1 lower.
     """
 
+    task = "classification"
+
     size: int = 200
     noise: float = 0.1
+
+    def footprint(self, source=None) -> Footprint:
+        return Footprint(self.size * PEAK_BYTES_PER_POINT, ("size",), f"{self.size:,} points")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -72,10 +93,16 @@ class SineOptions(GeneratedOptions):
     x: (size, 1) float32; y: (size, 1) float32.
     """
 
+    task = "regression"
+
     size: int = 200
     noise: float = 0.05
     x_min: float = -math.pi
     x_max: float = math.pi
+
+    def footprint(self, source=None) -> Footprint:
+        what = f"{self.size:,} samples"
+        return Footprint(self.size * PEAK_BYTES_PER_SINE_SAMPLE, ("size",), what)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -93,9 +120,16 @@ class LinearOptions(GeneratedOptions):
     (features floats) and "true_bias".
     """
 
+    task = "regression"
+
     size: int = 200
     features: int = 3
     noise: float = 0.1
+
+    def footprint(self, source=None) -> Footprint:
+        values = self.size * (self.features + 2)  # (x, y and the noise)
+        what = f"{self.size:,} samples of {self.features:,} features"
+        return Footprint(values * PEAK_BYTES_PER_LINEAR_VALUE, ("size", "features"), what)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -113,8 +147,15 @@ class AddingOptions(GeneratedOptions):
     y: (size, 1) float32.
     """
 
+    task = "regression"
+
     length: int = 50
     size: int = 1000
+
+    def footprint(self, source=None) -> Footprint:
+        values = self.size * self.length
+        what = f"{self.size:,} sequences of length {self.length:,}"
+        return Footprint(values * PEAK_BYTES_PER_STEP, ("size", "length"), what)
 
     def __post_init__(self) -> None:
         super().__post_init__()

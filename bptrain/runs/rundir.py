@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bptrain.errors import StorageError
-from bptrain.runs.atomic import writing
+from bptrain.runs.atomic import TEMP_SUFFIX, remove_temporaries, writing
 
 LOCK_NAME = ".lock"
 _held: dict[Path, int] = {}  # run path -> descriptor holding its lock, for this process
@@ -110,6 +110,18 @@ class RunDir:
                 path.unlink()
         os.close(fd)
 
+    def remove_temporaries(self) -> None:
+        """Delete the temporary files that writes cut short by a kill left in the run (call it
+        holding the lock: the temporary file of a write in progress looks the same)."""
+        for directory in (self.path, self.checkpoints, self.plots):
+            remove_temporaries(directory)
+
+    def abandoned(self) -> bool:
+        """Whether this is a run killed before its config.yaml was in place (nothing to resume):
+        a temporary config file and no config.yaml."""
+        pattern = f".{self.config.name}.*{TEMP_SUFFIX}"
+        return not self.config.exists() and any(self.path.glob(pattern))
+
     def check_links(self) -> None:
         """Refuse a run directory whose entries are symbolic links: bptrain truncates, appends
         to and replaces these files, and must never do that to a file outside the run."""
@@ -134,10 +146,42 @@ def _is_file(fd: int, path: Path) -> bool:
 
 
 def new_run_dir(root: str | os.PathLike, name: str, now: float | None = None) -> RunDir:
-    """A fresh ``root/name/YYYYmmdd-HHMMSS`` run directory (see ``timestamped_dir``)."""
+    """A fresh ``root/name/YYYYmmdd-HHMMSS`` run directory (see ``timestamped_dir``), after
+    removing the runs of that name that were killed before they began (``remove_abandoned``)."""
     parent = Path(root) / name
     with writing(parent):
+        remove_abandoned(parent)
         return RunDir(timestamped_dir(parent, now)).make()
+
+
+def remove_abandoned(parent: Path) -> None:
+    """Remove the runs in ``parent`` killed before their config.yaml was renamed into place:
+    their temporary files, then their directories if nothing else is in them (empty
+    checkpoints/ and plots/ and the lock). A run whose lock a live process holds is left alone.
+    """
+    if not parent.is_dir():
+        return
+    for path in parent.iterdir():
+        run = RunDir(path)
+        if path.is_symlink() or not path.is_dir() or path.resolve() in _held:
+            continue
+        if not run.abandoned():
+            continue
+        try:
+            run.lock()
+        except StorageError:
+            continue  # still being written
+        try:
+            run.remove_temporaries()
+            with contextlib.suppress(OSError):
+                for sub in (run.checkpoints, run.plots):
+                    sub.rmdir()  # only when empty
+                if {p.name for p in path.iterdir()} == {LOCK_NAME}:
+                    (path / LOCK_NAME).unlink()
+        finally:
+            run.unlock()
+        with contextlib.suppress(OSError):
+            path.rmdir()
 
 
 def timestamped_dir(parent: Path, now: float | None = None) -> Path:

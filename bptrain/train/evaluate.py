@@ -11,6 +11,7 @@ import numpy as np
 
 from bptrain.config import build_model, resolve_with_overrides
 from bptrain.data import load_dataset
+from bptrain.data.preprocess import unscale_targets
 from bptrain.errors import CheckpointError, ConfigError
 from bptrain.nn import backend, regularizers
 from bptrain.runs import RunDir, checkpoint, run_dir_of
@@ -106,7 +107,7 @@ def evaluate_checkpoint(path, split: str = "test", overrides=(), plots: bool = T
     path = checkpoint_path(path)
     ckpt = checkpoint.load(path)
     config, model = restore_model(ckpt, overrides)
-    data = load_dataset(config["data"], config["seed"])
+    data = load_dataset(config["data"], config["seed"], recorded=ckpt.state["data"], only=split)
     x, y = data.split(split)
     if len(x) == 0:
         raise ConfigError(
@@ -119,8 +120,12 @@ def evaluate_checkpoint(path, split: str = "test", overrides=(), plots: bool = T
             "loss": loss,
             **metrics.classification_report(y, outputs, data.num_classes, data.class_names),
         }
-    else:
+    else:  # metrics in the targets' own units; the loss as training computes it
+        stats = data.extra.get("scale_target")
+        y, outputs = unscale_targets(y, stats), unscale_targets(outputs, stats)
         report = {"loss": loss, "samples": len(x), **metrics.regression_metrics(y, outputs)}
+        if stats:
+            report["loss_on"] = "standardized targets (data.scale_target)"
     report["checkpoint"] = str(path)
     report["epoch"] = ckpt.state["epoch"]
     run = run_dir_of(path)

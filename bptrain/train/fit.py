@@ -26,8 +26,8 @@ from bptrain.data import Dataset, load_dataset
 from bptrain.errors import CheckpointError, ConfigError, DataError, StorageError
 from bptrain.nn import backend
 from bptrain.runs import RunDir, checkpoint, new_run_dir, run_dir_of
-from bptrain.runs.atomic import remove_temporaries, write_text
-from bptrain.train import distributed
+from bptrain.runs.atomic import write_text
+from bptrain.train import distributed, memory
 from bptrain.train.data_parallel import DataParallelTrainer
 from bptrain.train.loop import Trainer, num_outputs
 from bptrain.train.metrics import EPOCH_METRICS
@@ -99,10 +99,9 @@ def fit(
         world.from_leader(run.make)
         world.from_leader(run.lock)
         config = resolve_with_overrides(config if config is not None else saved, overrides)
-        if ckpt is not None:
-            check_resumable(ckpt.state["config"], config)
-        for directory in (run.path, run.checkpoints):
-            world.from_leader(remove_temporaries, directory)  # of writes cut short by a kill
+        if ckpt is not None:  # (the saved config resolved too: it may predate a new option)
+            check_resumable(resolve_with_overrides(ckpt.state["config"]), config)
+        world.from_leader(run.remove_temporaries)  # of writes cut short by a kill
     else:
         if config is None:
             raise ConfigError("fit needs a config (or a run to resume)")
@@ -113,7 +112,7 @@ def fit(
         config, ranks_instead = ranks_replace_replicas(config, world.size)
 
     # Data and model first: a config that fails here leaves nothing behind in runs/.
-    data, model = prepare(config)
+    data, model = prepare(config, recorded=ckpt.state["data"] if ckpt is not None else None)
     t = config["training"]
     replicas = t["replicas"]
     # Replicas run side by side, one BLAS thread each (threadpoolctl's limit is process-wide).
@@ -126,6 +125,7 @@ def fit(
     if run is None:
         run = world.from_leader(fresh_run_dir, run_dir, runs_root, config["name"])
         world.from_leader(run.lock)
+        world.from_leader(run.remove_temporaries)  # a --run-dir killed before its config.yaml
     if world.size > 1:
         trainer = DataParallelTrainer(config, data, model, run, report, world)
     elif copies:
@@ -315,11 +315,17 @@ def check_resumable(saved: dict, config: dict) -> None:
             )
 
 
-def prepare(config: dict) -> tuple[Dataset, Any]:
+def prepare(config: dict, recorded: dict | None = None) -> tuple[Dataset, Any]:
     """(data, model) of a resolved config: the dataset loaded, the loss and metrics checked
-    against its task, and the model built for its inputs and outputs."""
-    data = load_dataset(config["data"], config["seed"])
+    against its task, and the model built for its inputs and outputs. Data and model are
+    estimated before they are made, and refused when they would not fit in memory (see
+    ``bptrain.train.memory``). ``recorded``: what a resumed run's checkpoint says about its
+    data (see ``load_dataset``)."""
+    budget = memory.Budget.of(config)
+    memory.check_data(config, budget, recorded)
+    data = load_dataset(config["data"], config["seed"], recorded=recorded)
     check_task(config, data)
+    memory.check_model(config, data, budget)
     run = lengths.run_length(config, len(data.x_train))
     return data, build_model(config, data.input_shape, num_outputs(data), run)
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from bptrain import faults
 from bptrain.data import Dataset, iterate_minibatches
+from bptrain.data.preprocess import unscale_targets
 from bptrain.runs import MetricsLog, RunDir, checkpoint
 from bptrain.runs.atomic import write_bytes
 from bptrain.train import metrics as metrics_mod
@@ -134,7 +135,9 @@ class Trainer:
                 raise divergence(self.model, val_loss, pos.epoch + 1, pos.step, self.saved_last)
             row["val_loss"] = val_loss
             scores = metrics_mod.compute(
-                self.config["metrics"], self.data.y_val, outputs, self.data.num_classes
+                self.config["metrics"],
+                *self.original_units(self.data.y_val, outputs),
+                self.data.num_classes,
             )
             row.update({f"val_{k}": v for k, v in scores.items()})
         row["lr"] = float(self.model.optimizer.lr)
@@ -159,6 +162,12 @@ class Trainer:
         """(loss, outputs) of the model on the validation set (see ``evaluate_arrays``)."""
         t, data = self.config["training"], self.data
         return evaluate_arrays(self.model, data.x_val, data.y_val, t["eval_batch_size"])
+
+    def original_units(self, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Targets or outputs in the units of the data's files (``data.scale_target`` undone),
+        which metrics are reported in."""
+        stats = self.data.extra.get("scale_target")
+        return tuple(unscale_targets(a, stats) for a in arrays)
 
     def _interrupted(self, stop: StopFlag):
         where = self.position.where()
@@ -253,6 +262,8 @@ def data_info(data: Dataset) -> dict:
         "input_shape": list(data.input_shape),
         "num_outputs": num_outputs(data),
         "scale": data.extra.get("scale"),
+        "scale_target": data.extra.get("scale_target"),
+        "source": data.source,
     }
 
 

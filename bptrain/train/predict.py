@@ -16,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bptrain.data.preprocess import reduce_axes
+from bptrain.data.npyfile import open_npz, read_npy
+from bptrain.data.preprocess import reduce_axes, unscale_targets
+from bptrain.data.tabular import read_csv_rows
 from bptrain.errors import DataError
 from bptrain.runs import checkpoint
 from bptrain.runs.atomic import write_bytes
@@ -59,28 +61,30 @@ def read_inputs(path: str | os.PathLike, input_shape: tuple) -> np.ndarray:
 
 
 def _read_numpy(path: Path) -> np.ndarray:
-    data = np.load(path, allow_pickle=False)
-    if isinstance(data, np.ndarray):
-        return data
-    with data:
-        names = list(data.files)
+    if path.suffix.lower() == ".npy":
+        return read_npy(path)
+    with open_npz(path) as npz:
+        names = npz.names
         key = "x" if "x" in names else names[0] if len(names) == 1 else None
         if key is None:
-            raise DataError(f"{path} holds arrays {', '.join(names)}; name the inputs 'x'")
-        return data[key]
+            listed = ", ".join(names) or "none"
+            raise DataError(f"{path} holds arrays {listed}; name the inputs 'x'")
+        return npz.load(key)
 
 
 def _read_csv(path: Path) -> np.ndarray:
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        rows = [r for r in csv.reader(f) if any(c.strip() for c in r)]
+    rows, lines = read_csv_rows(path)
     if rows and not _numeric(rows[0]):
-        rows = rows[1:]  # a header
+        rows, lines = rows[1:], lines[1:]  # a header
     if not rows:
         raise DataError(f"{path} has no rows of numbers")
-    try:
-        return np.array(rows, dtype=np.float64)
-    except ValueError:
-        raise DataError(f"{path}: every cell must be a number, and rows equally long") from None
+    for row, line in zip(rows, lines, strict=True):
+        if len(row) != len(rows[0]) or not _numeric(row):
+            raise DataError(
+                f"{path}, line {line}: every cell must be a number, and rows equally long "
+                f"({len(rows[0])} cells, as on line {lines[0]})"
+            )
+    return np.array(rows, dtype=np.float64)
 
 
 def _numeric(row) -> bool:
@@ -115,6 +119,8 @@ def predict_file(path, inputs, output=None, scaled: bool = False, batch_size: in
     if not scaled:
         x = apply_scale(x, info.get("scale"))
     outputs = predict(model, x, batch_size)
+    if info["task"] == "regression":  # in the targets' own units (data.scale_target undone)
+        outputs = unscale_targets(outputs, info.get("scale_target"))
     if output is not None and Path(output).suffix.lower() == ".npy":
         buf = io.BytesIO()
         np.save(buf, outputs, allow_pickle=False)

@@ -48,6 +48,8 @@ def eval_table(evaluation) -> str:
     if evaluation.task != "classification":
         rows = [("loss", r["loss"]), ("mse", r["mse"]), ("mae", r["mae"]), ("r2", r["r2"])]
         body = "\n".join(f"{k:<8}{v:>12.6f}" for k, v in rows)
+        if "loss_on" in r:
+            body += f"\n(loss on {r['loss_on']}; mse, mae and r2 in the targets' own units)"
     else:
         body = _classification(r)
     files = "\n".join(f"wrote {_rel(f)}" for f in evaluation.files)

@@ -223,3 +223,205 @@ def test_no_command_shows_the_help(bptrain):
     assert (code, err) == (0, "")
     assert out.startswith("Usage: bptrain [OPTIONS] COMMAND [ARGS]...")
     assert "fit" in out and "eval" in out
+
+
+# -- a run remembers where its data came from (MNIST-like files in tmp_path/data/mnist) ----------
+MNIST_TINY = {
+    "name": "m",
+    "data": {"dataset": "mnist", "download": False, "validation_split": 0.2},
+    "model": {"layers": [{"type": "Flatten"}, {"type": "Dense", "units": 10}]},
+    "loss": "sparse_categorical_crossentropy",
+    "training": {"epochs": 1, "plots": False},
+}
+
+
+@pytest.fixture
+def mnist_run(bptrain, write_config, tmp_path, monkeypatch):
+    """A run trained on MNIST-like files found through $BPTRAIN_DATA_DIR, then a new shell:
+    the variable unset, an empty user cache, another working directory. Returns (run, the
+    test report eval gave before the shell changed)."""
+    from tests.reliability.test_bad_data import mnist_like
+
+    (tmp_path / "data").mkdir()
+    mnist_like(tmp_path / "data" / "mnist")
+    monkeypatch.setenv("BPTRAIN_DATA_DIR", str(tmp_path / "data"))
+    code, _, err = bptrain("fit", write_config(MNIST_TINY), "--run-dir", "run")
+    assert code == 0, err
+    code, _, err = bptrain("eval", "run")
+    assert code == 0, err
+    before = json.loads((tmp_path / "run" / "eval.json").read_text())["test"]
+    monkeypatch.delenv("BPTRAIN_DATA_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty-cache"))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    return tmp_path / "run", before
+
+
+def test_eval_in_a_new_shell_finds_the_data_where_the_run_found_it(bptrain, mnist_run, tmp_path):
+    run, before = mnist_run
+    code, out, err = bptrain("eval", run)
+    assert (code, err) == (0, "")
+    after = json.loads((run / "eval.json").read_text())["test"]
+    assert after["samples"] == before["samples"] == 10
+    assert after["loss"] == before["loss"] and after["accuracy"] == before["accuracy"]
+    # data.root still decides first: a copy whose test labels are all 0 scores differently
+    from bptrain.data.idx import read_idx, write_idx
+
+    other = tmp_path / "other"
+    other.mkdir()
+    for f in (tmp_path / "data" / "mnist").iterdir():
+        other.joinpath(f.name).write_bytes(f.read_bytes())
+    labels = other / "t10k-labels-idx1-ubyte"
+    write_idx(labels, np.zeros_like(read_idx(labels, ndim=1)))
+    code, _, err = bptrain("eval", run, f"data.root={other}")
+    assert (code, err) == (0, "")
+    report = json.loads((run / "eval.json").read_text())["test"]
+    assert report["per_class"]["0"]["support"] == 10 and report["loss"] != before["loss"]
+
+
+def test_eval_of_the_test_split_reads_only_the_test_files(bptrain, mnist_run, tmp_path):
+    run, before = mnist_run
+    for f in (tmp_path / "data" / "mnist").glob("train-*"):
+        f.unlink()
+    code, _, err = bptrain("eval", run)
+    assert (code, err) == (0, "")
+    after = json.loads((run / "eval.json").read_text())["test"]
+    assert after["loss"] == before["loss"] and after["samples"] == 10
+    code, _, err = bptrain("eval", run, "--split", "val")  # the validation split needs them
+    assert code == 1
+    assert err.startswith(f"error: mnist files not found in {tmp_path / 'data' / 'mnist'}, ")
+
+
+def test_resume_in_a_new_shell_finds_the_data_too(bptrain, mnist_run):
+    run, _ = mnist_run
+    code, out, err = bptrain("fit", "--resume", run, "training.epochs=2", "--progress", "plain")
+    assert (code, err) == (0, "")
+    assert "epoch 2/2" in out
+
+
+def test_the_recorded_data_folder_comes_after_root_and_the_variable(monkeypatch, tmp_path):
+    from bptrain.data.download import cache_dir
+    from bptrain.data.mnist import search_dirs
+
+    monkeypatch.setenv("BPTRAIN_DATA_DIR", str(tmp_path / "env"))
+    assert search_dirs("mnist", str(tmp_path / "root"), str(tmp_path / "recorded")) == [
+        tmp_path / "root",
+        tmp_path / "env" / "mnist",
+        tmp_path / "recorded",
+        cache_dir("mnist"),
+    ]
+
+
+# -- regression targets in their own units (data.scale_target) ------------------------------------
+def raw_regression_csv(path, n=200):
+    """Targets around 150 with a spread of ~60, as in the diabetes data: (x, y)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, 3))
+    y = 150 + 60 * x[:, 0] - 30 * x[:, 1] + 5 * rng.standard_normal(n)
+    np.savetxt(path, np.c_[x, y], delimiter=",", header="a,b,c,y", comments="", fmt="%.6f")
+    return x, y
+
+
+def test_scale_target_trains_on_standardized_targets_and_reports_original_units(
+    bptrain, write_config, tmp_path
+):
+    raw_regression_csv(tmp_path / "t.csv")
+    config = {
+        "name": "reg",
+        "data": {
+            "dataset": "csv",
+            "path": "t.csv",
+            "validation_split": 0.2,
+            "scale_target": "standardize",
+        },
+        "model": {
+            "layers": [
+                {"type": "Dense", "units": 8, "activation": "relu"},
+                {"type": "Dense", "units": 1},
+            ]
+        },
+        "loss": "mse",
+        "optimizer": {"type": "adam", "learning_rate": 0.01},
+        "training": {"epochs": 10, "plots": False},
+    }
+    code, _, err = bptrain("fit", write_config(config), "--run-dir", "r")
+    assert (code, err) == (0, "")
+    from bptrain.data import load_dataset
+    from bptrain.runs import checkpoint
+    from bptrain.train.evaluate import restore_model
+
+    ckpt = checkpoint.load(tmp_path / "r/checkpoints/last.safetensors")
+    stats = ckpt.state["data"]["scale_target"]
+    raw = load_dataset({**config["data"], "scale_target": "none"})  # the same split, raw
+    assert stats["method"] == "standardize"
+    assert stats["shift"][0] == pytest.approx(raw.y_train.mean(dtype=np.float64), rel=1e-12)
+    assert stats["divisor"][0] == pytest.approx(raw.y_train.std(dtype=np.float64), rel=1e-12)
+    _, model = restore_model(ckpt)
+    predicted = (
+        model.predict(raw.x_val).astype(np.float64) * stats["divisor"][0] + stats["shift"][0]
+    )
+    history = ckpt.state["history"][-1]
+    # validation metrics in the targets' units; the loss in the standardized ones
+    assert history["val_mse"] == pytest.approx(np.mean((predicted - raw.y_val) ** 2), rel=1e-5)
+    assert history["val_mse"] > 10 and history["val_loss"] < 1
+    assert history["val_mse"] == pytest.approx(
+        history["val_loss"] * stats["divisor"][0] ** 2, rel=1e-4
+    )
+
+    code, out, err = bptrain("eval", "r")
+    assert (code, err) == (0, "")
+    report = json.loads((tmp_path / "r/eval.json").read_text())["test"]
+    test_pred = (
+        model.predict(raw.x_test).astype(np.float64) * stats["divisor"][0] + stats["shift"][0]
+    )
+    assert report["mse"] == pytest.approx(np.mean((test_pred - raw.y_test) ** 2), rel=1e-5)
+    assert report["loss_on"] == "standardized targets (data.scale_target)"
+    assert "(loss on standardized targets (data.scale_target); mse, mae and r2 in the" in out
+
+    np.savetxt(tmp_path / "in.csv", raw.x_test[:3], delimiter=",")
+    code, out, err = bptrain("predict", "r", "in.csv")
+    assert (code, err) == (0, "")
+    values = np.array(out.splitlines()[1:], dtype=float)
+    np.testing.assert_allclose(values, test_pred[:3, 0], rtol=1e-6)
+
+
+def test_scale_target_is_refused_for_classification(bptrain, write_config, small_config, tmp_path):
+    path = write_config(small_config())
+    code, _, err = bptrain("config", "check", path, "data.scale_target=standardize")
+    assert code == 2
+    assert err == (
+        "error: override data.scale_target=standardize: data.scale_target: standardize is for "
+        "regression targets, but this dataset is a classification dataset (its targets are "
+        "class labels); leave it at none\n"
+    )
+    (tmp_path / "c.csv").write_text("a,label\n" + "".join(f"{i},{i % 2}\n" for i in range(20)))
+    config = small_config()
+    config["data"] = {"dataset": "csv", "path": "c.csv", "scale_target": "standardize"}
+    config["model"]["layers"][-1]["units"] = 2
+    code, out, err = bptrain("fit", write_config(config))
+    assert code == 2 and out == "" and not (tmp_path / "runs").exists()
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert "data.scale_target: standardize is for regression targets, but c.csv is a" in err
+
+
+def test_eval_from_another_folder_reads_the_csv_the_run_read(bptrain, write_config, tmp_path):
+    raw_regression_csv(tmp_path / "t.csv")
+    config = {
+        "name": "reg",
+        "data": {"dataset": "csv", "path": "t.csv"},
+        "model": {"layers": [{"type": "Dense", "units": 1}]},
+        "loss": "mse",
+        "training": {"epochs": 2, "plots": False},
+    }
+    code, _, err = bptrain("fit", write_config(config), "--run-dir", "r")
+    assert (code, err) == (0, "")
+    code, _, _ = bptrain("eval", "r")
+    before = json.loads((tmp_path / "r/eval.json").read_text())["test"]
+    (tmp_path / "elsewhere").mkdir()
+    import os
+
+    os.chdir(tmp_path / "elsewhere")  # (the fixture's monkeypatch.chdir restores the folder)
+    code, _, err = bptrain("eval", "../r")
+    assert (code, err) == (0, "")
+    after = json.loads((tmp_path / "r/eval.json").read_text())["test"]
+    assert after["mse"] == before["mse"] and after["samples"] == 40

@@ -166,3 +166,43 @@ def test_eval_refuses_model_overrides(bptrain, run):
     code, _, err = bptrain("eval", run, "model.layers.0.units=3")
     assert code == 2
     assert "model: an override changed it" in one_line_error(err)
+
+
+def test_predict_refuses_a_crafted_npy_header(bptrain, run, tmp_path):
+    from tests.data.test_npyfile import npy_bytes
+
+    (tmp_path / "crafted.npy").write_bytes(npy_bytes((100_000_000_000, 2)))
+    code, out, err = bptrain("predict", run, "crafted.npy")
+    assert code == 1 and out == ""
+    assert one_line_error(err).startswith(
+        "crafted.npy: its header declares an array of shape (100000000000, 2) and dtype float32"
+    )
+
+
+def test_predict_refuses_empty_rows_instead_of_dropping_them(bptrain, run, tmp_path):
+    (tmp_path / "in.csv").write_text("a,b\n0.1,0.2\n,\n0.3,0.4\n\n0.5,0.6\n")
+    code, out, err = bptrain("predict", run, "in.csv")
+    assert code == 1 and out == ""
+    assert one_line_error(err) == (
+        "in.csv, line 3: an empty row (no value in any column); fill it in or remove it"
+    )
+    (tmp_path / "in.csv").write_text("a,b\n0.1,0.2\n0.3,0.4\n0.5,0.6\n,\n\n")  # empty at the end
+    code, out, _ = bptrain("predict", run, "in.csv")
+    assert code == 0 and len(out.splitlines()) == 4  # the header and three predictions
+
+
+def test_a_metrics_entry_that_is_no_name_is_named(bptrain, write_config):
+    path = write_config(
+        "data: {dataset: spirals}\n"
+        "model: {layers: [{type: Dense, units: 3}]}\n"
+        "loss: sparse_categorical_crossentropy\n"
+        "metrics:\n"
+        "  - accuracy\n"
+        "  - 3\n"
+    )
+    code, _, err = bptrain("config", "check", path)
+    assert code == 2
+    assert one_line_error(err) == (
+        f"{path}:6: metrics[1]: expected a metric name (accuracy, precision, recall, f1, mse, "
+        "mae, r2), got the integer 3"
+    )

@@ -47,7 +47,11 @@ WHERE = {
     "make test": "CI (.ci/run), and tests/test_makefile.py (what it installs)",
     "source .venv/bin/activate": "not run: the tests run in that environment",
     "export BPTRAIN_DATA_DIR=$PWD/../shared/data": "not run: tests/conftest.py sets it so",
+    "bptrain fit configs/mnist_mlp.yaml": "test_demo_run_scores",
     "bptrain eval runs/mnist_mlp/<timestamp>": "test_demo_run_scores",
+    "bptrain config check --build configs/spirals.yaml data.classes=3000000": (
+        "test_memory_refusal"
+    ),
     "bptrain fit configs/spirals.yaml": "test_spirals_commands",
     "bptrain eval runs/spirals/20261126-163825": "test_spirals_commands",
     "bptrain predict runs/spirals/20261126-163825 points.csv": "test_spirals_commands",
@@ -210,9 +214,8 @@ def test_spirals_commands(bptrain, here):
 def test_demo_run_scores(bptrain, here):
     """`make demo` trains configs/mnist_mlp.yaml (here on 3,000 images for one epoch); the
     README's next command scores it."""
-    code, out, err = bptrain(
-        "fit", "configs/mnist_mlp.yaml", "data.limit=3000", "training.epochs=1"
-    )
+    text = "bptrain fit configs/mnist_mlp.yaml"
+    code, out, err = bptrain(*command(text)[1:], "data.limit=3000", "training.epochs=1")
     assert (code, err) == (0, "")
     run = run_dir(out)
     assert out.splitlines()[-1] == f"evaluate on the test set: bptrain eval {run}"
@@ -222,6 +225,15 @@ def test_demo_run_scores(bptrain, here):
     assert ", test split, 10000 samples\n" in out
     accuracy = float(re.search(r"^accuracy\s+(\S+)$", out, re.M).group(1))
     assert 0.8 < accuracy < 1
+
+
+def test_memory_refusal(bptrain, here):
+    text = "bptrain config check --build configs/spirals.yaml data.classes=3000000"
+    code, out, err = bptrain(*command(text)[1:])
+    assert (code, out) == (2, "")
+    assert [shape(line) for line in err.splitlines()] == [
+        shape(line) for line in shown_output(text)
+    ]
 
 
 def test_char_lstm_generates(bptrain, here):

@@ -153,3 +153,45 @@ def test_npz_not_a_zip(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"not a zip file")
     with pytest.raises(DataError, match=r"junk\.npz is not a readable \.npz file"):
         load_dataset({"dataset": "npz", "path": str(tmp_path / "junk.npz")})
+
+
+def test_csv_empty_rows_inside_the_table_are_refused_with_their_line(tmp_path):
+    # Dropping them silently would pair every later row with another row's line number.
+    path = _csv(tmp_path, "a,b,y\n1,2,0\n,,\n3,4,1\n")
+    with pytest.raises(DataError) as err:
+        load_dataset({"dataset": "csv", "path": path})
+    assert str(err.value) == (
+        f"{path}, line 3: an empty row (no value in any column); fill it in or remove it"
+    )
+    path = _csv(tmp_path, "a,b,y\n1,2,0\n\n3,4,1\n", name="blank.csv")
+    with pytest.raises(DataError, match=r"blank\.csv, line 3: an empty row"):
+        load_dataset({"dataset": "csv", "path": path})
+
+
+def test_csv_empty_rows_at_the_end_are_ignored(tmp_path):
+    path = _csv(tmp_path, "a,b,y\n1,2,0\n3,4,1\n,,\n\n")
+    ds = load_dataset({"dataset": "csv", "path": path, "test_split": 0.0})
+    np.testing.assert_array_equal(ds.x_train, [[1, 2], [3, 4]])
+    np.testing.assert_array_equal(ds.y_train, [0, 1])
+
+
+def test_csv_target_errors_print_plain_values(tmp_path):
+    path = _csv(tmp_path, "a,y\n1,0.5\n2,nan\n")
+    with pytest.raises(DataError) as err:
+        load_dataset({"dataset": "csv", "path": path})
+    assert str(err.value) == (
+        f"{path}: row 2 (line 3), column 'y': the target is 'nan'; targets must be finite "
+        "numbers or labels"
+    )
+
+
+def test_npz_dataset_with_a_crafted_header_is_refused(tmp_path):
+    import zipfile
+
+    from tests.data.test_npyfile import npy_bytes
+
+    with zipfile.ZipFile(tmp_path / "c.npz", "w") as z:
+        z.writestr("x_train.npy", npy_bytes((100_000_000_000, 2)))
+        z.writestr("y_train.npy", npy_bytes((2,), descr="<i8"))
+    with pytest.raises(DataError, match=r"c\.npz: array 'x_train': its header declares an array"):
+        load_dataset({"dataset": "npz", "path": str(tmp_path / "c.npz")})

@@ -112,3 +112,23 @@ def test_sigkill_at_random_moments_until_done_then_bit_identical(
         assert done.returncode == 0, done.stderr
     assert kills >= 1  # at least one kill landed before a process finished
     assert_same_files(run, long_reference)
+
+
+@pytest.mark.timeout(120)
+def test_a_run_killed_before_its_config_leaves_no_temporary_file_behind(tmp_path, tiny, reference):
+    # Killed between writing config.yaml's temporary file and renaming it, there is nothing to
+    # resume; the next start cleans up: in the same --run-dir, or beside it in runs/tiny/.
+    fault = "kill_at:atomic.written:1"
+    for args in (("--run-dir", "run"), ()):
+        proc = bptrain("fit", tiny, *args, "--progress", "none", cwd=tmp_path, fault=fault)
+        assert proc.returncode == KILLED, proc.stderr
+        killed = tmp_path / "run" if args else next((tmp_path / "runs" / "tiny").iterdir())
+        assert [p.name for p in killed.glob(".config.yaml.*.tmp")], "nothing was left behind"
+        done = bptrain("fit", tiny, *args, "--progress", "none", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        if args:
+            assert_same_files(tmp_path / "run", reference)
+        else:
+            (finished,) = (tmp_path / "runs" / "tiny").iterdir()  # the killed one is gone
+            assert (finished / "config.yaml").exists()  # (perhaps under the same name)
+            assert not list(finished.rglob("*.tmp"))

@@ -131,3 +131,39 @@ def test_a_lock_file_that_is_a_symbolic_link_is_refused(tmp_path):
     with pytest.raises(StorageError, match=r"cannot write .*\.lock"):
         RunDir(tmp_path / "run").lock()
     assert not (tmp_path / "elsewhere").exists()
+
+
+def test_a_new_run_removes_runs_of_its_name_killed_before_their_config(tmp_path):
+    import fcntl
+    import os
+
+    parent = tmp_path / "exp"
+
+    def killed_run(name: str, config: bool = False) -> RunDir:
+        """What a run killed while writing config.yaml (or, with ``config``, a checkpoint)
+        leaves behind."""
+        run = RunDir(parent / name).make()
+        (run.path / ".lock").touch()
+        if config:
+            run.config.write_text("name: exp\n")
+            (run.checkpoints / ".last.safetensors.k2j4.tmp").write_bytes(b"half")
+        else:
+            (run.path / ".config.yaml.a1b2.tmp").write_text("name: e")
+        return run
+
+    abandoned = killed_run("20240305-140700")
+    resumable = killed_run("20240305-140701", config=True)
+    starting = killed_run("20240305-140702")  # another process is writing its config.yaml
+    fd = os.open(starting.path / ".lock", os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        new = new_run_dir(tmp_path, "exp")
+    finally:
+        os.close(fd)
+    assert sorted(p.name for p in parent.iterdir()) == sorted(
+        [resumable.path.name, starting.path.name, new.path.name]
+    )
+    assert not abandoned.path.exists()
+    # a run with a config.yaml is resumable: `fit --resume` removes its temporary files
+    assert [p.name for p in resumable.checkpoints.iterdir()] == [".last.safetensors.k2j4.tmp"]
+    assert (starting.path / ".config.yaml.a1b2.tmp").exists()
