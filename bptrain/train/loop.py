@@ -212,7 +212,13 @@ class Trainer:
         from bptrain.runs.plots import plot_history
 
         try:
-            plot_history(self.position.history, self.run.plots)
+            plot_history(
+                self.position.history,
+                self.run.plots,
+                title=f"{self.config['name']} ({self.run.path.name})",
+                best_epoch=self.best.best_epoch,
+                monitor=self.best.monitor,
+            )
         except Exception as exc:  # a plot must never cost a training run
             self.reporter.message(f"warning: could not draw plots ({exc})")
             self.plots = False
