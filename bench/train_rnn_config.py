@@ -20,6 +20,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from bptrain.config import build_model, load_config
+from bptrain.config.run_length import RunLength
 from bptrain.data import iterate_minibatches, load_dataset
 
 
@@ -57,9 +58,10 @@ def train(args) -> None:
     cfg = load_config(args.config)
     seed = int(cfg["seed"])
     ds = load_dataset(dict(cfg["data"]), seed)
-    model = build_model(cfg, ds.input_shape)
     epochs = args.epochs or cfg["training"]["epochs"]
     batch_size = cfg["training"]["batch_size"]
+    # the schedule's lengths (the whole run, epochs) count steps of this run, as in fit
+    model = build_model(cfg, ds.input_shape, run=RunLength(len(ds.x_train), batch_size, epochs))
     print(f"{cfg['name']}: {len(ds.x_train)} training samples, input {ds.input_shape}")
     print(model.summary())
     rng = np.random.default_rng(seed)

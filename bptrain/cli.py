@@ -72,7 +72,8 @@ def cli():
     metavar="RUN_DIR|CHECKPOINT",
     help="Continue a run from its checkpoints/last.safetensors (or the checkpoint file given), "
     "exactly where it stopped, e.g. --resume runs/spirals/20240101-120000. CONFIG may then be "
-    "left out; overrides may change training and optimizer settings, e.g. training.epochs=20.",
+    "left out; overrides may change training and optimizer settings, e.g. training.epochs=20 "
+    "(a schedule that spans the whole run then spans the new one).",
 )
 @click.option(
     "--run-dir",
@@ -99,7 +100,8 @@ def cli():
     type=click.IntRange(1),
     metavar="N",
     help="Train data-parallel on N processes of this machine through MPI (pip install "
-    "bptrain[mpi]): each takes a slice of every batch, the same result as one process. Runs "
+    "bptrain[mpi]): each takes a slice of every batch, the same result as one process "
+    "(training.replicas becomes 1: the ranks split the batch instead of threads). Runs "
     "mpiexec -n N python -m mpi4py -m bptrain fit ..., e.g. --processes 2. For several "
     "machines run mpiexec yourself (see the README).",
 )
@@ -337,17 +339,21 @@ def config_group():
 @click.argument("args", nargs=-1, metavar="CONFIG [KEY.PATH=VALUE]...")
 def config_show(args):
     """Print the resolved config: the file with the overrides applied and every default
-    filled in, as a run directory's config.yaml stores it.
+    filled in, as a run directory's config.yaml stores it. For a learning-rate schedule that
+    counts steps, comments at the end give the run's length (training samples, batch size,
+    epochs) and the schedule's lengths in steps (the data is loaded to count them).
 
     \b
     Example:
       bptrain config show configs/spirals.yaml training.epochs=10
     """
-    from bptrain.config import dump
+    from bptrain.train.fit import config_text
 
     path, overrides = split_args(args, config_required=True)
-    config, _ = read_config(path, overrides)
-    click.echo(dump(config), nl=False)
+    config, where = read_config(path, overrides)
+    with located(where):
+        text = config_text(config)
+    click.echo(text, nl=False)
     return 0
 
 
@@ -384,7 +390,7 @@ def config_check(args, build):
 
 # -- sweep ----------------------------------------------------------------------------------------
 @cli.command(context_settings=CONTEXT)
-@click.argument("sweep_file", required=False, metavar="SWEEP")
+@click.argument("args", nargs=-1, metavar="SWEEP [KEY.PATH=VALUE]...")
 @click.option(
     "--workers",
     type=click.IntRange(1),
@@ -422,7 +428,8 @@ def config_check(args, build):
     metavar="SWEEP_DIR",
     help="Continue a sweep: run only what did not finish (failed, interrupted or never "
     "started), e.g. --resume runs/sweeps/spirals/20240101-120000. Refused if the sweep file "
-    "or its base config changed. SWEEP may then be left out.",
+    "or its base config changed. SWEEP may then be left out; the overrides the sweep started "
+    "with are used again.",
 )
 @click.option(
     "--runs-root",
@@ -439,24 +446,29 @@ def config_check(args, build):
     help="One bar over the runs with the best result so far (bar), one line per finished run "
     "(plain), or nothing; auto shows a bar in a terminal, e.g. --progress plain.",
 )
-def sweep(sweep_file, workers, executor, address, max_trials, dry_run, resume, runs_root, progress):
+def sweep(args, workers, executor, address, max_trials, dry_run, resume, runs_root, progress):
     """Search hyperparameters: grid and random trials, k-fold cross-validation, seed repeats.
 
     Each run (a trial on one fold with one seed) is a run directory under
     runs/sweeps/<name>/<YYYYmmdd-HHMMSS>/, next to the journal sweep.jsonl, leaderboard.csv,
     leaderboard.md and plots/. Prints the leaderboard, the best trial and the command that
     retrains it on the full training set. A failed run does not stop the others; the exit
-    status is 1 only when every run failed.
+    status is 1 only when every run failed. Overrides KEY.PATH=VALUE change the base config of
+    every trial, as with fit; they win over the sweep's fixed values, and what the sweep varies
+    (its grid and random keys, seed under seeds, the validation split under cv) cannot be
+    overridden.
 
     \b
     Examples:
       bptrain sweep configs/sweep_spirals.yaml --workers 2
       bptrain sweep configs/sweep_spirals.yaml --dry-run
+      bptrain sweep configs/sweep_mnist_mlp.yaml training.epochs=1 data.limit=2000
       bptrain sweep configs/sweep_mnist_mlp.yaml --executor dask --address tcp://10.0.0.5:8786
       bptrain sweep --resume runs/sweeps/sweep_spirals/20240101-120000
     """
     from bptrain.sweep import SweepOptions, run_sweep
 
+    sweep_file, overrides = split_args(args, config_required=False)
     if sweep_file is None and resume is None:
         raise click.UsageError("missing SWEEP (a sweep file, e.g. configs/sweep_spirals.yaml)")
     options = SweepOptions(
@@ -468,7 +480,7 @@ def sweep(sweep_file, workers, executor, address, max_trials, dry_run, resume, r
         runs_root=Path(runs_root),
         progress=progress,
     )
-    return run_sweep(sweep_file, options, resume=resume)
+    return run_sweep(sweep_file, options, resume=resume, overrides=overrides)
 
 
 # -- entry point ----------------------------------------------------------------------------------

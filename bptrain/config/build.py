@@ -11,6 +11,7 @@ import types
 import typing
 
 from bptrain.config.locations import config_error
+from bptrain.config.run_length import RunLength, schedule_arguments
 from bptrain.data.split import rng_for
 from bptrain.nn import losses, optimizers, schedules
 from bptrain.nn.layers import LAYERS, Sequential
@@ -41,12 +42,19 @@ def build_layer(spec: dict, path: tuple):
         raise config_error(_blame(path, spec, exc), message) from None
 
 
-def build_model(config: dict, input_shape: tuple, num_outputs: int | None = None) -> Sequential:
+def build_model(
+    config: dict,
+    input_shape: tuple,
+    num_outputs: int | None = None,
+    run: RunLength | None = None,
+) -> Sequential:
     """The compiled model of a resolved config, built for per-sample ``input_shape``.
 
     Weights are drawn from a generator seeded by ``config["seed"]``; the same generator drives
     dropout (``model.rng``). ``num_outputs`` (classes, or regression targets) is checked
-    against the model's output size.
+    against the model's output size. ``run``: the length of the run it will train in, which
+    the schedule's lengths in epochs or of the whole run count in (None for a model that is
+    not trained; see ``build_schedule``).
     """
     specs = config["model"]["layers"]
     layers = [build_layer(spec, ("model", "layers", i)) for i, spec in enumerate(specs)]
@@ -58,7 +66,7 @@ def build_model(config: dict, input_shape: tuple, num_outputs: int | None = None
         raise config_error(
             ("model", "layers", failed), f"{exc} (input shape per sample: {tuple(input_shape)})"
         ) from None
-    model.compile(build_loss(config["loss"]), build_optimizer(config))
+    model.compile(build_loss(config["loss"]), build_optimizer(config, run))
     if num_outputs is not None:
         _check_outputs(model, config, num_outputs)
     return model
@@ -87,20 +95,23 @@ def build_loss(spec: dict) -> losses.Loss:
         raise config_error(_blame(("loss",), spec, exc), str(exc)) from None
 
 
-def build_optimizer(config: dict) -> optimizers.Optimizer:
+def build_optimizer(config: dict, run: RunLength | None = None) -> optimizers.Optimizer:
     spec = config["optimizer"]
     kwargs = {k: v for k, v in spec.items() if k != "type"}
-    schedule = build_schedule(config["training"].get("schedule"))
+    schedule = build_schedule(config["training"].get("schedule"), run)
     try:
         return optimizers.OPTIMIZERS[spec["type"]](**kwargs, schedule=schedule)
     except (ValueError, TypeError) as exc:
         raise config_error(_blame(("optimizer",), spec, exc), str(exc)) from None
 
 
-def build_schedule(spec: dict | None) -> schedules.Schedule:
+def build_schedule(spec: dict | None, run: RunLength | None = None) -> schedules.Schedule:
+    """The schedule of a resolved ``training.schedule``, its lengths counted in steps of
+    ``run`` (see ``bptrain.config.run_length.schedule_steps``; None: a model that never
+    steps, for which any length will do)."""
     if spec is None:
         return schedules.Constant()
-    kwargs = {k: v for k, v in spec.items() if k not in ("type", *SCHEDULE_EXTRA)}
+    kwargs = schedule_arguments(spec, run, extra=SCHEDULE_EXTRA)
     try:
         return schedules.SCHEDULES[spec["type"]](**kwargs)
     except (ValueError, TypeError) as exc:

@@ -17,6 +17,8 @@ import typing
 from bptrain.config import sections
 from bptrain.config.build import OPTIMIZER_EXCLUDE, check_buildable
 from bptrain.config.locations import Locations, locate_error
+from bptrain.config.overrides import canonical_path
+from bptrain.config.run_length import EPOCH_KEYS, WARMUP, WHOLE_RUN
 from bptrain.data import DATASETS
 from bptrain.errors import ConfigError, closest, did_you_mean
 from bptrain.nn import activations, initializers, losses, optimizers, regularizers, schedules
@@ -139,21 +141,8 @@ def _layers(specs: list, path: tuple, where: Locations) -> list:
 
 def _optimizer(value, where: Locations) -> dict:
     path = ("optimizer",)
-    if isinstance(value, dict) and "lr" in value:
-        if "learning_rate" in value:
-            # an override of either one replaces the other as written in the file
-            by_override = {
-                k
-                for k in ("lr", "learning_rate")
-                if str(where.of((*path, k))).startswith("override")
-            }
-            if len(by_override) != 1:
-                raise where.error((*path, "lr"), "give either lr or learning_rate, not both")
-            drop = "learning_rate" if "lr" in by_override else "lr"
-            value = {k: v for k, v in value.items() if k != drop}
-        value = {("learning_rate" if k == "lr" else k): v for k, v in value.items()}
-        if where.of((*path, "lr")) is not None:
-            where.set((*path, "learning_rate"), where.of((*path, "lr")))
+    if isinstance(value, dict):
+        value = _canonical_keys(value, path, where)
     return _typed(
         value,
         optimizers.OPTIMIZERS,
@@ -163,6 +152,21 @@ def _optimizer(value, where: Locations) -> dict:
         exclude=OPTIMIZER_EXCLUDE,
         aliases_with_defaults={"momentum": ("sgd", {"momentum": 0.9})},
     )
+
+
+def _canonical_keys(spec: dict, path: tuple, where: Locations) -> dict:
+    """``spec`` (the mapping at ``path``) with each key spelt by an alias under the name it
+    stands for (``lr`` -> ``learning_rate``); its location moves along."""
+    out = {}
+    for key, value in spec.items():
+        name = canonical_path((*path, key))[-1] if isinstance(key, str) else key
+        if name != key:
+            if name in spec:
+                raise where.error((*path, key), f"give either {key} or {name}, not both")
+            if where.exact((*path, key)) is not None:
+                where.set((*path, name), where.exact((*path, key)))
+        out[name] = value
+    return out
 
 
 def _metrics(value, loss: str, where: Locations) -> list:
@@ -198,7 +202,7 @@ def _training(value, config: dict, where: Locations) -> dict:
 
     if out["schedule"] is not None:
         out["schedule"] = _schedule(
-            out["schedule"], (*path, "schedule"), where, monitors, default_monitor
+            out["schedule"], (*path, "schedule"), where, monitors, default_monitor, out["epochs"]
         )
     stop = out["early_stopping"]
     if stop is not None:
@@ -234,14 +238,66 @@ def _training(value, config: dict, where: Locations) -> dict:
     return out
 
 
-def _schedule(value, path, where, monitors, default_monitor) -> dict:
-    plateau = (value.get("type") if isinstance(value, dict) else value) == "reduce_on_plateau"
+def _schedule(value, path, where, monitors, default_monitor, epochs: int) -> dict:
+    kind = value.get("type") if isinstance(value, dict) else value
+    plateau = kind == "reduce_on_plateau"
     extra = [Param("monitor", str | None, None)] if plateau else []
+    if isinstance(kind, str) and kind in schedules.SCHEDULES:
+        extra += _length_params(schedules.SCHEDULES[kind])
     spec = _typed(value, schedules.SCHEDULES, path, where, "schedule", extra=extra)
+    spec = _lengths(spec, path, where, epochs)
     if plateau:
         given_mode = isinstance(value, dict) and "mode" in value
         spec = _monitored(spec, path, where, monitors, default_monitor, fill_mode=not given_mode)
     return spec
+
+
+def _length_params(cls) -> list[Param]:
+    """A schedule's lengths in steps as optional keys, each with its twin in epochs."""
+    out = []
+    for name in constructor_params(cls):
+        if name in EPOCH_KEYS:
+            out += [
+                Param(name, int | None, None),
+                Param(EPOCH_KEYS[name], int | float | None, None),
+            ]
+    return out
+
+
+def _lengths(spec: dict, path: tuple, where: Locations, epochs: int) -> dict:
+    """Check a schedule's lengths, given in steps or in epochs (not both), and put each twin in
+    epochs beside its key in steps. Left out, ``decay_steps`` stays null (the whole run, counted
+    when the data is loaded: see ``bptrain.config.run_length``) and ``warmup_steps`` is 0."""
+    out = {}
+    for key, value in spec.items():
+        if key in EPOCH_KEYS.values():
+            continue
+        out[key] = value
+        if key not in EPOCH_KEYS:
+            continue
+        epoch_key = EPOCH_KEYS[key]
+        in_epochs = spec[epoch_key]
+        if value is not None and in_epochs is not None:
+            raise where.error((*path, epoch_key), f"give either {key} or {epoch_key}, not both")
+        for name, given in ((key, value), (epoch_key, in_epochs)):
+            if given is not None and (given < 0 or (given == 0 and key != WARMUP)):
+                bound = "must not be negative" if key == WARMUP else "must be positive"
+                raise where.error((*path, name), f"{bound}, got {given}")
+        if value is None and in_epochs is None:
+            if key == WARMUP:
+                out[key] = 0
+            elif key != WHOLE_RUN:
+                raise where.error(path, f"{spec['type']} needs {key!r} or {epoch_key!r}")
+        out[epoch_key] = in_epochs
+    warmup = out.get(EPOCH_KEYS[WARMUP])
+    whole_run = out.get(WHOLE_RUN, 0) is None and out.get(EPOCH_KEYS[WHOLE_RUN]) is None
+    if whole_run and warmup is not None and warmup >= epochs:
+        raise where.error(
+            (*path, EPOCH_KEYS[WARMUP]),
+            f"the warmup ({warmup:g} epochs) takes the whole run (training.epochs: {epochs}), "
+            "leaving none to decay over",
+        )
+    return out
 
 
 def _monitored(spec: dict, path, where, monitors, default_monitor, fill_mode: bool) -> dict:

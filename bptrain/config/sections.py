@@ -45,7 +45,9 @@ class TrainingOptions:
     not used). 1 trains the single model; with more, results equal it to float32 round-off
     (as with MPI ranks) and are deterministic for the same number of replicas.
     eval_batch_size: batch size for validation and evaluation passes.
-    schedule: learning-rate schedule (constant, step, exponential, cosine, reduce_on_plateau).
+    schedule: learning-rate schedule (constant, step, exponential, cosine, reduce_on_plateau);
+    its lengths in steps or epochs, ``decay_steps`` by default the whole run (see
+    ``bptrain.config.run_length``).
     plots: redraw plots/*.png after every epoch."""
 
     epochs: int = 10

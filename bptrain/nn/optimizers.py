@@ -268,6 +268,8 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {
     cls.name: cls for cls in (SGD, RMSprop, Adam, AdamW, Adagrad)
 }
 ALIASES = {"momentum": "sgd"}
+# Other names of constructor keywords (Keras' older ``lr``); the config's key paths use these too.
+KEY_ALIASES = {"lr": "learning_rate"}
 
 
 def get(optimizer) -> Optimizer:
@@ -278,8 +280,11 @@ def get(optimizer) -> Optimizer:
         optimizer = {"type": optimizer}
     if isinstance(optimizer, dict):
         optimizer = dict(optimizer)
-        if "lr" in optimizer:
-            optimizer["learning_rate"] = optimizer.pop("lr")
+        for alias, name in KEY_ALIASES.items():
+            if alias in optimizer:
+                if name in optimizer:
+                    raise ValueError(f"give either {alias} or {name}, not both")
+                optimizer[name] = optimizer.pop(alias)
         if optimizer.get("type") == "momentum":
             optimizer.setdefault("momentum", 0.9)
     return registry.build(optimizer, OPTIMIZERS, "optimizer", Optimizer, ALIASES)

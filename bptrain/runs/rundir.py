@@ -6,11 +6,13 @@ checkpoints/last.safetensors after every epoch (and every ``every_steps`` steps)
 checkpoints/best.safetensors whenever the monitored metric improves
 plots/*.png                  loss and metric curves; ``eval`` adds the confusion matrix
 eval.json                    written by ``bptrain eval``
-.lock                        held (flock) by the process training the run
+.lock                        while a process trains the run: locked by it (flock), removed when
+                             it ends; one a killed process left is harmless
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass
@@ -69,41 +71,66 @@ class RunDir:
 
         Two processes writing one run (two ``--resume`` at once, or an orphaned sweep worker
         beside a resumed sweep) would interleave metrics rows and checkpoints; the second one
-        is refused instead. The lock is the kernel's (flock), so a killed process never leaves
-        a stale one behind. Taking it again in the same process is a no-op.
+        is refused instead. The lock is the kernel's (flock) on the file ``.lock``, so a killed
+        process never leaves a held one behind. Taking it again in the same process is a no-op.
         """
         import fcntl
 
         key = self.path.resolve()
         if key in _held:
             return
-        with writing(self.path / LOCK_NAME):
-            fd = os.open(self.path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        path = self.path / LOCK_NAME
+        while True:
+            with writing(path):
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                raise StorageError(
+                    f"{self.path} is in use by another bptrain process; wait for it to finish "
+                    f"or stop it, then continue with: bptrain fit --resume {self.path}"
+                ) from None
+            if _is_file(fd, path):
+                break
+            # Its holder removed the file (``unlock``) after we opened it: a lock on it locks
+            # nothing that a third process would see. Take the lock of the file there now.
             os.close(fd)
-            raise StorageError(
-                f"{self.path} is in use by another bptrain process; wait for it to finish or "
-                f"stop it, then continue with: bptrain fit --resume {self.path}"
-            ) from None
         _held[key] = fd
 
     def unlock(self) -> None:
+        """Release the lock and remove ``.lock``: removed while still held, so a process that
+        opened it meanwhile finds, once it has the lock, that the file is gone (``lock``)."""
         fd = _held.pop(self.path.resolve(), None)
-        if fd is not None:
-            os.close(fd)
+        if fd is None:
+            return
+        path = self.path / LOCK_NAME
+        if _is_file(fd, path):
+            with contextlib.suppress(OSError):  # a directory made read-only since, say
+                path.unlink()
+        os.close(fd)
 
     def check_links(self) -> None:
         """Refuse a run directory whose entries are symbolic links: bptrain truncates, appends
         to and replaces these files, and must never do that to a file outside the run."""
         entries = (self.config, self.metrics, self.checkpoints, self.plots, self.eval)
+        entries += (self.path / LOCK_NAME,)
         for p in (*entries, self.last, self.best):
             if p.is_symlink():
                 raise StorageError(
                     f"{p} is a symbolic link (to {os.readlink(p)}); bptrain writes only real "
                     "files inside the run directory: replace the link by the file"
                 )
+
+
+def _is_file(fd: int, path: Path) -> bool:
+    """Whether the open file ``fd`` is the one at ``path`` now."""
+    try:
+        there = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    here = os.fstat(fd)
+    return (there.st_dev, there.st_ino) == (here.st_dev, here.st_ino)
 
 
 def new_run_dir(root: str | os.PathLike, name: str, now: float | None = None) -> RunDir:

@@ -15,11 +15,13 @@ import collections
 import json
 import multiprocessing
 import multiprocessing.connection
+import multiprocessing.forkserver
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 
 from bptrain.errors import BptrainError, ConfigError
+from bptrain.processes import safe_path
 from bptrain.sweep.worker import RunResult, RunTask, child_main, death_message, failed
 
 STOP_GRACE = 30.0  # seconds a run gets to checkpoint and exit when the sweep is interrupted
@@ -48,6 +50,10 @@ class LocalExecutor:
         ctx = multiprocessing.get_context(self.method)
         if self.method == "forkserver":
             ctx.set_forkserver_preload(["bptrain.sweep.worker", "bptrain.train"])
+            # The server imports those with the working directory first on its sys.path (it is
+            # a `python -c`, and older Pythons give it none of ours): keep the directory out.
+            with safe_path():
+                multiprocessing.forkserver.ensure_running()
         pending = collections.deque(tasks)
         running: dict[int, _Child] = {}  # process sentinel -> child
         try:

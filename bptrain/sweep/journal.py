@@ -4,7 +4,7 @@ per event, so that after a crash it says exactly which runs finished.
 Events (every one has ``event`` and ``time``, seconds since the epoch):
 
     {"event": "sweep", "version": 1, "fingerprint": ..., "sweep_file": ..., "base_file": ...,
-     "max_trials": ..., "trials": ..., "runs": ...}          first line, written once
+     "max_trials": ..., "overrides": [...], "trials": ..., "runs": ...}   first line, once
     {"event": "resume", "pending": [3, 7]}                      each --resume
     {"event": "start", "run": 3, "name": "03-t01-f1-s0-lr=0.01"}   handed to a worker
                                                   (Dask: submitted to the scheduler)

@@ -3,8 +3,9 @@
 ``leaderboard.csv`` has exact values (one row per trial: rank, trial, each swept key,
 ``<metric>_mean``, ``<metric>_std``, runs, failed, epochs, best_epoch, seconds);
 ``leaderboard.md`` the same for reading, with failed runs and their errors listed below.
-The std is the sample standard deviation (ddof=1) of the run scores, 0 for a single run;
-epochs, best_epoch and seconds are means per finished run.
+The std is the sample standard deviation (ddof=1) of the run scores; a trial with one finished
+run has none (an empty cell, and no ``±`` where scores are shown); epochs, best_epoch and
+seconds are means per finished run.
 """
 
 from __future__ import annotations
@@ -45,11 +46,10 @@ class TrialSummary:
 
     @property
     def std(self) -> float | None:
+        """The sample standard deviation of the scores; None below two (undefined)."""
         n = len(self.scores)
-        if n == 0:
+        if n < 2:
             return None
-        if n == 1:
-            return 0.0
         mean = self.mean
         return math.sqrt(sum((s - mean) ** 2 for s in self.scores) / (n - 1))
 
@@ -113,7 +113,7 @@ def to_markdown(spec: SweepSpec, ranked: list[TrialSummary]) -> str:
     lines.append("|" + "---|" * len(head))
     for rank, s in enumerate(ranked, 1):
         cells = [str(rank), str(s.trial), *(short_value(s.params[k]) for k in spec.swept)]
-        score = f"{s.mean:.4f} ± {s.std:.4f}" if s.mean is not None else s.status
+        score = format_score(s) if s.mean is not None else s.status
         runs = f"{len(s.scores)}/{s.runs}"
         cells += [score, runs, _short(_mean(s.epochs)), _short(_mean(s.seconds))]
         lines.append("| " + " | ".join(cells) + " |")
@@ -136,11 +136,23 @@ def retrain(spec: SweepSpec, params: Params) -> tuple[str, list[str]]:
             args.append("data.validation_split=0")
         except ConfigError:
             notes.append("it keeps the base's validation split: the base's monitors need one")
+    left = []
     if spec.fixed:
         fixed = " ".join(f"{k}={format_value(v)}" for k, v in spec.fixed.items())
-        notes.append(f"the sweep's fixed values ({fixed}) are left at the base config's")
+        left.append(f"the sweep's fixed values ({fixed})")
+    if spec.overrides:
+        left.append(f"command-line overrides ({' '.join(spec.overrides)})")
+    if left:
+        notes.append(f"{' and '.join(left)} are left at the base config's")
     words = ["bptrain", "fit", _display_path(spec.base_path), *args]
     return " ".join(shlex.quote(w) for w in words), notes
+
+
+def format_score(summary: TrialSummary) -> str:
+    """ "0.9806 ± 0.0090" (mean ± sample std), or "0.9806" for one run (no spread)."""
+    if summary.std is None:
+        return f"{summary.mean:.4f}"
+    return f"{summary.mean:.4f} ± {summary.std:.4f}"
 
 
 def _display_path(path: Path) -> str:

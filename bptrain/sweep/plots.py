@@ -67,7 +67,7 @@ def plot_parameter(spec, key, ranked, runs, results, path: Path) -> bool:
     ax.errorbar(
         [position[s.trial] for s in finished],
         [s.mean for s in finished],
-        yerr=[s.std for s in finished],
+        yerr=[s.std or 0.0 for s in finished],  # one run: no bar
         fmt="o",
         color="tab:red",
         ms=5,

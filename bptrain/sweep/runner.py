@@ -49,16 +49,20 @@ class SweepOptions:
     progress: str = "auto"  # "auto", "bar", "plain" or "none"
 
 
-def run_sweep(sweep_file: str | os.PathLike | None, options: SweepOptions, resume=None) -> int:
+def run_sweep(
+    sweep_file: str | os.PathLike | None, options: SweepOptions, resume=None, overrides=()
+) -> int:
     """Run (or with ``resume``, a sweep directory, continue) a sweep; returns the exit code:
-    0, 1 when every run failed, 128 + N when stopped by signal N (130: Ctrl-C)."""
+    0, 1 when every run failed, 128 + N when stopped by signal N (130: Ctrl-C).
+    ``overrides``: ``key.path=value`` changes to the base config of every trial."""
+    overrides = list(overrides)
     if resume is not None:
-        return _resume(Path(resume), sweep_file, options)
+        return _resume(Path(resume), sweep_file, options, overrides)
     if sweep_file is None:
         raise ConfigError("give a sweep file, or --resume SWEEP_DIR")
     if options.max_trials is not None and options.max_trials < 1:
         raise ConfigError(f"--max-trials must be at least 1, got {options.max_trials}")
-    spec = load_sweep(sweep_file)
+    spec = load_sweep(sweep_file, overrides)
     trials = spec.trials(options.max_trials)
     runs = plan_runs(trials, spec.seeds, spec.folds)
     _print_plan(spec, trials, runs)
@@ -80,6 +84,7 @@ def _start(spec, trials, runs, sweep_dir: Path, executor, threads: int, options)
         "base_file": str(spec.base_path.resolve()),
         "fingerprint": journal.fingerprint(spec.path, spec.base_path),
         "max_trials": options.max_trials,
+        "overrides": spec.overrides,
         "trials": len(trials),
         "runs": len(runs),
     }
@@ -88,13 +93,24 @@ def _start(spec, trials, runs, sweep_dir: Path, executor, threads: int, options)
         return _execute(spec, trials, runs, {}, tasks, sweep_dir, log, executor, options)
 
 
-def _resume(sweep_dir: Path, sweep_file, options: SweepOptions) -> int:
+def _resume(sweep_dir: Path, sweep_file, options: SweepOptions, overrides: list[str]) -> int:
     if options.max_trials is not None:
         raise ConfigError("--max-trials is fixed when a sweep starts; it cannot change on --resume")
     events = journal.read(sweep_dir / journal.FILENAME)
     header = events[0]
+    started = header.get("overrides", [])
+    if overrides and overrides != started:
+        if not started:
+            raise ConfigError(
+                f"the sweep in {sweep_dir} started without overrides; --resume cannot add any "
+                "(start a new sweep with them)"
+            )
+        raise ConfigError(
+            f"the sweep in {sweep_dir} started with the overrides {' '.join(started)}; --resume "
+            "uses those: give them again, or none"
+        )
     path = Path(sweep_file) if sweep_file is not None else Path(header["sweep_file"])
-    spec = load_sweep(path)
+    spec = load_sweep(path, started)
     if journal.fingerprint(spec.path, spec.base_path) != header["fingerprint"]:
         raise ConfigError(
             f"{path} or its base {spec.base_path} changed since the sweep in {sweep_dir} "
@@ -246,6 +262,8 @@ def _print_plan(spec: SweepSpec, trials: list[Params], runs: list[Run]) -> None:
         f"sweep {spec.name}: {' x '.join(parts)} = {len(runs)} runs; "
         f"ranking by {spec.metric} ({spec.mode})"
     )
+    if spec.overrides:
+        print(f"  overrides: {' '.join(spec.overrides)}")
     for t, params in enumerate(trials):
         values = " ".join(f"{k}={format_value(v)}" for k, v in params.items()) or "(base config)"
         print(f"  trial {t}: {values}")
@@ -258,7 +276,7 @@ def _count(n: int, word: str) -> str:
 def _print_results(spec, trials, ranked, sweep_dir: Path) -> None:
     print(f"\nleaderboard ({sweep_dir / 'leaderboard.md'}):")
     for rank, s in enumerate(ranked[:10], 1):
-        score = f"{s.mean:.4f} ± {s.std:.4f}" if s.mean is not None else s.status
+        score = leaderboard.format_score(s) if s.mean is not None else s.status
         values = " ".join(f"{k}={format_value(v)}" for k, v in trials[s.trial].items())
         runs = f"{len(s.scores)}/{s.runs} runs"
         print(f"  {rank:>2}. trial {s.trial}: {spec.metric} {score} ({runs})  {values}")
@@ -268,7 +286,7 @@ def _print_results(spec, trials, ranked, sweep_dir: Path) -> None:
     if best.mean is None:
         return
     print(
-        f"\nbest: trial {best.trial}, {spec.metric} {best.mean:.4f} ± {best.std:.4f} over "
+        f"\nbest: trial {best.trial}, {spec.metric} {leaderboard.format_score(best)} over "
         f"{_count(len(best.scores), 'run')}"
     )
     command, notes = leaderboard.retrain(spec, trials[best.trial])

@@ -23,9 +23,14 @@ seeds: [0, 1, 2]                # optional; default: the base config's seed
 The trials are the grid's combinations followed by the random samples; a key set by neither
 keeps the base config's value (or the ``fixed`` one). Each fixed or swept key path must already
 be in the base config (as written, or as resolved with defaults, e.g.
-``optimizer.learning_rate``), and every trial's
-config is resolved (validated) here, so a typo or a bad value is a ConfigError naming the sweep
-file's line before anything runs.
+``optimizer.learning_rate``; ``optimizer.lr`` is the same key, as in ``fit``'s overrides),
+and every trial's config is resolved (validated) here, so a typo or a bad value is a
+ConfigError naming the sweep file's line before anything runs.
+
+Overrides on the command line (``bptrain sweep sweep.yaml training.epochs=3``) change the base
+config of every trial, as ``fit``'s do, and win over ``fixed`` values; one naming what the
+sweep sets per trial or run (a swept key, ``seed`` under ``seeds``, the validation split under
+``cv``) is an error.
 """
 
 from __future__ import annotations
@@ -35,7 +40,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bptrain.config import Locations, default_name, format_path, load_file, resolve
-from bptrain.config.overrides import parse_path, set_path
+from bptrain.config.overrides import (
+    apply_overrides,
+    canonical_path,
+    parse_override,
+    parse_path,
+    set_path,
+)
 from bptrain.config.schema import check_run_name, reject_unknown_keys
 from bptrain.config.sections import mode_for
 from bptrain.errors import ConfigError, did_you_mean
@@ -55,7 +66,7 @@ class SweepSpec:
     path: Path
     name: str
     base_path: Path
-    base: dict  # the base experiment file as written (not resolved)
+    base: dict  # the base experiment file as written, with the overrides (not resolved)
     base_where: Locations
     base_resolved: dict
     metric: str
@@ -68,6 +79,7 @@ class SweepSpec:
     folds: int | None = None
     seeds: list[int] = field(default_factory=list)
     where: Locations = field(default_factory=Locations)
+    overrides: list[str] = field(default_factory=list)  # KEY.PATH=VALUE from the command line
 
     @property
     def swept(self) -> list[str]:
@@ -85,7 +97,7 @@ class SweepSpec:
 
     def base_value(self, key: str):
         """The base config's value at a swept key path: as written, else as resolved."""
-        path = parse_path(key)
+        path = canonical_path(parse_path(key))
         for config in (self.base, self.base_resolved):
             node = config
             try:
@@ -97,18 +109,15 @@ class SweepSpec:
         return None
 
     def run_config(self, params: Params, seed: int, fold: int | None, threads: int | None) -> dict:
-        """The resolved config of one run: the base, the fixed values, the trial's values, then
-        the sweep's own settings (seed, the cross-validation fold, BLAS threads per worker;
-        replica threads too are capped at the threads a worker may use)."""
+        """The resolved config of one run: the base, the fixed values, the command line's
+        overrides (again: they win over fixed values), the trial's values, then the sweep's own
+        settings (seed, the cross-validation fold, BLAS threads per worker; replica threads too
+        are capped at the threads a worker may use)."""
         raw = copy.deepcopy(self.base)
         where = copy.deepcopy(self.base_where)
-        for key, value in [*self.fixed.items(), *params.items()]:
-            path = parse_path(key)
-            set_path(raw, path, copy.deepcopy(value), f"{self.path}: {key}")
-            where.forget(path)  # errors in this value point at the sweep file
-            section = next((s for s, keys in self._sections() if key in keys), None)
-            place = self.where.of((*section.split("."), key)) if section else str(self.path)
-            where.set(path, place)
+        self._set(raw, where, self.fixed)
+        raw = apply_overrides(raw, self.overrides, where)
+        self._set(raw, where, params)
         raw["seed"] = seed
         if fold is not None:
             data = raw["data"]
@@ -122,12 +131,22 @@ class SweepSpec:
                 training["replicas"] = threads
         return resolve(raw, where, default_name=default_name(self.base_path))
 
+    def _set(self, raw: dict, where: Locations, values: Params) -> None:
+        for key, value in values.items():
+            path = canonical_path(parse_path(key))
+            set_path(raw, path, copy.deepcopy(value), f"{self.path}: {key}")
+            where.forget(path)  # errors in this value point at the sweep file
+            section = next((s for s, keys in self._sections() if key in keys), None)
+            place = self.where.of((*section.split("."), key)) if section else str(self.path)
+            where.set(path, place)
+
     def _sections(self):
         return (("fixed", self.fixed), ("grid", self.grid), ("random.space", self.space))
 
 
-def load_sweep(path: str | Path) -> SweepSpec:
-    """Read and validate a sweep file and its base config; resolves every trial's config."""
+def load_sweep(path: str | Path, overrides=()) -> SweepSpec:
+    """Read and validate a sweep file and its base config, with ``key.path=value`` overrides
+    of the base; resolves every trial's config."""
     path = Path(path)
     raw, where = load_file(path)
     reject_unknown_keys(raw, KEYS, (), where)
@@ -140,6 +159,7 @@ def load_sweep(path: str | Path) -> SweepSpec:
         raise where.error(("base",), f"expected a file name, got {yaml_type(base_name)}")
     base_path = path.parent / base_name
     base, base_where = load_file(base_path)
+    base = apply_overrides(base, overrides, base_where)
     resolved = resolve(copy.deepcopy(base), copy.deepcopy(base_where), default_name(base_path))
 
     spec = SweepSpec(
@@ -152,6 +172,7 @@ def load_sweep(path: str | Path) -> SweepSpec:
         metric="",
         mode="",
         where=where,
+        overrides=list(overrides),
     )
     spec.fixed = _fixed(raw.get("fixed"), where)
     spec.grid = _grid(raw.get("grid"), where)
@@ -159,6 +180,7 @@ def load_sweep(path: str | Path) -> SweepSpec:
     spec.folds = _folds(raw.get("cv"), where)
     spec.seeds = _seeds(raw.get("seeds", [resolved["seed"]]), where)
     _check_paths(spec, base, resolved)
+    _check_overrides(spec, raw)
     has_val = spec.folds is not None or resolved["data"].get("validation_split", 0) > 0
     spec.metric = _metric(raw["metric"], resolved, has_val, where)
     spec.mode = _mode(raw.get("mode", "auto"), spec.metric, where)
@@ -278,14 +300,15 @@ def _mode(value, metric: str, where: Locations) -> str:
 
 # -- key paths --------------------------------------------------------------------------------
 def _check_paths(spec: SweepSpec, base: dict, resolved: dict) -> None:
-    """Each fixed or swept key path must exist in the base config as written or as resolved."""
-    known = sorted(set(_all_paths(base)) | set(_all_paths(resolved)))
+    """Each fixed or swept key path must exist in the base config as written or as resolved;
+    a key path and its alias (optimizer.lr, optimizer.learning_rate) are one key."""
+    known = sorted({_dotted(canonical_path(p)) for p in [*_all_paths(base), *_all_paths(resolved)]})
     seen: dict[tuple, tuple[str, str]] = {}  # path -> (key as written, section)
     for section, keys in spec._sections():
         for key in keys:
             at = (*section.split("."), key)
             try:
-                path = parse_path(key)
+                path = canonical_path(parse_path(key))
             except ConfigError:
                 raise spec.where.error(at, "not a key path like model.layers.1.units") from None
             if path in seen:  # the same key in grid and random: two sources of trials
@@ -301,8 +324,29 @@ def _check_paths(spec: SweepSpec, base: dict, resolved: dict) -> None:
                 )
 
 
+def _check_overrides(spec: SweepSpec, raw: dict) -> None:
+    """An override must not name what the sweep sets for each trial or run: it would be
+    replaced there without a word."""
+    owned = {}  # canonical path -> (where the sweep file sets it, for what)
+    for section, keys in spec._sections()[1:]:
+        for key in keys:
+            at = (*section.split("."), key)
+            owned[canonical_path(parse_path(key))] = (_place(spec.where, at), "each trial")
+    if "seeds" in raw:
+        owned[("seed",)] = (_place(spec.where, ("seeds",)), "each run")
+    if spec.folds is not None:
+        cv = (_place(spec.where, ("cv",)), "each run (the fold is the validation set)")
+        for key in ("folds", "fold", "validation_split"):
+            owned[("data", key)] = cv
+    for text in spec.overrides:
+        path = canonical_path(parse_override(text)[0])
+        for at, (place, what) in owned.items():
+            if path[: len(at)] == at:
+                raise ConfigError(f"override {text}: {place} sets it for {what}; change it there")
+
+
 def _all_paths(node, prefix: tuple = ()):
-    """Every key path in a nested config, as dotted strings ("model.layers.1.units")."""
+    """Every key path in a nested config, as tuples (("model", "layers", 1, "units"))."""
     items = (
         node.items()
         if isinstance(node, dict)
@@ -312,7 +356,7 @@ def _all_paths(node, prefix: tuple = ()):
     )
     for key, value in items:
         path = (*prefix, key)
-        yield _dotted(path)
+        yield path
         yield from _all_paths(value, path)
 
 

@@ -199,6 +199,8 @@ def run_in_subprocess(task: RunTask) -> RunResult:
     import subprocess
     import tempfile
 
+    from bptrain.processes import child_environ
+
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bptrain-run-") as tmp:
         task_path, result_path = Path(tmp) / "task.json", Path(tmp) / "result.json"
@@ -208,6 +210,7 @@ def run_in_subprocess(task: RunTask) -> RunResult:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            env=child_environ(),
             check=False,
         )
         if result_path.exists():

@@ -27,6 +27,7 @@ import traceback
 from pathlib import Path
 
 from bptrain.errors import BptrainError, ConfigError, DivergenceError
+from bptrain.processes import child_environ
 from bptrain.train.signals import Interrupted
 from bptrain.train.threads import usable_cores
 
@@ -264,7 +265,7 @@ def launch(processes: int, fit_args: list[str]) -> int:
         "fit",
         *fit_args,
     ]
-    proc = subprocess.Popen(command, start_new_session=True)
+    proc = subprocess.Popen(command, start_new_session=True, env=child_environ())
 
     def pass_on(signum, frame):
         proc.send_signal(signum)

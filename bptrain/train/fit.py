@@ -17,11 +17,13 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from bptrain.config import build_model, dump, resolve_with_overrides
+from bptrain.config import run_length as lengths
+from bptrain.config.build import build_schedule
 from bptrain.config.locations import config_error
 from bptrain.config.schema import CLASSIFICATION_LOSSES
 from bptrain.config.yamlio import load_file
 from bptrain.data import Dataset, load_dataset
-from bptrain.errors import CheckpointError, ConfigError, StorageError
+from bptrain.errors import CheckpointError, ConfigError, DataError, StorageError
 from bptrain.nn import backend
 from bptrain.runs import RunDir, checkpoint, new_run_dir, run_dir_of
 from bptrain.runs.atomic import remove_temporaries, write_text
@@ -106,16 +108,14 @@ def fit(
             raise ConfigError("fit needs a config (or a run to resume)")
         config = resolve_with_overrides(config, overrides)
 
+    ranks_instead = None
+    if world.size > 1 and config["training"]["replicas"] > 1:
+        config, ranks_instead = ranks_replace_replicas(config, world.size)
+
     # Data and model first: a config that fails here leaves nothing behind in runs/.
     data, model = prepare(config)
     t = config["training"]
     replicas = t["replicas"]
-    if replicas > 1 and world.size > 1:
-        raise config_error(
-            ("training", "replicas"),
-            f"{replicas} replicas cannot be combined with {world.size} MPI ranks; use one or "
-            "the other (replicas: 1 under mpiexec or --processes)",
-        )
     # Replicas run side by side, one BLAS thread each (threadpoolctl's limit is process-wide).
     threads = (
         1
@@ -134,7 +134,7 @@ def fit(
         trainer = Trainer(config, data, model, run, report)
     if ckpt is not None:
         trainer.restore(ckpt)
-    world.from_leader(write_text, run.config, dump(config))
+    world.from_leader(write_text, run.config, config_text(config, data))
     if ckpt is None:
         trainer.position.csv_bytes = trainer.log.start()
 
@@ -145,8 +145,12 @@ def fit(
     summary = describe(model, data, threads)
     if world.size > 1:
         summary += f" per rank; data-parallel on {world.size} MPI ranks"
+        summary += f"\n{ranks_instead}" if ranks_instead else ""
     if copies:
         summary += f" per replica; data-parallel on {replicas} replicas (threads)"
+    summary = "\n".join([summary, *schedule_lines(config, data)])
+    if ckpt is not None:
+        summary += schedule_change(ckpt.state["config"], config, data, model.optimizer)
     report.start(run.path, summary, resumed)
     try:
         # Overflow warnings would only clutter the output: the NaN guard reports divergence.
@@ -193,6 +197,20 @@ def fit(
     )
 
 
+def ranks_replace_replicas(config: dict, ranks: int) -> tuple[dict, str]:
+    """(config with ``training.replicas: 1``, the line saying so) for a run on ``ranks`` MPI
+    ranks: the ranks split each batch instead of the thread replicas (the two do not combine),
+    so ``bptrain fit configs/mnist_cnn.yaml --processes 2`` runs as written. The run stores
+    ``replicas: 1``, what it trained with; the result is one model's to float32 round-off, as
+    for either alone."""
+    replicas = config["training"]["replicas"]
+    line = (
+        f"training.replicas: 1 instead of {replicas}: the {ranks} MPI ranks split each batch "
+        "(ranks and thread replicas do not combine)"
+    )
+    return {**config, "training": {**config["training"], "replicas": 1}}, line
+
+
 def describe(model, data: Dataset, threads: int) -> str:
     """The model summary and a line on the data, printed when a run starts."""
     sizes = f"{len(data.x_train)} train / {len(data.x_val)} validation / {len(data.x_test)} test"
@@ -201,6 +219,53 @@ def describe(model, data: Dataset, threads: int) -> str:
         f"{model.summary()}\n"
         f"data: {data.name} ({data.task}), {sizes} samples of shape {shape}; "
         f"BLAS threads: {threads}"
+    )
+
+
+def config_text(config: dict, data: Dataset | None = None) -> str:
+    """The resolved config as a run's config.yaml stores it and ``bptrain config show`` prints
+    it: YAML, then, for a schedule that counts steps, comments with the run's length and the
+    schedule's lengths in steps. Without ``data`` the dataset is loaded to count its training
+    samples (never downloaded for that)."""
+    return dump(config) + "".join(f"# {line}\n" for line in schedule_lines(config, data))
+
+
+def schedule_lines(config: dict, data: Dataset | None = None) -> list[str]:
+    """["run length: ...", "schedule: ..."] for a schedule that counts steps, else []."""
+    spec = config["training"]["schedule"]
+    if not lengths.has_lengths(spec):
+        return []
+    if data is None:
+        options = dict(config["data"])
+        if "download" in options:
+            options["download"] = False
+        try:
+            data = load_dataset(options, config["seed"])
+        except (DataError, ConfigError) as exc:  # fit will say so; show what can be shown
+            return [f"schedule: its lengths in steps are counted when the data loads ({exc})"]
+    run = lengths.run_length(config, len(data.x_train))
+    return [f"run length: {run.describe()}", f"schedule: {lengths.describe(spec, run)}"]
+
+
+def schedule_change(saved: dict, config: dict, data: Dataset, optimizer) -> str:
+    """A line on a resumed run whose schedule lengths changed (a default-length schedule
+    follows ``training.epochs``), with the rate before and after at the step reached; or ""."""
+    new_spec, old_spec = config["training"]["schedule"], saved["training"]["schedule"]
+    if not (lengths.has_lengths(new_spec) and lengths.has_lengths(old_spec)):
+        return ""
+    n = len(data.x_train)
+    new_run, old_run = lengths.run_length(config, n), lengths.run_length(saved, n)
+    new = lengths.schedule_steps(new_spec, new_run)
+    old = lengths.schedule_steps(old_spec, old_run)
+    if new == old:
+        return ""
+    changed = ", ".join(f"{k} {old.get(k)} -> {v}" for k, v in new.items() if old.get(k) != v)
+    step = max(optimizer.iterations, 1)
+    rate = saved["optimizer"].get("learning_rate", optimizer.learning_rate)
+    before = build_schedule(old_spec, old_run)(step, rate)
+    return (
+        f"\nschedule changed on resume: {changed}; the rate at step {step} goes from "
+        f"{before:.4g} to {optimizer.lr:.4g}"
     )
 
 
@@ -255,7 +320,8 @@ def prepare(config: dict) -> tuple[Dataset, Any]:
     against its task, and the model built for its inputs and outputs."""
     data = load_dataset(config["data"], config["seed"])
     check_task(config, data)
-    return data, build_model(config, data.input_shape, num_outputs(data))
+    run = lengths.run_length(config, len(data.x_train))
+    return data, build_model(config, data.input_shape, num_outputs(data), run)
 
 
 def check_task(config: dict, data: Dataset) -> None:

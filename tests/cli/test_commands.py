@@ -1,5 +1,7 @@
 import json
+import os
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -152,6 +154,28 @@ def test_config_show_prints_the_resolved_config(bptrain, write_config, small_con
     assert shown["training"]["shuffle"] is True and shown["training"]["checkpoint"]["best"] is True
     code, again, _ = bptrain("config", "show", path, "optimizer.lr=0.05", "model.layers.0.units=7")
     assert again == out
+
+
+def test_config_show_counts_the_steps_of_the_run_and_its_schedule(bptrain):
+    configs = Path(__file__).resolve().parents[2] / "configs"
+    code, out, _ = bptrain(
+        "config", "show", configs / "linear_regression.yaml", "training.epochs=10"
+    )
+    assert code == 0
+    assert out.endswith(
+        "# run length: 720 training samples in batches of 32: 23 steps per epoch x 10 epochs = "
+        "230 steps\n# schedule: cosine, decay_steps 230 (the whole run), warmup_steps 0\n"
+    )
+    assert yaml.safe_load(out)["training"]["schedule"]["decay_steps"] is None  # as given
+    if not (Path(os.environ["BPTRAIN_DATA_DIR"]) / "mnist").is_dir():
+        return
+    overrides = ("data.limit=1000", "training.schedule.warmup_epochs=0.5")
+    code, out, _ = bptrain("config", "show", configs / "mnist_lstm.yaml", *overrides)
+    assert out.endswith(
+        "# run length: 900 training samples in batches of 64: 15 steps per epoch x 5 epochs = "
+        "75 steps\n# schedule: cosine, decay_steps 67 (the whole run after the warmup), "
+        "warmup_steps 8 (warmup_epochs: 0.5)\n"
+    )
 
 
 def test_config_check(bptrain, write_config, small_config):

@@ -1,7 +1,7 @@
 import pytest
 
 from bptrain.config.locations import Locations
-from bptrain.config.overrides import apply_overrides, parse_override, parse_path
+from bptrain.config.overrides import apply_overrides, canonical_path, parse_override, parse_path
 from bptrain.errors import ConfigError
 
 
@@ -42,7 +42,8 @@ def test_apply_sets_values_without_touching_the_original():
         ["optimizer.lr=0.1", "model.layers.0.units=8", "training.early_stopping.patience=2"],
     )
     assert out == {
-        "optimizer": {"type": "adam", "lr": 0.1},  # a name becomes {type: name} to add keys
+        # a name becomes {type: name} to add keys; lr is the optimizer's learning_rate
+        "optimizer": {"type": "adam", "learning_rate": 0.1},
         "model": {"layers": [{"type": "Dense", "units": 8}]},
         "training": {"early_stopping": {"patience": 2}},
     }
@@ -54,7 +55,7 @@ def test_overridden_values_point_at_the_override():
     where.set(("optimizer",), "cfg.yaml:5")
     where.set(("optimizer", "lr"), "cfg.yaml:5")
     apply_overrides({"optimizer": {"lr": 1}}, ["optimizer.lr=2", "training.epochs=3"], where)
-    assert where.of(("optimizer", "lr")) == "override optimizer.lr=2"
+    assert where.of(("optimizer", "learning_rate")) == "override optimizer.lr=2"
     assert where.of(("optimizer",)) == "cfg.yaml:5"
     assert where.of(("training",)) == "override training.epochs=3"
 
@@ -70,3 +71,13 @@ def test_overridden_values_point_at_the_override():
 def test_bad_paths(override, message):
     with pytest.raises(ConfigError, match=message):
         apply_overrides({"seed": 0, "model": {"layers": [{}]}}, [override])
+
+
+@pytest.mark.parametrize("written", ["lr", "learning_rate"])
+@pytest.mark.parametrize("override", ["optimizer.lr=0.5", "optimizer.learning_rate=0.5"])
+def test_lr_and_learning_rate_are_one_key(written, override):
+    """Either spelling replaces either one as written: one key, learning_rate, remains."""
+    out = apply_overrides({"optimizer": {"type": "sgd", written: 0.1}}, [override])
+    assert out == {"optimizer": {"type": "sgd", "learning_rate": 0.5}}
+    assert canonical_path(("optimizer", "lr")) == ("optimizer", "learning_rate")
+    assert canonical_path(("model", "lr")) == ("model", "lr")

@@ -117,6 +117,15 @@ def test_errors_in_the_file_name_its_line(write_config):
     assert message.endswith(":10: training.epochs: expected an integer, got the number 1.5")
 
 
+def test_lr_and_learning_rate_both_in_a_file_is_an_error_an_override_settles(write_config):
+    text = MNIST_YAML.replace("lr: 0.001}", "lr: 0.001, learning_rate: 0.002}")
+    assert error(write_config, text).endswith(
+        ":9: optimizer.lr: give either lr or learning_rate, not both"
+    )
+    for override in ("optimizer.lr=0.5", "optimizer.learning_rate=0.5"):
+        assert load(write_config, text, [override])["optimizer"]["learning_rate"] == 0.5
+
+
 def test_required_sections(write_config):
     text = "\n".join(line for line in MNIST_YAML.splitlines() if not line.startswith("loss"))
     assert error(write_config, text).endswith(

@@ -185,7 +185,8 @@ def test_a_read_only_directory_is_a_one_line_error(tmp_path, tiny, reference, wh
         refused = resume_to_four(tmp_path, **popen)
     finally:
         locked.chmod(0o755)
-    path = "run/config.yaml" if locked == run else "run/checkpoints/last.safetensors"
+    # the run's lock file is the first thing a resume writes (the run removed it when it ended)
+    path = "run/.lock" if locked == run else "run/checkpoints/last.safetensors"
     assert_refused(refused, "Permission denied", run, last, path)
     done = resume_to_four(tmp_path)
     assert done.returncode == 0, done.stderr

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from bptrain.cli import main
 from bptrain.runs import metrics_log
@@ -183,6 +184,11 @@ def test_a_changed_sweep_is_refused_on_resume(tmp_path, write_sweep, capsys):
     assert err.count("\n") == 1
     assert run_main("sweep", "--resume", str(sweep_dir), "--max-trials", "2") == 2
     assert "--max-trials is fixed when a sweep starts" in capsys.readouterr().err
+    assert run_main("sweep", "--resume", str(sweep_dir), "training.epochs=1") == 2
+    assert capsys.readouterr().err == (
+        f"error: the sweep in {sweep_dir} started without overrides; --resume cannot add any "
+        "(start a new sweep with them)\n"
+    )
 
 
 def run_main(*args) -> int:
@@ -315,3 +321,86 @@ def _rows(run_dir: Path) -> list[str]:
 
 def _names(sweep_dir: Path, numbers) -> list[str]:
     return [e["name"] for e in events(sweep_dir) if e["event"] == "start" and e["run"] in numbers]
+
+
+ONE_RUN_EACH = """\
+base: base.yaml
+metric: loss
+fixed: {training.batch_size: 16}
+grid:
+  optimizer.learning_rate: [0.01, 0.02]
+"""
+
+
+def test_overrides_apply_to_every_trial_and_one_run_shows_no_spread(
+    tmp_path, write_sweep, capsys, monkeypatch
+):
+    """KEY=VALUE after the sweep file changes the base config of every trial, as with fit (the
+    command line wins over the sweep's fixed values); a trial of one run has no spread."""
+    monkeypatch.chdir(tmp_path)
+    write_sweep(ONE_RUN_EACH)
+    overrides = ["training.epochs=1", "training.batch_size=64", "optimizer.beta_1=0.8"]
+    assert run_main("sweep", "sweep.yaml", *overrides, "--workers", "1", "--progress", "plain") == 0
+    out = capsys.readouterr().out
+    assert "  overrides: training.epochs=1 training.batch_size=64 optimizer.beta_1=0.8\n" in out
+    sweep_dir = sweep_dir_of(tmp_path)
+    runs = sorted(p for p in sweep_dir.iterdir() if (p / "config.yaml").exists())
+    assert len(runs) == 2
+    for run, rate in zip(runs, [0.01, 0.02], strict=True):
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        assert config["training"]["epochs"] == 1 and config["training"]["batch_size"] == 64
+        assert config["optimizer"]["beta_1"] == 0.8
+        assert config["optimizer"]["learning_rate"] == rate
+        assert len(metrics_log.read(run / "metrics.csv")) == 1
+    assert "±" not in out and "(1/1 runs)" in out
+    assert "over 1 run\n" in out
+    assert [r["loss_std"] for r in leaderboard(sweep_dir)] == ["", ""]
+    assert "±" not in (sweep_dir / "leaderboard.md").read_text()
+    assert events(sweep_dir)[0]["overrides"] == overrides
+
+    # --resume takes the overrides from the journal; different ones are refused
+    assert run_main("sweep", "--resume", str(sweep_dir)) == 0
+    assert "2 of 2 runs finished, 0 to run" in capsys.readouterr().out
+    assert run_main("sweep", "--resume", str(sweep_dir), *overrides) == 0
+    assert run_main("sweep", "--resume", str(sweep_dir), "training.epochs=2") == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: the sweep in {sweep_dir} started with the overrides training.epochs=1 "
+        "training.batch_size=64 optimizer.beta_1=0.8; --resume uses those: give them again, "
+        "or none\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "override", "message"),
+    [
+        (
+            "",
+            "optimizer.lr=0.1",
+            "override optimizer.lr=0.1: sweep.yaml:5: grid.optimizer.learning_rate sets it for "
+            "each trial; change it there",
+        ),
+        (
+            "seeds: [0, 1]\n",
+            "seed=3",
+            "override seed=3: sweep.yaml:6: seeds sets it for each run; change it there",
+        ),
+        (
+            "cv: {folds: 2}\n",
+            "data.validation_split=0.3",
+            "override data.validation_split=0.3: sweep.yaml:6: cv sets it for each run "
+            "(the fold is the validation set); change it there",
+        ),
+        ("", "training.epochs", "override 'training.epochs': expected key.path=value"),
+        ("", "training.epoch=3", "training.epoch: unknown key; did you mean 'epochs'?"),
+    ],
+)
+def test_overrides_the_sweep_sets_itself_are_refused(
+    tmp_path, write_sweep, capsys, monkeypatch, extra, override, message
+):
+    monkeypatch.chdir(tmp_path)
+    write_sweep(ONE_RUN_EACH + extra)
+    assert run_main("sweep", "sweep.yaml", override, "--dry-run") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert not (tmp_path / "runs").exists()

@@ -40,7 +40,7 @@ def test_ranking_by_mean_lower_is_better_for_a_loss(board):
     assert [s.trial for s in ranked] == [1, 0, 2]
     best, partial, pending = ranked
     assert best.mean == pytest.approx(0.3) and best.std == pytest.approx(0.070710678118654)
-    assert partial.scores == [0.5] and partial.std == 0.0 and partial.runs == 2
+    assert partial.scores == [0.5] and partial.std is None and partial.runs == 2  # undefined
     assert partial.errors == [("1-t0-f1-s0-lr=0.1", "DivergenceError: nan")]
     assert pending.mean is None and pending.status == "not run"
     assert best.params == {"optimizer.lr": 0.01}
@@ -61,10 +61,11 @@ def test_csv_and_markdown(board):
         "best_epoch": "1.5",
         "seconds": "1.5",
     }
+    assert rows[1]["val_loss_mean"] == "0.5" and rows[1]["val_loss_std"] == ""  # one run
     assert rows[2]["val_loss_mean"] == "" and rows[2]["runs"] == "0"
     md = to_markdown(spec, ranked)
     assert "| 1 | 1 | 0.01 | 0.3000 ± 0.0707 | 2/2 | 2 | 1.5 |" in md
-    assert "| 2 | 0 | 0.1 | 0.5000 ± 0.0000 | 1/2 | 2 | 1.5 |" in md
+    assert "| 2 | 0 | 0.1 | 0.5000 | 1/2 | 2 | 1.5 |" in md  # one run: no spread
     assert "| 3 | 2 | 0.001 | not run | 0/2 |  |  |" in md
     assert "- trial 0, `1-t0-f1-s0-lr=0.1`: DivergenceError: nan" in md
 
@@ -92,3 +93,16 @@ def test_retrain_command(board, write_sweep, monkeypatch, tmp_path):
     command, notes = retrain(spec, {})
     assert command == "bptrain fit base.yaml"
     assert notes[0] == "it keeps the base's validation split: the base's monitors need one"
+
+
+def test_the_retrain_note_names_the_command_line_overrides(write_sweep, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    sweep = "base: base.yaml\nmetric: loss\nfixed: {training.epochs: 1}\n"
+    spec = load_sweep(write_sweep(sweep), overrides=["training.batch_size=8"])
+    assert retrain(spec, {}) == (
+        "bptrain fit base.yaml",
+        [
+            "the sweep's fixed values (training.epochs=1) and command-line overrides "
+            "(training.batch_size=8) are left at the base config's"
+        ],
+    )

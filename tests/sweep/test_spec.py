@@ -178,3 +178,31 @@ def test_fixed_values_apply_to_every_trial(write_sweep):
 )
 def test_bad_fixed_values(write_sweep, extra, expected):
     assert expected in error(write_sweep, GOOD + extra)
+
+
+LR_GRID = "base: base.yaml\nmetric: loss\ngrid:\n  {key}: [0.1, 0.2]\n"
+LR_RANDOM = (
+    "base: base.yaml\nmetric: loss\nrandom:\n  trials: 2\n  space:\n"
+    "    {key}: {{choice: [0.1, 0.2]}}\n"
+)
+LR_FIXED = "base: base.yaml\nmetric: loss\nfixed:\n  {key}: 0.1\n"
+
+
+@pytest.mark.parametrize("written", ["lr", "learning_rate"])
+@pytest.mark.parametrize("key", ["optimizer.lr", "optimizer.learning_rate"])
+@pytest.mark.parametrize("text", [LR_GRID, LR_RANDOM, LR_FIXED], ids=["grid", "random", "fixed"])
+def test_lr_and_learning_rate_are_one_key_in_sweeps(write_sweep, written, key, text):
+    """fit takes optimizer.lr=... and optimizer.learning_rate=... whichever the file writes;
+    so do a sweep's grid, random space and fixed values."""
+    base = BASE.replace("lr: 0.01", f"{written}: 0.01")
+    spec = load_sweep(write_sweep(text.format(key=key), base=base))
+    rates = [spec.run_config(p, 0, None, None)["optimizer"]["learning_rate"] for p in spec.trials()]
+    assert sorted(rates) == ([0.1] if text == LR_FIXED else [0.1, 0.2])
+    assert spec.base_value(key) == 0.01
+
+
+def test_lr_and_learning_rate_together_are_one_key_given_twice(write_sweep):
+    text = LR_GRID.format(key="optimizer.lr") + "fixed: {optimizer.learning_rate: 0.3}\n"
+    assert error(write_sweep, text) == (
+        "sweep.yaml:4: grid.optimizer.lr: 'optimizer.learning_rate' is fixed already"
+    )

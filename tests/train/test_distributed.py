@@ -103,6 +103,22 @@ def test_two_ranks_train_like_one_process_and_rank_0_alone_writes(tmp_path, one_
     assert "best epoch" in done.stdout and done.stderr == ""
 
 
+@needs_mpi
+def test_a_whole_run_schedule_counts_global_batches_on_two_ranks(tmp_path):
+    """Ranks split each batch, so a schedule spans the same steps as in one process."""
+    config = dp_config(epochs=2, schedule={"type": "cosine", "alpha": 0.1})
+    path = tmp_path / "dp.yaml"
+    path.write_text(yaml.safe_dump(config))
+    fit(config, run_dir=tmp_path / "one", progress="none")
+    done = mpirun(2, [path, "--run-dir", "two", "--progress", "plain"], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    # 115 training samples in batches of 19: 7 steps per epoch, on any number of ranks
+    assert "schedule: cosine, decay_steps 14 (the whole run), warmup_steps 0\n" in done.stdout
+    rates = [r["lr"] for r in rows(tmp_path / "two")]
+    assert rates == [r["lr"] for r in rows(tmp_path / "one")]
+    assert float(rates[-1]) == pytest.approx(0.001, rel=1e-12)  # alpha x lr at the last step
+
+
 # -- failures -------------------------------------------------------------------------------------
 FAILING_RANK = """\
 import sys
@@ -228,6 +244,23 @@ def test_processes_option_trains_on_two_ranks(tmp_path, one_process):
     out, err = proc.communicate(timeout=TIMEOUT)
     assert proc.returncode == 0, err
     assert out.count("data-parallel on 2 MPI ranks") == 1 and out.count("best epoch") == 1
+    assert_same_training(one_process.run, tmp_path / "run")
+
+
+@needs_mpi
+def test_processes_replace_thread_replicas_and_say_so(tmp_path, one_process):
+    """As `bptrain fit configs/mnist_cnn.yaml --processes 2` (replicas: 2) in the README."""
+    args = [one_process.config, "training.replicas=2", "--processes", "2", "--run-dir", "run"]
+    proc = fit_command(*args, "--progress", "plain", cwd=tmp_path)
+    out, err = proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == 0, err
+    line = (
+        "training.replicas: 1 instead of 2: the 2 MPI ranks split each batch (ranks and thread "
+        "replicas do not combine)\n"
+    )
+    assert out.count(line) == 1 and err == ""
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert saved["training"]["replicas"] == 1  # what it trained with
     assert_same_training(one_process.run, tmp_path / "run")
 
 

@@ -1,3 +1,4 @@
+import math
 import os
 import signal
 from pathlib import Path
@@ -41,8 +42,11 @@ def test_run_directory_contents(tmp_path, small_config):
     run = result.run_dir
     assert run.parent == tmp_path / "tiny"
     assert sorted(p.name for p in run.iterdir()) == [
-        ".lock", "checkpoints", "config.yaml", "metrics.csv", "plots"
-    ]  # fmt: skip
+        "checkpoints",
+        "config.yaml",
+        "metrics.csv",
+        "plots",
+    ]  # fmt: skip  (no .lock: fit removes it when it ends)
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
         "best.safetensors", "last.safetensors"
     ]  # fmt: skip
@@ -260,6 +264,74 @@ def test_a_diverging_loss_stops_with_epoch_step_and_cause_and_keeps_the_last_che
     state = checkpoint.load(run / "checkpoints" / "last.safetensors").state
     assert (state["epoch"], state["step"]) == (2, 0)
     assert [r["epoch"] for r in read(run / "metrics.csv")] == [1, 2]
+
+
+def cosine_rates(epochs_done, epochs, lr=0.01, alpha=0.1):
+    """The rate after each epoch of a cosine decay over ``epochs`` whole epochs."""
+    return [
+        lr * (alpha + (1 - alpha) * 0.5 * (1 + math.cos(math.pi * e / epochs))) for e in epochs_done
+    ]
+
+
+@pytest.mark.parametrize(
+    ("epochs", "overrides", "per_epoch", "samples"),
+    [(3, [], 8, 115), (5, [], 8, 115), (3, ["data.validation_split=0.5"], 5, 72)],
+)
+def test_a_schedule_spans_the_whole_run_by_default(
+    tmp_path, small_config, epochs, overrides, per_epoch, samples
+):
+    """Without decay_steps, cosine decays to alpha x lr at the run's last step, however many
+    epochs and training samples the run has; config.yaml notes the counts."""
+    config = small_config(epochs=epochs, schedule={"type": "cosine", "alpha": 0.1})
+    result = fit(config, run_dir=tmp_path / "r", progress="none", overrides=overrides)
+    rates = [r["lr"] for r in result.history]
+    assert rates == pytest.approx(cosine_rates(range(1, epochs + 1), epochs), rel=1e-12)
+    assert rates[-1] == pytest.approx(0.001, rel=1e-12)
+    text = (result.run_dir / "config.yaml").read_text()
+    assert text.endswith(
+        f"# run length: {samples} training samples in batches of 16: {per_epoch} steps per "
+        f"epoch x {epochs} epochs = {per_epoch * epochs} steps\n"
+        f"# schedule: cosine, decay_steps {per_epoch * epochs} (the whole run), warmup_steps 0\n"
+    )
+
+
+def test_schedule_lengths_in_epochs(tmp_path, small_config):
+    step = small_config(epochs=3, schedule={"type": "step", "step_epochs": 1, "gamma": 0.5})
+    result = fit(step, run_dir=tmp_path / "step", progress="none")
+    assert [r["lr"] for r in result.history] == [0.01, 0.005, 0.0025]
+    warm = {"type": "cosine", "alpha": 0.1, "warmup_epochs": 1}
+    result = fit(small_config(epochs=3, schedule=warm), run_dir=tmp_path / "w", progress="none")
+    # 8 steps of warmup to the full rate, then 16 of decay down to alpha x lr
+    assert [r["lr"] for r in result.history] == pytest.approx(
+        [0.01, *cosine_rates([1, 2], 2)], rel=1e-12
+    )
+
+
+def test_resume_with_a_whole_run_schedule_is_exact(tmp_path, monkeypatch, small_config):
+    config = small_config(epochs=3, schedule={"type": "cosine"}, checkpoint={"every_steps": 3})
+    full = fit(config, run_dir=tmp_path / "full", progress="none").run_dir
+    crash_at(monkeypatch, 14)
+    with pytest.raises(Crash):
+        fit(config, run_dir=tmp_path / "crashed", progress="none")
+    monkeypatch.undo()
+    fit(resume=tmp_path / "crashed", progress="none")
+    assert_same_run(full, tmp_path / "crashed")
+
+
+def test_more_epochs_on_resume_stretch_a_whole_run_schedule(tmp_path, small_config, capsys):
+    """training.epochs=4 on resume: the default length follows the new run from the step
+    reached, and the run says how the schedule and its rate changed."""
+    config = small_config(epochs=2, schedule={"type": "cosine", "alpha": 0.1})
+    part = fit(config, run_dir=tmp_path / "part", progress="none").run_dir
+    capsys.readouterr()
+    result = fit(resume=part, overrides=["training.epochs=4"], progress="plain")
+    rates = [r["lr"] for r in result.history]
+    assert rates == pytest.approx(cosine_rates([1, 2], 2) + cosine_rates([3, 4], 4), rel=1e-12)
+    out = capsys.readouterr().out
+    assert (
+        "schedule changed on resume: decay_steps 16 -> 32; the rate at step 16 goes from "
+        "0.001 to 0.0055\n" in out
+    )
 
 
 # -- training metrics -----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from bptrain.config import build_model, resolve
 from bptrain.errors import ConfigError
 from bptrain.runs import checkpoint
 from bptrain.train import fit
+from bptrain.train.fit import ranks_replace_replicas
 from bptrain.train.loop import Trainer
 from bptrain.train.replicas import Replicas, ReplicaSum, WorkerThreads
 from tests.conftest import parallel_mlp_config
@@ -248,14 +249,14 @@ def test_worker_errors_come_by_replica_and_release_waiting_replicas():
         workers.close()
 
 
-def test_replicas_are_validated_and_not_combined_with_mpi(tmp_path, monkeypatch):
+def test_replicas_are_validated_and_give_way_to_mpi_ranks():
     with pytest.raises(ConfigError, match="replicas"):
         resolve(mlp_config(replicas=0))
-    from bptrain.train import distributed
-
-    class TwoRanks(distributed.World):
-        size = 2
-
-    monkeypatch.setattr(distributed, "training_world", lambda: TwoRanks())
-    with pytest.raises(ConfigError, match="cannot be combined with 2 MPI ranks"):
-        fit(mlp_config(replicas=2), run_dir=tmp_path / "r", progress="none")
+    config = resolve(mlp_config(replicas=2))
+    on_ranks, line = ranks_replace_replicas(config, 2)
+    assert on_ranks["training"]["replicas"] == 1 and config["training"]["replicas"] == 2
+    assert {**on_ranks, "training": config["training"]} == config  # nothing else changes
+    assert line == (
+        "training.replicas: 1 instead of 2: the 2 MPI ranks split each batch (ranks and thread "
+        "replicas do not combine)"
+    )  # on real ranks: tests/train/test_distributed.py
