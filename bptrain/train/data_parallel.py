@@ -14,9 +14,11 @@ round-off, and checkpoints do not depend on the number of ranks:
   ranks (synchronized batch normalization), forward and backward.
 - Dropout draws the mask of the whole global batch from the shared generator and keeps its
   slice's rows: the masks are exactly one process's, and every rank's generator stays in step.
-- The logged loss is the global batch loss; validation is split across ranks and the outputs
-  gathered, so every rank computes the same metrics row (which early stopping, the learning-rate
-  schedule and the divergence check act on alike).
+- The logged loss is the global batch loss, and the training metrics' sums of each global batch
+  are summed across ranks in the same Allreduce (a batch every rank computes whole is counted
+  by the leader alone); validation is split across ranks and the outputs gathered, so every
+  rank computes the same metrics row (which early stopping, the learning-rate schedule and the
+  divergence checks act on alike).
 - A stop signal caught by any rank is agreed on in each step's loss reduction, so all ranks
   stop after the same step. The leader alone writes metrics.csv, checkpoints and plots.
 """
@@ -66,8 +68,6 @@ class DataParallelTrainer(Trainer):
         for layer in layers:
             if isinstance(layer, BatchNorm):
                 layer.reducer = world.allreduce_sum
-        # Summed each step: the loss, and how many ranks caught each of STOP_SIGNALS.
-        self._shared = np.zeros(1 + len(STOP_SIGNALS))
         self._caught = StopFlag()  # this rank's signals
         self._agreed = StopFlag()  # the stop flag every rank sees alike
         if not world.leader:
@@ -83,31 +83,39 @@ class DataParallelTrainer(Trainer):
         start, stop = n * rank // size, n * (rank + 1) // size
         return start, stop, (stop - start) / n
 
-    def compute_gradients(self, xb, yb) -> float:
+    def compute_gradients(self, xb, yb):
         n = len(xb)
         start, stop, share = self.slice_of(n)
         for layer in self.dropouts:
             layer.batch_slice = (start, stop, n)
         loss = self.model.compute_gradients(xb[start:stop], yb[start:stop], scale=share)
-        return self.reduce_gradients(self.model.parameters(), loss)
+        if n < self.world.size and not self.world.leader:
+            sums = self.train_metrics.zeros()  # every rank computed the whole batch
+        else:
+            sums = self.train_metrics.batch(self.model.last_outputs, yb[start:stop])
+        return self.reduce_gradients(self.model.parameters(), loss, sums)
 
-    def reduce_gradients(self, params, loss: float) -> float:
+    def reduce_gradients(self, params, loss: float, sums) -> tuple[float, np.ndarray]:
         """Sum the ranks' gradients in place, with one Allreduce over the flat gradient buffer,
-        and their losses; agree on stop signals. Returns the global batch loss."""
+        and in one more their losses and training-metric sums; agree on stop signals. Returns
+        the global batch loss and metric sums."""
         world = self.world
         if params.flat_grad is not None:
             world.allreduce_sum(params.flat_grad)
         else:
             for p in params:
                 world.allreduce_sum(p.grad)
-        shared = self._shared
+        signals = len(STOP_SIGNALS)
+        # the loss, how many ranks caught each of STOP_SIGNALS, the metric sums
+        shared = np.empty(1 + signals + len(sums))
         shared[0] = loss
-        shared[1:] = [self._caught.signum == s for s in STOP_SIGNALS]
+        shared[1 : 1 + signals] = [self._caught.signum == s for s in STOP_SIGNALS]
+        shared[1 + signals :] = sums
         world.allreduce_sum(shared)
         if self._agreed.signum is None:
-            caught = [s for s, n in zip(STOP_SIGNALS, shared[1:], strict=True) if n > 0]
+            caught = [s for s, n in zip(STOP_SIGNALS, shared[1 : 1 + signals], strict=True) if n]
             self._agreed.signum = int(caught[0]) if caught else None
-        return float(shared[0])
+        return float(shared[0]), shared[1 + signals :]
 
     def run_epochs(self, stop: StopFlag) -> None:
         self._caught = stop
@@ -126,8 +134,11 @@ class DataParallelTrainer(Trainer):
         outputs = np.concatenate([out for _, out in parts if len(out)])
         return float(sum(part for part, _ in parts)), outputs
 
-    def save(self, *paths) -> None:
+    def _encode(self) -> bytes | None:
+        return super()._encode() if self.world.leader else None
+
+    def _write(self, data, paths) -> None:
         if self.world.leader:
-            super().save(*paths)
+            super()._write(data, paths)
         elif self.run.last in paths:
             self.saved_last = str(self.run.last)

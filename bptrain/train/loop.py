@@ -1,10 +1,19 @@
 """The training loop: epochs of minibatch steps, validation, callbacks and checkpoints.
 
 One step is ``compute_gradients`` (a hook: a data-parallel trainer computes its slice of the batch
-and sums gradients across ranks there) -> finite check -> ``optimizer.step``. The batch order of
-epoch ``e`` is a permutation drawn from ``default_rng([seed, ORDER_STREAM, e])``, so the position
-in training is just (epoch, step): a checkpoint taken anywhere, mid-epoch included, resumes
-exactly.
+and sums gradients across ranks there) -> divergence checks -> ``optimizer.step``. The batch order
+of epoch ``e`` is a permutation drawn from ``default_rng([seed, ORDER_STREAM, e])``, so the
+position in training is just (epoch, step): a checkpoint taken anywhere, mid-epoch included,
+resumes exactly.
+
+Training metrics (``accuracy`` beside ``val_accuracy``) are summed from the outputs each step's
+forward pass computed (``RunningMetrics``), over the epoch as its weights changed, like Keras'.
+
+A checkpoint within or at the end of an epoch is encoded at once but written only when the next
+batch's loss, computed with the weights it holds, has passed the divergence checks (or, at an
+epoch's end, the validation loss has; at the end of training or on a stop signal it is written
+then): the weights after an update that made the loss explode never reach a checkpoint, and the
+one a divergence error names holds the last good weights.
 """
 
 from __future__ import annotations
@@ -21,8 +30,15 @@ from bptrain.data.preprocess import unscale_targets
 from bptrain.runs import MetricsLog, RunDir, checkpoint
 from bptrain.runs.atomic import write_bytes
 from bptrain.train import metrics as metrics_mod
-from bptrain.train.callbacks import BestTracker, EarlyStopping, divergence, gradients_finite
+from bptrain.train.callbacks import (
+    BestTracker,
+    EarlyStopping,
+    ExplosionGuard,
+    divergence,
+    gradients_finite,
+)
 from bptrain.train.evaluate import evaluate_arrays
+from bptrain.train.metrics import RunningMetrics
 from bptrain.train.progress import Reporter
 from bptrain.train.signals import Interrupted, StopFlag
 
@@ -41,13 +57,15 @@ def epoch_order(seed: int, epoch: int, n: int, shuffle: bool) -> np.ndarray:
 
 @dataclass
 class Position:
-    """Where training stands: ``epoch`` epochs done, ``step`` steps into the next one, and the
-    running loss of that epoch (sum of batch loss x batch size, and samples seen)."""
+    """Where training stands: ``epoch`` epochs done, ``step`` steps into the next one, the
+    running loss of that epoch (sum of batch loss x batch size, and samples seen) and its
+    training metrics' sums (``RunningMetrics``)."""
 
     epoch: int = 0
     step: int = 0
     loss_sum: float = 0.0
     seen: int = 0
+    metric_sums: np.ndarray = field(default_factory=lambda: np.zeros(0))
     stopped_early: bool = False
     history: list = field(default_factory=list)
     csv_bytes: int = 0
@@ -73,26 +91,36 @@ class Trainer:
         es = t["early_stopping"]
         self.early = EarlyStopping(**es) if es else None
         self.schedule_monitor = (t["schedule"] or {}).get("monitor")
-        columns = ["epoch", "loss"]
-        if self.has_val:
-            columns += ["val_loss"] + [f"val_{m}" for m in config["metrics"]]
-        self.log = MetricsLog(run.metrics, [*columns, "lr"])
+        self.guard = ExplosionGuard()
+        self.train_metrics = running_metrics(config, data, model)
+        self.position.metric_sums = self.train_metrics.zeros()
+        self.log = MetricsLog(run.metrics, log_columns(config["metrics"], self.has_val))
         self.saved_last: str | None = None
+        self._held: tuple[bytes, tuple] | None = None  # a checkpoint not yet written (hold)
         self.plots = t["plots"]
         self._plotted = -math.inf
 
     # -- the step ---------------------------------------------------------------------------
-    def compute_gradients(self, xb, yb) -> float:
-        """The loss of batch (xb, yb), with its gradient in every parameter's ``grad``."""
-        return self.model.compute_gradients(xb, yb)
+    def compute_gradients(self, xb, yb) -> tuple[float, np.ndarray]:
+        """The loss of batch (xb, yb), with its gradient in every parameter's ``grad``, and
+        the batch's training-metric sums (``RunningMetrics.batch``)."""
+        loss = self.model.compute_gradients(xb, yb)
+        return loss, self.train_metrics.batch(self.model.last_outputs, yb)
 
     def train_step(self, xb, yb) -> float:
-        model = self.model
-        loss = self.compute_gradients(xb, yb)
+        """One update; returns the batch loss. Raises DivergenceError, before the update, when
+        the loss or a gradient is not finite or the loss has exploded."""
+        model, pos = self.model, self.position
+        loss, sums = self.compute_gradients(xb, yb)
         params = model.parameters()
         if not (math.isfinite(loss) and gradients_finite(params)):
-            pos = self.position
             raise divergence(model, loss, pos.epoch + 1, pos.step + 1, self.saved_last)
+        exploded = self.guard.exploded(loss)
+        if exploded:
+            raise divergence(model, loss, pos.epoch + 1, pos.step + 1, self.saved_last, exploded)
+        self.release()  # the held checkpoint's weights gave this loss: they are good
+        self.guard.update(loss, len(xb))
+        pos.metric_sums += sums
         faults.point("train.step")
         model.optimizer.step(params)
         return loss
@@ -120,19 +148,27 @@ class Trainer:
                     self.save(self.run.last)
                     self._interrupted(stop)
                 if every and pos.step % every == 0 and pos.step < steps:
-                    self.save(self.run.last)
+                    self.hold(self.run.last)
             self.end_epoch(time.perf_counter() - started)
             if stop:
                 self._interrupted(stop)
+        self.release()
 
     def end_epoch(self, seconds: float) -> dict:
         """Validate, log, run the callbacks and write checkpoints and plots."""
         pos, t = self.position, self.config["training"]
         row = {"epoch": pos.epoch + 1, "loss": pos.loss_sum / max(pos.seen, 1)}
+        row.update(self.train_metrics.scores(pos.metric_sums))
         if self.has_val:
             val_loss, outputs = self.validate()
             if not math.isfinite(val_loss):
                 raise divergence(self.model, val_loss, pos.epoch + 1, pos.step, self.saved_last)
+            exploded = self.guard.exploded(val_loss)
+            if exploded:
+                raise divergence(
+                    self.model, val_loss, pos.epoch + 1, pos.step, self.saved_last, exploded,
+                    quantity="validation loss",
+                )  # fmt: skip
             row["val_loss"] = val_loss
             scores = metrics_mod.compute(
                 self.config["metrics"],
@@ -142,6 +178,7 @@ class Trainer:
             row.update({f"val_{k}": v for k, v in scores.items()})
         row["lr"] = float(self.model.optimizer.lr)
         pos.epoch, pos.step, pos.loss_sum, pos.seen = pos.epoch + 1, 0, 0.0, 0
+        pos.metric_sums = self.train_metrics.zeros()
         pos.history.append(row)
         pos.csv_bytes = self.log.append(row)
         faults.point("metrics.appended")
@@ -150,7 +187,9 @@ class Trainer:
         improved = self.best.update(row)
         if self.early is not None and self.early.update(row):
             pos.stopped_early = True
-        self.save(*([self.run.best] if improved and t["checkpoint"]["best"] else []), self.run.last)
+        paths = [self.run.best] if improved and t["checkpoint"]["best"] else []
+        # The validation loss has vetted these weights; without one, the next batch's loss will.
+        (self.save if self.has_val else self.hold)(*paths, self.run.last)
         now = time.monotonic()
         if self.plots and (self.finished or now - self._plotted >= PLOT_INTERVAL_S):
             self._plot()
@@ -170,6 +209,7 @@ class Trainer:
         return tuple(unscale_targets(a, stats) for a in arrays)
 
     def _interrupted(self, stop: StopFlag):
+        self.release()
         where = self.position.where()
         raise Interrupted(
             f"interrupted by {stop.name} after {where}; saved {self.run.last}; continue with: "
@@ -181,7 +221,13 @@ class Trainer:
         from bptrain.runs.plots import plot_history
 
         try:
-            plot_history(self.position.history, self.run.plots)
+            plot_history(
+                self.position.history,
+                self.run.plots,
+                title=f"{self.config['name']} ({self.run.path.name})",
+                best_epoch=self.best.best_epoch,
+                monitor=self.best.monitor,
+            )
         except Exception as exc:  # a plot must never cost a training run
             self.reporter.message(f"warning: could not draw plots ({exc})")
             self.plots = False
@@ -194,8 +240,25 @@ class Trainer:
         return pos.stopped_early or pos.epoch >= self.epochs
 
     def save(self, *paths) -> None:
-        """Write one snapshot of the run into each of ``paths`` (encoded once)."""
-        data = checkpoint.encode(*self.snapshot())
+        """Write one snapshot of the run into each of ``paths`` now (encoded once)."""
+        self._write(self._encode(), paths)
+
+    def hold(self, *paths) -> None:
+        """Take a snapshot of the run for ``paths`` now; ``release`` writes it once the next
+        batch's loss has shown its weights good (see the module docstring)."""
+        self._held = (self._encode(), paths)
+
+    def release(self) -> None:
+        """Write the held snapshot, if there is one."""
+        if self._held is not None:
+            data, paths = self._held
+            self._held = None
+            self._write(data, paths)
+
+    def _encode(self) -> bytes:
+        return checkpoint.encode(*self.snapshot())
+
+    def _write(self, data: bytes, paths) -> None:
         for path in paths:
             write_bytes(path, data)
         if self.run.last in paths:
@@ -213,6 +276,8 @@ class Trainer:
             "step": pos.step,
             "loss_sum": pos.loss_sum,
             "seen": pos.seen,
+            "train_metrics": pos.metric_sums.tolist(),
+            "divergence_guard": self.guard.state(),
             "finished": self.finished,
             "stopped_early": pos.stopped_early,
             "history": pos.history,
@@ -239,17 +304,52 @@ class Trainer:
         self.best.load_state(s["best"])
         if self.early is not None and s.get("early_stopping"):
             self.early.load_state(s["early_stopping"])
+        if "train_metrics" not in s:
+            # A run begun before training metrics were logged goes on as it began: the
+            # columns of its metrics.csv, and no training metrics (its epoch in progress has
+            # no sums for the steps done).
+            self.train_metrics = RunningMetrics([], self.data.task)
+            self.log.columns = log_columns(self.config["metrics"], self.has_val, train=False)
+        if s.get("divergence_guard"):
+            self.guard.load_state(s["divergence_guard"])
         self.position = Position(
             epoch=s["epoch"],
             step=s["step"],
             loss_sum=s["loss_sum"],
             seen=s["seen"],
+            metric_sums=np.array(s.get("train_metrics", []), dtype=np.float64),
             stopped_early=s["stopped_early"],
             history=list(s["history"]),
             csv_bytes=s["metrics_csv_bytes"],
         )
         self.log.resume(s["metrics_csv_bytes"])
         self.saved_last = str(self.run.last)
+
+
+def log_columns(metrics, has_val: bool, train: bool = True) -> list[str]:
+    """The columns of metrics.csv: ``epoch, loss, <metric>..., val_loss, val_<metric>..., lr``
+    (without validation, no val_ columns; ``train=False``: no training metrics, as runs begun
+    before they were logged have them)."""
+    columns = ["epoch", "loss", *(metrics if train else [])]
+    if has_val:
+        columns += ["val_loss", *(f"val_{m}" for m in metrics)]
+    return [*columns, "lr"]
+
+
+def running_metrics(config: dict, data: Dataset, model) -> RunningMetrics:
+    """The accumulator of the config's metrics on the training batches."""
+    shift = 0.0
+    if data.task == "regression" and len(data.y_train):
+        y = np.asarray(data.y_train, dtype=np.float64)
+        shift = y.reshape(len(y), -1).mean(axis=0)
+    return RunningMetrics(
+        config["metrics"],
+        data.task,
+        data.num_classes,
+        num_outputs(data),
+        shift,
+        threshold=0.0 if model.fused else 0.5,  # a fused sigmoid's outputs are logits
+    )
 
 
 def data_info(data: Dataset) -> dict:

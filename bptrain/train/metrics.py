@@ -35,14 +35,21 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -
 
 
 def per_class(cm: np.ndarray) -> dict[str, np.ndarray]:
-    """Precision, recall, F1 and support per class from a confusion matrix.
+    """Precision, recall, F1 and support per class from a confusion matrix (see
+    ``per_class_counts``)."""
+    return per_class_counts(np.diag(cm), cm.sum(axis=0), cm.sum(axis=1))
+
+
+def per_class_counts(tp, predicted, support) -> dict[str, np.ndarray]:
+    """Precision, recall, F1 and support per class from the per-class counts of true
+    positives, predictions and samples (a confusion matrix's diagonal, column and row sums).
 
     A class never predicted has precision 0, one absent from the data recall 0, and F1 is 0
     where precision and recall are both 0 (scikit-learn's ``zero_division=0``).
     """
-    tp = np.diag(cm).astype(np.float64)
-    predicted = cm.sum(axis=0).astype(np.float64)
-    support = cm.sum(axis=1).astype(np.float64)
+    tp = np.asarray(tp, dtype=np.float64)
+    predicted = np.asarray(predicted, dtype=np.float64)
+    support = np.asarray(support, dtype=np.float64)
     precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
     recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
     denom = precision + recall
@@ -52,10 +59,15 @@ def per_class(cm: np.ndarray) -> dict[str, np.ndarray]:
 
 def classification_metrics(cm: np.ndarray) -> dict[str, float]:
     """Accuracy and macro-averaged precision, recall and F1."""
-    total = cm.sum()
-    scores = per_class(cm)
+    return scores_from_counts(np.diag(cm), cm.sum(axis=0), cm.sum(axis=1))
+
+
+def scores_from_counts(tp, predicted, support) -> dict[str, float]:
+    """Accuracy and macro-averaged precision, recall and F1 from per-class counts."""
+    total = np.sum(support)
+    scores = per_class_counts(tp, predicted, support)
     return {
-        "accuracy": float(np.trace(cm) / total) if total else 0.0,
+        "accuracy": float(np.sum(tp) / total) if total else 0.0,
         "precision": float(scores["precision"].mean()),
         "recall": float(scores["recall"].mean()),
         "f1": float(scores["f1"].mean()),
@@ -112,3 +124,113 @@ def classification_report(
         "confusion_matrix": cm.tolist(),
         "class_names": names,
     }
+
+
+class RunningMetrics:
+    """The metrics ``names`` of the training batches, accumulated as the epoch runs from the
+    outputs each step computed anyway: no second pass over the data.
+
+    Everything is a sum, held in one float64 vector (``zeros()``), so that an epoch's vector is
+    the sum of its batches' (``batch``), data-parallel slices add up exactly (counts are exact
+    in float64 up to 2**53), ranks sum theirs with the loss in one Allreduce, and a checkpoint
+    stores it as a list. ``scores(sums)`` turns a vector into the metrics:
+
+    - classification: the count of correct predictions and of samples for ``accuracy`` alone;
+      per-class true positives, predictions and support (3C values) when precision, recall or
+      F1 are asked (what ``classification_metrics`` reads from a confusion matrix).
+    - regression: per output, the sums of squared and absolute errors and of the targets minus
+      ``shift`` and their squares (R² from running sums: SS_tot = S2 - S1²/n, with ``shift``, the
+      training targets' mean, keeping it free of cancellation), and the sample count.
+
+    ``threshold`` separates the two classes of a single sigmoid output; a model that trains on
+    logits (a fused sigmoid) passes 0.0, where a probability of 0.5 lies.
+    """
+
+    def __init__(
+        self,
+        names,
+        task: str,
+        num_classes: int | None = None,
+        outputs: int = 1,
+        shift=0.0,
+        threshold: float = 0.5,
+    ):
+        self.names = [n for n in names if EPOCH_METRICS[n] == task]
+        self.task, self.threshold = task, threshold
+        self.classes = int(num_classes or 0)
+        self.per_class = any(n in ("precision", "recall", "f1") for n in self.names)
+        self.outputs = int(outputs)
+        self.shift = np.broadcast_to(np.asarray(shift, dtype=np.float64), (self.outputs,))
+        if not self.names:
+            self.size = 0
+        elif task == "classification":
+            self.size = 3 * self.classes if self.per_class else 2
+        else:
+            self.size = 4 * self.outputs + 1
+
+    def zeros(self) -> np.ndarray:
+        return np.zeros(self.size)
+
+    def batch(self, outputs, y) -> np.ndarray:
+        """The sums of one batch: ``outputs`` as the training forward pass returned them (for a
+        classifier, scores or logits: only their argmax, or their sign, is used), ``y`` its
+        targets."""
+        if not self.size:
+            return self.zeros()
+        if self.task == "classification":
+            if outputs.ndim > 1 and outputs.shape[-1] > 1:
+                pred = outputs.argmax(axis=-1)  # predicted_classes, without its copy
+            else:
+                pred = predicted_classes(outputs, self.threshold)
+            if pred.shape != y.shape:  # (N,) classes of (N, 1) targets
+                pred, y = pred.reshape(-1), y.reshape(-1)
+            if not self.per_class:
+                return np.array((np.count_nonzero(pred == y), y.size), dtype=np.float64)
+            pred, y = pred.reshape(-1), y.reshape(-1)
+            c = self.classes
+            return np.concatenate(
+                [
+                    np.bincount(y[pred == y], minlength=c),
+                    np.bincount(pred, minlength=c),
+                    np.bincount(y, minlength=c),
+                ]
+            ).astype(np.float64)
+        y2 = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+        err = np.asarray(outputs, dtype=np.float64).reshape(y2.shape) - y2
+        centred = y2 - self.shift
+        return np.concatenate(
+            [
+                (err * err).sum(axis=0),
+                np.abs(err).sum(axis=0),
+                centred.sum(axis=0),
+                (centred * centred).sum(axis=0),
+                [len(y2)],
+            ]
+        )
+
+    def scores(self, sums) -> dict[str, float]:
+        """The metrics of the batches whose sums ``sums`` holds (0.0 before any batch)."""
+        if not self.size:
+            return {}
+        sums = np.asarray(sums, dtype=np.float64)
+        if self.task == "classification":
+            if not self.per_class:
+                correct, total = sums
+                return {"accuracy": float(correct / total) if total else 0.0}
+            tp, predicted, support = sums.reshape(3, self.classes)
+            out = scores_from_counts(tp, predicted, support)
+        else:
+            k = self.outputs
+            ss_res, abs_err, s1, s2 = sums[:-1].reshape(4, k)
+            n = sums[-1]
+            if not n:
+                return dict.fromkeys(self.names, 0.0)
+            ss_tot = s2 - s1 * s1 / n
+            perfect = np.where(ss_res == 0, 1.0, 0.0)
+            r2 = np.where(ss_tot > 0, 1.0 - ss_res / np.where(ss_tot > 0, ss_tot, 1.0), perfect)
+            out = {
+                "mse": float(ss_res.sum() / (n * k)),
+                "mae": float(abs_err.sum() / (n * k)),
+                "r2": float(r2.mean()),
+            }
+        return {name: out[name] for name in self.names}

@@ -172,10 +172,17 @@ class Replicas:
             for layer in layers:
                 layer.reducer = self.sums.reducer(i)
 
-    def compute_gradients(self, xb, yb) -> float:
-        """The loss of batch (xb, yb), with its gradient in ``models[0]``'s parameters."""
-        n, main = len(xb), self.models[0]
+    def slices(self, n: int) -> list[tuple[int, int]]:
+        """The rows (start, stop) of a batch of ``n`` that replicas 0, 1, ... compute."""
         k = min(len(self.models), n)
+        return [(n * i // k, n * (i + 1) // k) for i in range(k)]
+
+    def compute_gradients(self, xb, yb) -> float:
+        """The loss of batch (xb, yb), with its gradient in ``models[0]``'s parameters; each
+        replica keeps its slice's outputs (``last_outputs``)."""
+        n, main = len(xb), self.models[0]
+        slices = self.slices(n)
+        k = len(slices)
         state = main.rng.bit_generator.state
         for replica in self.models[1:k]:
             replica.rng.bit_generator.state = state
@@ -184,7 +191,7 @@ class Replicas:
             self._start()
 
         def task(i: int) -> Callable[[], float]:
-            start, stop = n * i // k, n * (i + 1) // k
+            start, stop = slices[i]
 
             def run() -> float:
                 for layer in self.dropouts[i]:
@@ -223,8 +230,13 @@ class ReplicaTrainer(Trainer):
         super().__init__(config, data, model, run, reporter)
         self.replicas = Replicas([model, *replicas])
 
-    def compute_gradients(self, xb, yb) -> float:
-        return self.replicas.compute_gradients(xb, yb)
+    def compute_gradients(self, xb, yb):
+        loss = self.replicas.compute_gradients(xb, yb)
+        sums = self.train_metrics.zeros()
+        for i, (start, stop) in enumerate(self.replicas.slices(len(xb))):
+            outputs = self.replicas.models[i].last_outputs
+            sums += self.train_metrics.batch(outputs, yb[start:stop])
+        return loss, sums
 
     def run_epochs(self, stop) -> None:
         try:

@@ -31,7 +31,9 @@ def test_fit_prints_the_run_epochs_and_summary(trained):
     epochs = [line for line in lines if line.startswith("epoch ")]
     assert [e.split()[1] for e in epochs] == ["1/4", "2/4", "3/4", "4/4"]
     assert re.match(
-        r"epoch 1/4  loss \d\.\d{4}  val_loss \d\.\d{4}  val_accuracy \d\.\d{4}  lr 0.01", epochs[0]
+        r"epoch 1/4  loss \d\.\d{4}  accuracy \d\.\d{4}  val_loss \d\.\d{4}  "
+        r"val_accuracy \d\.\d{4}  lr 0.01",
+        epochs[0],
     )
     assert re.search(r"^best epoch \d of 4 by val_loss: loss", out, re.M)
     assert (

@@ -2,11 +2,13 @@ import math
 import warnings
 
 import numpy as np
+import pytest
 
 from bptrain.nn import Dense, Sequential
 from bptrain.train.callbacks import (
     BestTracker,
     EarlyStopping,
+    ExplosionGuard,
     divergence,
     first_nonfinite_layer,
     gradients_finite,
@@ -83,3 +85,55 @@ def test_divergence_message():
         "runs/x/checkpoints/last.safetensors. Lower optimizer.learning_rate or set "
         "optimizer.clipnorm"
     )
+
+
+def guard_after(losses, samples=32) -> ExplosionGuard:
+    guard = ExplosionGuard()
+    for loss in losses:
+        assert guard.exploded(loss) is None, loss
+        guard.update(loss, samples)
+    return guard
+
+
+def test_a_loss_that_falls_and_rises_back_has_not_exploded():
+    """Down four decades, a spike back above the start, and a rise 2000 times the best."""
+    losses = [2.3, 2.1, 2.25, 1.9, 1.5, 1.2, 0.9, 0.5, 0.3, 0.2, 0.1, 1e-2, 1e-3, 1e-4]
+    guard = guard_after(losses + [2.6, 0.2, 1e-4, 0.2])
+    assert guard.level == 2.3 and guard.limit == pytest.approx(2300)  # the first 10 steps'
+    assert guard.exploded(2299.0) is None
+
+
+def test_a_loss_far_above_the_starting_level_has_exploded():
+    guard = guard_after([2.3, 2.2] + [2.0] * 20)
+    assert guard.exploded(6.1e19) == "more than 1e3 times the run's starting level 2.3"
+    assert guard.exploded(2301.0) is not None
+    # the reference is frozen after 10 steps: a loss creeping up stays measured against it
+    creeping = guard_after([1.0] * 10 + [10.0, 100.0, 999.0])
+    assert creeping.exploded(1001.0) is not None
+
+
+def test_a_reference_of_few_samples_needs_a_million_fold_explosion():
+    """Batches of one sample: a lucky first loss of 1e-6 does not make 0.5 an explosion."""
+    guard = guard_after([1e-6, 0.5], samples=1)
+    assert guard.limit == pytest.approx(0.5e6)
+    assert guard.exploded(4e5) is None
+    assert guard.exploded(1e6) == "more than 1e6 times the run's starting level 0.5"
+    assert guard_after([1e-6, 0.5] + [0.3] * 30, samples=1).limit == pytest.approx(0.5e6)
+    assert guard_after([0.5] * 8, samples=4).limit == pytest.approx(500)  # 32 samples
+
+
+def test_no_reference_no_verdict():
+    assert ExplosionGuard().exploded(1e30) is None  # the first batch has nothing to compare
+    assert guard_after([0.0]).exploded(1.0) is None  # a start of 0: no factor of it
+
+
+def test_the_guard_state_resumes_its_decisions():
+    guard = guard_after([3.0, 1.0, 0.5])
+    again = ExplosionGuard()
+    again.load_state(guard.state())
+    for loss in (0.4, 0.3, 0.2, 0.1, 0.1, 0.1, 0.1, 5.0):
+        assert again.exploded(loss) is guard.exploded(loss) is None
+        again.update(loss, 32), guard.update(loss, 32)
+    # 5.0 came in step 11, after the reference was set
+    assert again.state() == guard.state() == {"level": 3.0, "steps": 10, "samples": 320}
+    assert again.exploded(3001.0) == guard.exploded(3001.0) is not None

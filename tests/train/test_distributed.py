@@ -203,6 +203,30 @@ def test_resume_with_two_ranks_from_one_process(tmp_path, one_process):
     assert_same_training(one_process.run, tmp_path / "run")
 
 
+# -- training metrics -----------------------------------------------------------------------------
+@needs_mpi
+def test_two_ranks_count_the_training_metrics_of_every_row_once(tmp_path):
+    """Each rank counts its slice, and the counts are summed with the loss: with weights that do
+    not move (SGD at 1e-30), every epoch's training metrics are exactly those of the whole
+    training set, also for the last batch of each epoch (1 row), which both ranks compute."""
+    from bptrain.data import load_dataset
+    from bptrain.train.metrics import compute
+
+    names = ["accuracy", "precision", "recall", "f1"]
+    config = dp_config(epochs=2)
+    config["model"]["layers"] = [config["model"]["layers"][0], config["model"]["layers"][-1]]
+    config.update(metrics=names, optimizer={"type": "sgd", "learning_rate": 1e-30})
+    (tmp_path / "frozen.yaml").write_text(yaml.safe_dump(config))
+    done = mpirun(2, ["frozen.yaml", "--run-dir", "run"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    one = fit(config, run_dir=tmp_path / "one", progress="none")
+    data = load_dataset(one.config["data"], one.config["seed"])
+    want = compute(names, data.y_train, one.model.predict(data.x_train), data.num_classes)
+    assert 0.2 < want["accuracy"] < 0.8
+    for row in rows(tmp_path / "run"):
+        assert {n: float(row[n]) for n in names} == want
+
+
 # -- bptrain fit --processes ----------------------------------------------------------------------
 def fit_command(*args, cwd):
     return subprocess.Popen(

@@ -1,14 +1,17 @@
 import math
 import os
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from bptrain.data import load_dataset
 from bptrain.errors import ConfigError, DivergenceError
 from bptrain.runs import checkpoint
 from bptrain.runs.metrics_log import read
 from bptrain.train import Interrupted, fit
+from bptrain.train import metrics as metrics_mod
 from bptrain.train.loop import Trainer
 
 
@@ -50,7 +53,7 @@ def test_run_directory_contents(tmp_path, small_config):
     assert sorted(p.name for p in (run / "plots").iterdir()) == ["accuracy.png", "loss.png"]
     rows = read(run / "metrics.csv")
     assert [r["epoch"] for r in rows] == [1, 2, 3]
-    assert list(rows[0]) == ["epoch", "loss", "val_loss", "val_accuracy", "lr"]
+    assert list(rows[0]) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr"]
     assert rows == result.history
     assert result.best_metrics == next(r for r in rows if r["epoch"] == result.best_epoch)
     assert result.best_metrics["val_loss"] == min(r["val_loss"] for r in rows)
@@ -112,9 +115,48 @@ def test_resume_mid_epoch_after_a_crash_is_exact(tmp_path, monkeypatch, with_dro
         fit(config, run_dir=tmp_path / "crashed", progress="none")
     state = checkpoint.load(tmp_path / "crashed" / "checkpoints" / "last.safetensors").state
     assert (state["epoch"], state["step"]) == (1, 3)
+    correct, seen = state["train_metrics"]  # accuracy's counts of the epoch's first 3 batches
+    assert seen == 3 * 16 and 0 < correct <= seen and correct == int(correct)
     monkeypatch.undo()
     fit(resume=tmp_path / "crashed", progress="none")
-    assert_same_run(full, tmp_path / "crashed")
+    assert_same_run(full, tmp_path / "crashed")  # metrics.csv with the training accuracy too
+
+
+def without_column(csv_text: str, name: str) -> str:
+    rows = [line.split(",") for line in csv_text.splitlines()]
+    i = rows[0].index(name)
+    return "".join(",".join(r[:i] + r[i + 1 :]) + "\n" for r in rows)
+
+
+def test_a_run_begun_before_training_metrics_resumes_as_it_began(
+    tmp_path, monkeypatch, with_dropout
+):
+    """A run stopped mid-epoch by a bptrain that logged no training metrics (its checkpoint
+    has no training-metric sums and no divergence-guard state, its metrics.csv no accuracy
+    column) resumes exactly, keeping its columns."""
+    config = with_dropout(epochs=3, checkpoint={"every_steps": 3})
+    full = fit(config, run_dir=tmp_path / "full", progress="none").run_dir
+    crash_at(monkeypatch, 14)
+    with pytest.raises(Crash):
+        fit(config, run_dir=tmp_path / "old", progress="none")
+    monkeypatch.undo()
+    # Make it as the older bptrain wrote it.
+    run = tmp_path / "old"
+    metrics_csv = without_column((run / "metrics.csv").read_text(), "accuracy")
+    (run / "metrics.csv").write_text(metrics_csv)
+    last = run / "checkpoints" / "last.safetensors"
+    ckpt = checkpoint.load(last)
+    state = {k: v for k, v in ckpt.state.items() if k not in ("train_metrics", "divergence_guard")}
+    state["history"] = [{k: v for k, v in r.items() if k != "accuracy"} for r in state["history"]]
+    state["metrics_csv_bytes"] = len(metrics_csv.encode())
+    last.write_bytes(checkpoint.encode(ckpt.arrays, state))
+
+    result = fit(resume=run, progress="none")
+    assert (run / "metrics.csv").read_text() == without_column(
+        (full / "metrics.csv").read_text(), "accuracy"
+    )
+    assert all("accuracy" not in r and "val_accuracy" in r for r in result.history)
+    np.testing.assert_equal(final_weights(run), final_weights(full))
 
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
@@ -185,7 +227,20 @@ def test_reduce_on_plateau_lowers_the_rate(tmp_path, small_config):
     assert all(b in (a, a / 2) for a, b in zip(rates, rates[1:], strict=False))
 
 
-def test_nan_loss_stops_with_epoch_step_and_layer_and_keeps_the_last_checkpoint(tmp_path):
+@pytest.mark.parametrize(
+    "lr, what",
+    [
+        # the loss overflows: the non-finite guard, naming the layer
+        ("1e20", "the loss is inf and the first non-finite gradient is in layer 'dense_1' "
+                 "(dense_1/kernel)"),
+        # the loss explodes while finite: against the starting level kept in the checkpoint
+        ("1000", "the loss is 9.203e+08, more than 1e3 times the run's starting level 3.717"),
+    ],
+    ids=["non-finite", "exploded"],
+)  # fmt: skip
+def test_a_diverging_loss_stops_with_epoch_step_and_cause_and_keeps_the_last_checkpoint(
+    tmp_path, lr, what
+):
     config = {
         "name": "diverge",
         "data": {"dataset": "linear", "size": 200, "noise": 0.1},
@@ -198,13 +253,14 @@ def test_nan_loss_stops_with_epoch_step_and_layer_and_keeps_the_last_checkpoint(
     with pytest.raises(DivergenceError) as info:
         fit(
             resume=run,
-            overrides=["optimizer.learning_rate=1000", "training.epochs=5"],
+            overrides=[f"optimizer.learning_rate={lr}", "training.epochs=5"],
             progress="none",
         )
-    message = str(info.value)
-    assert message.startswith("training diverged at epoch 3, step ")
-    assert "the loss is inf" in message or "the loss is nan" in message
-    assert f"the last good checkpoint is {run / 'checkpoints' / 'last.safetensors'}" in message
+    assert str(info.value) == (
+        f"training diverged at epoch 3, step 2: {what}; the last good checkpoint is "
+        f"{run / 'checkpoints' / 'last.safetensors'}. Lower optimizer.learning_rate or set "
+        "optimizer.clipnorm"
+    )
     state = checkpoint.load(run / "checkpoints" / "last.safetensors").state
     assert (state["epoch"], state["step"]) == (2, 0)
     assert [r["epoch"] for r in read(run / "metrics.csv")] == [1, 2]
@@ -276,3 +332,77 @@ def test_more_epochs_on_resume_stretch_a_whole_run_schedule(tmp_path, small_conf
         "schedule changed on resume: decay_steps 16 -> 32; the rate at step 16 goes from "
         "0.001 to 0.0055\n" in out
     )
+
+
+# -- training metrics -----------------------------------------------------------------------------
+def frozen(config: dict, metrics: list[str]) -> dict:
+    """``config`` with ``metrics`` and without learning: SGD at 1e-30 leaves every float32
+    weight as it was, so every epoch's training batches are scored by the model that
+    ``predict`` scores the training set with afterwards."""
+    return dict(config, metrics=metrics, optimizer={"type": "sgd", "learning_rate": 1e-30})
+
+
+@pytest.mark.parametrize("replicas", [1, 2, 3])
+def test_training_metrics_are_those_of_the_training_batches(tmp_path, small_config, replicas):
+    """Classification metrics from counts are exact: the same numbers as scoring the whole
+    training set at once, however the batches were split over replicas (batches of 19: the last
+    one of 1 row)."""
+    names = ["accuracy", "precision", "recall", "f1"]
+    config = frozen(small_config(epochs=2, batch_size=19, replicas=replicas), names)
+    result = fit(config, run_dir=tmp_path / "run", progress="none")
+    data = load_dataset(result.config["data"], result.config["seed"])
+    outputs = result.model.predict(data.x_train)
+    want = metrics_mod.compute(names, data.y_train, outputs, data.num_classes)
+    assert 0.2 < want["accuracy"] < 0.8  # an untrained model: some right, some wrong
+    rows = read(result.run_dir / "metrics.csv")
+    assert list(rows[0]) == [
+        "epoch", "loss", *names, "val_loss", *(f"val_{n}" for n in names), "lr"
+    ]  # fmt: skip
+    assert rows == result.history
+    for row in rows:
+        assert {n: row[n] for n in names} == want
+
+
+def test_training_regression_metrics_are_those_of_the_training_batches(tmp_path, small_config):
+    names = ["mse", "mae", "r2"]
+    config = frozen(small_config(epochs=1, batch_size=19), names)
+    config["data"] = {"dataset": "linear", "size": 200, "features": 3, "validation_split": 0.2}
+    config["model"] = {"layers": [{"type": "Dense", "units": 8}, {"type": "Dense", "units": 1}]}
+    config["loss"] = "mse"
+    result = fit(config, run_dir=tmp_path / "run", progress="none")
+    data = load_dataset(result.config["data"], result.config["seed"])
+    want = metrics_mod.regression_metrics(data.y_train, result.model.predict(data.x_train))
+    row = result.history[0]
+    for name in names:  # to float32 rounding: GEMMs of 19 rows and of predict's 256 differ
+        assert row[name] == pytest.approx(want[name], rel=1e-6), name
+    assert row["mse"] == pytest.approx(row["loss"], rel=1e-6)  # the loss is the MSE here
+
+
+def test_a_run_without_validation_logs_and_plots_training_metrics(tmp_path):
+    """The char_lstm case: no validation split, so accuracy was nowhere before."""
+    text = Path(__file__).resolve().parents[2] / "configs" / "data" / "tiny_text.txt"
+    config = {
+        "name": "chars",
+        "seed": 0,
+        "data": {"dataset": "text", "path": str(text), "seq_len": 12, "step": 3},
+        "model": {
+            "layers": [
+                {"type": "Embedding", "input_dim": 50, "output_dim": 8},
+                {"type": "LSTM", "units": 32},
+                {"type": "Dense", "units": 50, "activation": "softmax"},
+            ]
+        },
+        "loss": "sparse_categorical_crossentropy",
+        "optimizer": {"type": "adam", "learning_rate": 0.01},
+        "metrics": ["accuracy"],
+        "training": {"epochs": 4, "batch_size": 64},
+    }
+    result = fit(config, run_dir=tmp_path / "run", progress="none")
+    rows = read(tmp_path / "run" / "metrics.csv")
+    assert list(rows[0]) == ["epoch", "loss", "accuracy", "lr"]
+    accuracy = [r["accuracy"] for r in rows]
+    assert accuracy[0] < 0.3 < accuracy[-1]  # learning: from the most frequent characters up
+    assert accuracy == [r["accuracy"] for r in result.history]
+    plots = sorted(p.name for p in (tmp_path / "run" / "plots").iterdir())
+    assert plots == ["accuracy.png", "loss.png"]
+    assert result.config["training"]["checkpoint"]["monitor"] == "loss"

@@ -67,3 +67,64 @@ def test_classification_report():
         {"precision": 1.0, "recall": 0.6, "f1": 0.75, "support": 5}
     )
     assert r["confusion_matrix"][2] == [1, 1, 3]
+
+
+# -- metrics of the training batches, from running sums -------------------------------------------
+def batch_sums(running, outputs, y, cuts):
+    """The sums of ``outputs`` against ``y`` added batch by batch (batches end at ``cuts``)."""
+    total = running.zeros()
+    for start, stop in zip([0, *cuts], [*cuts, len(y)], strict=True):
+        total += running.batch(outputs[start:stop], y[start:stop])
+    return total
+
+
+@pytest.mark.parametrize("names", [["accuracy"], ["accuracy", "precision", "recall", "f1"], ["f1"]])
+def test_running_classification_metrics_equal_the_whole_sets(names):
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 103)
+    scores = rng.standard_normal((103, 4)).astype(np.float32)
+    scores[np.arange(103) % 3 == 0, :] = 0
+    scores[np.arange(103) % 3 == 0, y[np.arange(103) % 3 == 0]] = 1  # a third right
+    running = metrics.RunningMetrics(names, "classification", 4)
+    assert running.size == (2 if names == ["accuracy"] else 12)
+    sums = batch_sums(running, scores, y, [10, 11, 64, 100])
+    assert running.scores(sums) == metrics.compute(names, y, scores, 4)  # exactly
+    assert running.scores(running.zeros()) == dict.fromkeys(names, 0.0)
+
+
+def test_running_metrics_of_logits_of_a_fused_sigmoid():
+    """A single sigmoid trained from logits: the class boundary is 0, where p = 0.5."""
+    y = np.array([0, 1, 1, 0, 1])
+    logits = np.array([[-2.0], [0.5], [-0.1], [0.3], [3.0]])
+    running = metrics.RunningMetrics(["accuracy", "recall"], "classification", 2, threshold=0.0)
+    sums = batch_sums(running, logits, y, [2])
+    probabilities = 1 / (1 + np.exp(-logits))
+    assert running.scores(sums) == metrics.compute(["accuracy", "recall"], y, probabilities, 2)
+    assert running.scores(sums)["accuracy"] == 0.6
+
+
+def test_running_regression_metrics_equal_the_whole_sets():
+    """Two outputs, targets far from 0 (1e6 + a spread of 1): R² from running sums of the
+    targets minus their mean is exact to 1e-12, where sums of raw squares are off by 1e-6."""
+    rng = np.random.default_rng(1)
+    y = (1e6 + rng.standard_normal((57, 2))).astype(np.float32)
+    outputs = (y + 0.3 * rng.standard_normal((57, 2))).astype(np.float32)
+    names = ["mse", "mae", "r2"]
+    shift = y.astype(np.float64).mean(axis=0)
+    running = metrics.RunningMetrics(names, "regression", outputs=2, shift=shift)
+    assert running.size == 9
+    got = running.scores(batch_sums(running, outputs, y, [1, 20, 40]))
+    want = metrics.regression_metrics(y, outputs)
+    for name in names:
+        assert got[name] == pytest.approx(want[name], rel=1e-12), name
+    assert 0.85 < got["r2"] < 0.95
+    # One output, (N,) targets against (N, 1) outputs, as a Dense(1) model trains.
+    one = metrics.RunningMetrics(["r2"], "regression", outputs=1, shift=shift[0])
+    got = one.scores(batch_sums(one, outputs[:, :1], y[:, 0], [30]))
+    assert got["r2"] == pytest.approx(metrics.regression_metrics(y[:, :1], outputs[:, :1])["r2"])
+
+
+def test_running_metrics_of_the_other_task_are_left_out():
+    running = metrics.RunningMetrics([], "classification", 3)
+    assert running.size == 0 and running.scores(running.zeros()) == {}
+    assert running.batch(np.zeros((4, 3)), np.zeros(4, np.int64)).shape == (0,)

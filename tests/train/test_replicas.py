@@ -147,8 +147,9 @@ def test_cnn_whose_conv_feeds_its_pool_equals_one_model_and_resumes_exactly(
     config = feeding_cnn(cnn_config, replicas=2, checkpoint={"every_steps": 2})
     full = fit(config, run_dir=tmp_path / "full", progress="none").run_dir
     assert_close_runs(one.run_dir, full, rtol=1e-5)
-    # 4 steps per epoch: killed at epoch 2's third step, after the checkpoint at its second
-    state = crash_then_resume(config, tmp_path / "crashed", monkeypatch, call=7)
+    # 4 steps per epoch: killed at epoch 2's fourth step, after the checkpoint of its second
+    # (written in its third, once that step's loss had checked its weights)
+    state = crash_then_resume(config, tmp_path / "crashed", monkeypatch, call=8)
     assert (state["epoch"], state["step"]) == (1, 2)  # mid-epoch, from every_steps: 2
     assert_same_run(full, tmp_path / "crashed")
 
@@ -199,8 +200,8 @@ def test_same_config_twice_gives_identical_runs(tmp_path):
 def test_resume_mid_epoch_is_exact(tmp_path, monkeypatch):
     config = mlp_config(replicas=2, checkpoint={"every_steps": 2})  # 7 steps per epoch
     full = fit(config, run_dir=tmp_path / "full", progress="none").run_dir
-    # killed at epoch 2, step 5, after the checkpoint at its step 4
-    state = crash_then_resume(config, tmp_path / "crashed", monkeypatch, call=12)
+    # killed at epoch 2, step 6, after the checkpoint of its step 4 (written in step 5)
+    state = crash_then_resume(config, tmp_path / "crashed", monkeypatch, call=13)
     assert (state["epoch"], state["step"]) == (1, 4)
     assert_same_run(full, tmp_path / "crashed")
 

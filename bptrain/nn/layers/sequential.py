@@ -30,6 +30,9 @@ class Sequential(Layer):
         self.optimizer = None
         self.step_loss = None
         self.fused = False
+        # The last compute_gradients batch's outputs (logits where ``fused``), which a trainer
+        # reads for training metrics instead of running the batch forward again.
+        self.last_outputs = None
         self._params = ParameterList()
 
     def add(self, layer: Layer) -> None:
@@ -222,13 +225,14 @@ class Sequential(Layer):
     def compute_gradients(self, x, y, scale: float = 1.0) -> float:
         """Forward, loss (plus penalties) and backward on one batch; gradients are zeroed first.
 
-        Returns the loss value. The optimizer is not stepped, so a trainer can inspect or average
-        gradients before ``optimizer.step(model.parameters())``. ``scale`` multiplies the loss,
+        Returns the loss value, and keeps the batch's outputs in ``last_outputs``. The optimizer
+        is not stepped, so a trainer can inspect or average gradients before
+        ``optimizer.step(model.parameters())``. ``scale`` multiplies the loss,
         and so every gradient: a data-parallel worker passes its slice's share of the global
         batch (slice size / batch size), so that the workers' losses and gradients sum to the
         global batch's.
         """
-        out = self.forward(x, training=True, logits=self.fused)
+        out = self.last_outputs = self.forward(x, training=True, logits=self.fused)
         value = self.step_loss.forward(out, y)
         params = self.parameters()
         value += regularizers.penalty(params)
