@@ -338,10 +338,11 @@ def log_columns(metrics, has_val: bool, train: bool = True) -> list[str]:
 
 def running_metrics(config: dict, data: Dataset, model) -> RunningMetrics:
     """The accumulator of the config's metrics on the training batches."""
-    shift = 0.0
+    shift, unit = 0.0, 1.0
     if data.task == "regression" and len(data.y_train):
         y = np.asarray(data.y_train, dtype=np.float64)
         shift = y.reshape(len(y), -1).mean(axis=0)
+        unit = (data.extra.get("scale_target") or {}).get("divisor", 1.0)
     return RunningMetrics(
         config["metrics"],
         data.task,
@@ -349,6 +350,7 @@ def running_metrics(config: dict, data: Dataset, model) -> RunningMetrics:
         num_outputs(data),
         shift,
         threshold=0.0 if model.fused else 0.5,  # a fused sigmoid's outputs are logits
+        unit=unit,
     )
 
 

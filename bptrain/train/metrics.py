@@ -143,7 +143,9 @@ class RunningMetrics:
       training targets' mean, keeping it free of cancellation), and the sample count.
 
     ``threshold`` separates the two classes of a single sigmoid output; a model that trains on
-    logits (a fused sigmoid) passes 0.0, where a probability of 0.5 lies.
+    logits (a fused sigmoid) passes 0.0, where a probability of 0.5 lies. ``unit``, per output,
+    turns standardized regression targets back into the data's units (``data.scale_target``:
+    its divisor), so training metrics are reported in the units of the validation ones.
     """
 
     def __init__(
@@ -154,6 +156,7 @@ class RunningMetrics:
         outputs: int = 1,
         shift=0.0,
         threshold: float = 0.5,
+        unit=1.0,
     ):
         self.names = [n for n in names if EPOCH_METRICS[n] == task]
         self.task, self.threshold = task, threshold
@@ -161,6 +164,7 @@ class RunningMetrics:
         self.per_class = any(n in ("precision", "recall", "f1") for n in self.names)
         self.outputs = int(outputs)
         self.shift = np.broadcast_to(np.asarray(shift, dtype=np.float64), (self.outputs,))
+        self.unit = np.broadcast_to(np.asarray(unit, dtype=np.float64), (self.outputs,))
         if not self.names:
             self.size = 0
         elif task == "classification":
@@ -196,8 +200,8 @@ class RunningMetrics:
                 ]
             ).astype(np.float64)
         y2 = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
-        err = np.asarray(outputs, dtype=np.float64).reshape(y2.shape) - y2
-        centred = y2 - self.shift
+        err = (np.asarray(outputs, dtype=np.float64).reshape(y2.shape) - y2) * self.unit
+        centred = (y2 - self.shift) * self.unit
         return np.concatenate(
             [
                 (err * err).sum(axis=0),

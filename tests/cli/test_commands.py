@@ -366,6 +366,7 @@ def test_scale_target_trains_on_standardized_targets_and_reports_original_units(
     # validation metrics in the targets' units; the loss in the standardized ones
     assert history["val_mse"] == pytest.approx(np.mean((predicted - raw.y_val) ** 2), rel=1e-5)
     assert history["val_mse"] > 10 and history["val_loss"] < 1
+    assert history["mse"] > 10 and history["loss"] < 1  # training metrics in the same units
     assert history["val_mse"] == pytest.approx(
         history["val_loss"] * stats["divisor"][0] ** 2, rel=1e-4
     )

@@ -124,6 +124,22 @@ def test_running_regression_metrics_equal_the_whole_sets():
     assert got["r2"] == pytest.approx(metrics.regression_metrics(y[:, :1], outputs[:, :1])["r2"])
 
 
+def test_running_regression_metrics_of_standardized_targets_are_in_the_original_units():
+    rng = np.random.default_rng(2)
+    y = 150 + 60 * rng.standard_normal((40, 1))
+    outputs = y + 20 * rng.standard_normal((40, 1))
+    mean, std = y.mean(), y.std()
+    ys, outs = (y - mean) / std, (outputs - mean) / std  # what the model trains on
+    running = metrics.RunningMetrics(
+        ["mse", "mae", "r2"], "regression", shift=ys.mean(), unit=[std]
+    )
+    got = running.scores(batch_sums(running, outs, ys, [13, 30]))
+    want = metrics.regression_metrics(y, outputs)
+    for name in ("mse", "mae", "r2"):
+        assert got[name] == pytest.approx(want[name], rel=1e-10), name
+    assert got["mse"] > 100
+
+
 def test_running_metrics_of_the_other_task_are_left_out():
     running = metrics.RunningMetrics([], "classification", 3)
     assert running.size == 0 and running.scores(running.zeros()) == {}
