@@ -191,7 +191,7 @@ def eval_(checkpoint, overrides, split):
 # -- predict --------------------------------------------------------------------------------------
 @cli.command(context_settings=CONTEXT)
 @click.argument("checkpoint", metavar="CHECKPOINT")
-@click.argument("inputs", metavar="INPUT", required=False)
+@click.argument("inputs", metavar="INPUT...", nargs=-1)
 @click.option(
     "--output",
     "-o",
@@ -235,21 +235,26 @@ def eval_(checkpoint, overrides, split):
     help="With --prompt: seed of the sampling, e.g. --seed 3.",
 )
 def predict(checkpoint, inputs, output, scaled, prompt, length, temperature, seed):
-    """Predict with a checkpoint for the samples in INPUT (.npy, .npz or .csv), or generate
-    text from a character model with --prompt.
+    """Predict with a checkpoint for the samples in INPUT (.npy, .npz or .csv), or in image
+    files and folders of them, or generate text from a character model with --prompt.
 
     Each sample is a row (flat rows are reshaped to the model's input shape) or an array of
     the input shape; a .npz file holds them as 'x' (or as its only array). A CSV header row is
-    skipped; an empty row inside the file is an error (every row gets its prediction).
+    skipped; an empty row inside the file is an error (every row gets its prediction). Images
+    (.png, .jpg; a folder gives every image under it) are resized and converted to the model's
+    input as in training, and each output row starts with the file's name.
 
     \b
     Examples:
       bptrain predict runs/spirals/20240101-120000 points.csv
       bptrain predict runs/mnist_mlp/20240101-120000 digits.npy -o predictions.csv
+      bptrain predict runs/pets/20240101-120000 new_photos/ cat.jpg
       bptrain predict runs/char_lstm/20240101-120000 --prompt "The " --length 300
     """
-    if (inputs is None) == (prompt is None):
-        raise click.UsageError("give either INPUT (a .npy, .npz or .csv file) or --prompt TEXT")
+    if bool(inputs) == (prompt is not None):
+        raise click.UsageError(
+            "give either INPUT (a .npy, .npz or .csv file, or images) or --prompt TEXT"
+        )
     if prompt is not None:
         from bptrain.runs.atomic import write_text
         from bptrain.train.generate import generate_text

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from bptrain.data.batches import iterate_minibatches
 from bptrain.data.dataset import Dataset
+from bptrain.data.images import ImagesOptions, load_images
 from bptrain.data.mnist import (
     FashionMnistOptions,
     MnistOptions,
@@ -56,6 +57,7 @@ _LOADERS: dict[str, tuple[type, Callable[..., Dataset]]] = {
     "fashion_mnist": (FashionMnistOptions, load_fashion_mnist),
     "csv": (CsvOptions, load_csv),
     "npz": (NpzOptions, load_npz),
+    "images": (ImagesOptions, load_images),
     "spirals": (SpiralsOptions, load_spirals),
     "moons": (MoonsOptions, load_moons),
     "sine": (SineOptions, load_sine),
@@ -69,7 +71,7 @@ DATASETS: dict[str, type] = {name: options for name, (options, _) in _LOADERS.it
 
 # Datasets read from files: a run records where (``Dataset.source``), and later commands look
 # there too. MNIST-like sets keep their test split in files of their own.
-_FROM_FILES = ("mnist", "fashion_mnist", "csv", "npz", "text")
+_FROM_FILES = ("mnist", "fashion_mnist", "csv", "npz", "images", "text")
 _TEST_FILES_APART = ("mnist", "fashion_mnist")
 
 

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from bptrain.data.augment import parse as parse_augment
 from bptrain.data.dataset import Dataset, classification
 from bptrain.data.download import Digest, cache_dir, download
 from bptrain.data.idx import read_idx
 from bptrain.data.options import CommonOptions, Footprint, Scale, check_positive
-from bptrain.errors import DataError
+from bptrain.errors import ConfigError, DataError
 
 TRAIN_IMAGES = "train-images-idx3-ubyte"
 TRAIN_LABELS = "train-labels-idx1-ubyte"
@@ -112,6 +113,7 @@ class MnistOptions(CommonOptions):
     test_limit: use only the first ``test_limit`` test images.
     sequence: give each image as a (28, 28) sequence of pixel rows, for recurrent models.
     download: fetch the files into the user cache when they are found nowhere.
+    augment: random changes to each training batch (see ``bptrain.data.augment``).
     """
 
     task = "classification"
@@ -122,6 +124,7 @@ class MnistOptions(CommonOptions):
     test_limit: int | None = None
     sequence: bool = False
     download: bool = True
+    augment: list[dict] | None = None
 
     def footprint(self, source=None) -> Footprint:
         train = min(self.limit or TRAIN_SIZE, TRAIN_SIZE)
@@ -133,6 +136,13 @@ class MnistOptions(CommonOptions):
         super().__post_init__()
         check_positive("limit", self.limit)
         check_positive("test_limit", self.test_limit)
+        if self.augment is not None:
+            if self.sequence:
+                raise ConfigError(
+                    "data.augment changes images (N, C, H, W); with data.sequence the inputs "
+                    "are sequences: drop one of the two"
+                )
+            parse_augment(self.augment, [28, 28])
 
 
 @dataclass(kw_only=True)

@@ -7,6 +7,7 @@ size in the zip directory for .npz (which itself must be possible for its compre
 Object arrays are refused: they would need pickle.
 
     x = read_npy("inputs.npy")
+    pixels = map_npy("cache.npy")  # memory-mapped, read-only
     with open_npz("data.npz") as npz:
         npz.names, npz.nbytes("x_train"), npz.load("x_train")
 """
@@ -43,6 +44,21 @@ def read_npy(path: str | os.PathLike) -> np.ndarray:
             _check_size(path, shape, dtype, os.fstat(f.fileno()).st_size - f.tell())
             f.seek(0)
             return np.lib.format.read_array(f, allow_pickle=False)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except (OSError, ValueError, EOFError) as exc:
+        raise DataError(f"{path} is not a readable .npy file: {_one_line(exc)}") from None
+
+
+def map_npy(path: str | os.PathLike) -> np.memmap:
+    """The array in a .npy file, memory-mapped read-only (pages are read as rows are used);
+    its header is checked as ``read_npy`` checks it."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            shape, dtype = _header(f, path)
+            _check_size(path, shape, dtype, os.fstat(f.fileno()).st_size - f.tell())
+        return np.lib.format.open_memmap(path, mode="r")
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except (OSError, ValueError, EOFError) as exc:

@@ -80,10 +80,7 @@ def kfold(
 
 
 def _take(x, y, kept, out) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(x_kept, y_kept, x_out, y_out): the rows of ``x`` and ``y`` at two index arrays."""
-    return (
-        np.take(x, kept, axis=0),
-        np.take(y, kept, axis=0),
-        np.take(x, out, axis=0),
-        np.take(y, out, axis=0),
-    )
+    """(x_kept, y_kept, x_out, y_out): the rows of ``x`` and ``y`` at two index arrays
+    (memory-mapped images stay mapped: ``MappedImages.rows``)."""
+    rows = x.rows if hasattr(x, "rows") else lambda idx: np.take(x, idx, axis=0)
+    return rows(kept), np.take(y, kept, axis=0), rows(out), np.take(y, out, axis=0)

@@ -215,10 +215,17 @@ def describe(model, data: Dataset, threads: int) -> str:
     """The model summary and a line on the data, printed when a run starts."""
     sizes = f"{len(data.x_train)} train / {len(data.x_val)} validation / {len(data.x_test)} test"
     shape = "x".join(str(d) for d in data.input_shape)
+    skipped = data.extra.get("skipped_images")
+    note = (
+        f"\nskipped {skipped['count']} unreadable image(s) (data.skip_bad_images), the first: "
+        f"{skipped['first']}"
+        if skipped
+        else ""
+    )
     return (
         f"{model.summary()}\n"
         f"data: {data.name} ({data.task}), {sizes} samples of shape {shape}; "
-        f"BLAS threads: {threads}"
+        f"BLAS threads: {threads}{note}"
     )
 
 

@@ -26,6 +26,7 @@ import numpy as np
 
 from bptrain import faults
 from bptrain.data import Dataset, iterate_minibatches
+from bptrain.data.augment import augmenter
 from bptrain.data.preprocess import unscale_targets
 from bptrain.runs import MetricsLog, RunDir, checkpoint
 from bptrain.runs.atomic import write_bytes
@@ -92,6 +93,7 @@ class Trainer:
         self.early = EarlyStopping(**es) if es else None
         self.schedule_monitor = (t["schedule"] or {}).get("monitor")
         self.guard = ExplosionGuard()
+        self.augment = augmenter(config["data"], config["seed"])  # training batches only
         self.train_metrics = running_metrics(config, data, model)
         self.position.metric_sums = self.train_metrics.zeros()
         self.log = MetricsLog(run.metrics, log_columns(config["metrics"], self.has_val))
@@ -139,6 +141,7 @@ class Trainer:
             started = time.perf_counter()
             rest = order[pos.step * self.batch_size :]
             for xb, yb in iterate_minibatches(x, y, self.batch_size, rest):
+                xb = self.augment(xb, pos.epoch, pos.step)
                 loss = self.train_step(xb, yb)
                 pos.loss_sum += loss * len(xb)
                 pos.seen += len(xb)

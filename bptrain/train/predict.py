@@ -1,8 +1,11 @@
-"""Predictions of a checkpoint for new inputs from .npy, .npz or .csv files (``bptrain predict``).
+"""Predictions of a checkpoint for new inputs from .npy, .npz or .csv files, or from image
+files and folders of them (``bptrain predict``).
 
 Inputs are raw features as in the dataset's own files; the training run's scaling (its
 ``data.scale`` statistics, kept in the checkpoint) is applied unless told they are scaled
 already. Each sample may be given flat (a CSV row of 784 pixels for a (1, 28, 28) model).
+Images (PNG, JPEG) are resized and converted to the model's (C, H, W) input as in training
+(``bptrain.data.images``), and each CSV row starts with the file's name.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bptrain.data.images import EXTENSIONS as IMAGE_EXTENSIONS
+from bptrain.data.images import image_files, read_images
 from bptrain.data.npyfile import open_npz, read_npy
 from bptrain.data.preprocess import reduce_axes, unscale_targets
 from bptrain.data.tabular import read_csv_rows
@@ -109,13 +114,42 @@ def apply_scale(x: np.ndarray, scale: dict | None) -> np.ndarray:
     return x
 
 
+def is_image_input(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a folder or an image file (PNG, JPEG)."""
+    return Path(path).is_dir() or Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def read_image_inputs(paths, input_shape: tuple) -> tuple[np.ndarray, list[str]]:
+    """((N, C, H, W) float32 raw pixels, file names) of image files and folders of them,
+    resized and converted to ``input_shape`` (C, H, W) as in training."""
+    if len(input_shape) != 3 or input_shape[0] not in (1, 3):
+        shape = "x".join(str(d) for d in input_shape)
+        raise DataError(
+            f"this model takes inputs of shape {shape}, not images (1 or 3 channels, NCHW); "
+            "give a .npy, .npz or .csv file"
+        )
+    files = [f for p in paths for f in image_files(Path(p))]
+    if not files:
+        raise DataError(f"{', '.join(map(str, paths))}: no .png or .jpg images found")
+    color = "grayscale" if input_shape[0] == 1 else "rgb"
+    return read_images(files, input_shape[1:], color), [str(f) for f in files]
+
+
 def predict_file(path, inputs, output=None, scaled: bool = False, batch_size: int = 1024):
-    """Predict for ``inputs``; write CSV (or .npy of the raw outputs) to ``output``, or return
-    the CSV text when ``output`` is None. Returns (text or None, number of samples)."""
+    """Predict for ``inputs`` (a file, or a list of image files and folders); write CSV (or
+    .npy of the raw outputs) to ``output``, or return the CSV text when ``output`` is None.
+    Returns (text or None, number of samples)."""
     ckpt = checkpoint.load(checkpoint_path(path))
     config, model = restore_model(ckpt)
     info = ckpt.state["data"]
-    x = read_inputs(inputs, tuple(info["input_shape"]))
+    paths = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
+    names = None
+    if all(is_image_input(p) for p in paths):
+        x, names = read_image_inputs(paths, tuple(info["input_shape"]))
+    elif len(paths) == 1:
+        x = read_inputs(paths[0], tuple(info["input_shape"]))
+    else:
+        raise DataError("give one .npy, .npz or .csv file, or any number of images and folders")
     if not scaled:
         x = apply_scale(x, info.get("scale"))
     outputs = predict(model, x, batch_size)
@@ -126,16 +160,24 @@ def predict_file(path, inputs, output=None, scaled: bool = False, batch_size: in
         np.save(buf, outputs, allow_pickle=False)
         write_bytes(output, buf.getvalue())
         return None, len(x)
-    text = _csv(outputs, info)
+    text = _csv(outputs, info, names)
     if output is None:
         return text, len(x)
     write_bytes(output, text.encode("utf-8"))
     return None, len(x)
 
 
-def _csv(outputs: np.ndarray, info: dict) -> str:
+def _csv(outputs: np.ndarray, info: dict, names: list[str] | None = None) -> str:
+    """CSV of the predictions; ``names`` (image files) become a first column, ``file``."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
+    if names is not None:
+        text = _csv(outputs, info)
+        lines = text.splitlines()
+        writer.writerow(["file", *next(csv.reader([lines[0]]))])
+        for name, row in zip(names, csv.reader(lines[1:]), strict=True):
+            writer.writerow([name, *row])
+        return buf.getvalue()
     if info["task"] == "classification":
         names = info["class_names"] or [str(c) for c in range(info["num_classes"])]
         classes = predicted_classes(outputs)

@@ -14,6 +14,7 @@ EXPECTED = {
     "fashion_mnist",
     "csv",
     "npz",
+    "images",
     "spirals",
     "moons",
     "sine",
