@@ -4,7 +4,9 @@ returns ``dL/dy_pred``.
 Cross-entropies take logits when ``from_logits=True`` and compute log-softmax (log-sigmoid) by
 log-sum-exp. ``fused_with(activation)`` returns the from-logits twin of a probability loss when
 the model ends in the activation it inverts, which is how ``Dense(10, activation="softmax")``
-plus ``sparse_categorical_crossentropy`` trains stably.
+plus ``sparse_categorical_crossentropy`` trains stably. ``label_smoothing`` = e trains against
+softened targets, as Keras does: (1 - e) times the one-hot target plus e / C for each of C
+classes (e / 2 on each side for the binary one).
 """
 
 from __future__ import annotations
@@ -107,16 +109,23 @@ class Huber(Loss):
 
 
 class _CrossEntropy(Loss):
-    """What the cross-entropies share: ``from_logits``, fusion with the output activation they
-    invert, and the clip of probabilities away from 0 and 1."""
+    """What the cross-entropies share: ``from_logits``, ``label_smoothing``, fusion with the
+    output activation they invert, and the clip of probabilities away from 0 and 1."""
 
-    def __init__(self, from_logits: bool = False):
-        self.from_logits = from_logits
+    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0):
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        self.from_logits, self.label_smoothing = from_logits, label_smoothing
 
     def fused_with(self, activation: str | None) -> Loss | None:
         if self.from_logits or activation != self.inverts:
             return None
-        return type(self)(from_logits=True)
+        return type(self)(from_logits=True, label_smoothing=self.label_smoothing)
+
+    def _smoothed(self, y, classes: int):
+        """Targets y (..., classes) softened by ``label_smoothing``."""
+        e = self.label_smoothing
+        return y * (1.0 - e) + e / classes if e else y
 
     def _clipped(self, p):
         """p clipped to [EPSILON, 1 - EPSILON]; where the clip acts (``self._inside`` is 0)
@@ -138,23 +147,32 @@ class SparseCategoricalCrossentropy(_CrossEntropy):
         y = backend.asarray(y_true).reshape(-1).astype(xp.int64, copy=False)
         rows = xp.arange(len(y))
         self._shape, self._y, self._rows = y_pred.shape, y, rows
+        e = self.label_smoothing  # the target: 1 - e on class y, plus e / c on every class
         if self.from_logits:
             shifted, log_norm, self._p = _softmax_terms(p2)
-            return float((log_norm[:, 0] - shifted[rows, y]).mean())
+            loss = log_norm[:, 0] - shifted[rows, y]
+            if e:
+                loss = (1.0 - e) * loss + e * (log_norm[:, 0] - shifted.mean(axis=-1))
+            return float(loss.mean())
         self._p = self._clipped(p2)
-        return float(-xp.log(self._p[rows, y]).mean())
+        log_p = xp.log(self._p)
+        loss = -log_p[rows, y]
+        if e:
+            loss = (1.0 - e) * loss - e * log_p.mean(axis=-1)
+        return float(loss.mean())
 
     def backward(self):
-        n = len(self._y)
-        if self.from_logits:
-            g = self._p.copy()
-            g[self._rows, self._y] -= 1.0
+        n, e = len(self._y), self.label_smoothing
+        c = self._p.shape[-1]
+        if self.from_logits:  # softmax minus the target
+            g = self._p - e / c if e else self._p.copy()
+            g[self._rows, self._y] -= 1.0 - e
             g *= 1.0 / n
         else:
             # The value is -log(clip(p)); clipping is flat, so where it acts the gradient is 0.
-            g = backend.xp.zeros_like(self._p)
+            g = self._inside * (e / c) / (-n * self._p) if e else backend.xp.zeros_like(self._p)
             p = self._p[self._rows, self._y]
-            g[self._rows, self._y] = self._inside[self._rows, self._y] / (-n * p)
+            g[self._rows, self._y] += (1.0 - e) * self._inside[self._rows, self._y] / (-n * p)
         return g.reshape(self._shape)
 
 
@@ -166,7 +184,7 @@ class CategoricalCrossentropy(_CrossEntropy):
 
     def forward(self, y_pred, y_true):
         xp = backend.xp
-        y = _match(y_true, y_pred)
+        y = self._smoothed(_match(y_true, y_pred), y_pred.shape[-1])
         self._y = y
         self._n = y_pred.size // y_pred.shape[-1]
         if self.from_logits:
@@ -190,7 +208,7 @@ class BinaryCrossentropy(_CrossEntropy):
 
     def forward(self, y_pred, y_true):
         xp = backend.xp
-        y = _match(y_true, y_pred)
+        y = self._smoothed(_match(y_true, y_pred), 2)
         self._y = y
         if self.from_logits:
             z = y_pred

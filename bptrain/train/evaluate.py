@@ -71,7 +71,8 @@ def checkpoint_path(path) -> Path:
 def restore_model(ckpt: checkpoint.Checkpoint, overrides=()) -> tuple[dict, object]:
     """(config, model with the checkpoint's weights); ``overrides`` may change data settings
     (``data.root=DIR``, ``data.test_limit=1000``) but not the model."""
-    saved = ckpt.state["config"]
+    # (the saved config resolved too: it may predate a new option with its default)
+    saved = resolve_with_overrides(ckpt.state["config"], source="checkpoint config")
     config = resolve_with_overrides(saved, overrides, source="checkpoint config")
     for section in FIXED_FOR_EVAL:
         if config[section] != saved[section]:

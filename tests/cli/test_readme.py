@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -56,6 +57,8 @@ WHERE = {
     "bptrain eval runs/spirals/20261126-163825": "test_spirals_commands",
     "bptrain predict runs/spirals/20261126-163825 points.csv": "test_spirals_commands",
     "bptrain gradcheck configs/spirals.yaml": "test_spirals_commands",
+    "bptrain fit pets.yaml": "test_your_own_images",
+    "bptrain predict runs/pets/20261204-101500 new_photos cat.jpg": "test_your_own_images",
     "bptrain config check bad.yaml": "test_spirals_commands",
     'bptrain predict runs/char_lstm/20261126-172218 --prompt "The " --length 160 '
     "--temperature 0.5": "test_char_lstm_generates",
@@ -334,3 +337,35 @@ def test_sections():
     ):
         assert heading in text
     assert "make demo" in text and "make test" in text and "BPTRAIN_DATA_DIR" in text
+
+
+def test_your_own_images(bptrain, here, monkeypatch):
+    """The README's pets.yaml on a folder of dark cats and bright dogs of another size, then
+    predict for a folder and a file."""
+    from PIL import Image
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(here / "cache"))
+    config = next(b for b in blocks("yaml") if b.startswith("# pets.yaml"))
+    (here / "pets.yaml").write_text(config)
+    rng = np.random.default_rng(0)
+    for name, low in (("cat", 0), ("dog", 150)):
+        (here / "photos" / name).mkdir(parents=True)
+        for i in range(40):
+            pixels = rng.integers(low, low + 100, (40, 30, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(here / "photos" / name / f"{i}.png")
+    (here / "new_photos").mkdir()
+    bright, dark = (rng.integers(low, low + 100, (50, 50, 3), np.uint8) for low in (150, 0))
+    Image.fromarray(bright).save(here / "new_photos" / "1.png")
+    Image.fromarray(dark).save(here / "cat.jpg")
+
+    text = "bptrain fit pets.yaml"
+    code, out, err = bptrain(*command(text)[1:])
+    assert (code, err) == (0, "")
+    assert "data: photos (classification), 64 train / 16 validation / 0 test" in out
+    run = run_dir(out)
+
+    text = "bptrain predict runs/pets/20261204-101500 new_photos cat.jpg"
+    code, out, err = bptrain(*command(text, {"runs/pets/20261204-101500": run})[1:])
+    assert (code, err) == (0, "")
+    assert_shows(text, out, {})
+    assert len(out.splitlines()) == 3

@@ -50,7 +50,11 @@ def test_defaults_are_filled_in(write_config):
     dense = config["model"]["layers"][1]
     assert dense["units"] == 128 and dense["kernel_initializer"] == "glorot_uniform"
     assert dense["use_bias"] is True and dense["kernel_regularizer"] is None
-    assert config["loss"] == {"type": "sparse_categorical_crossentropy", "from_logits": False}
+    assert config["loss"] == {
+        "type": "sparse_categorical_crossentropy",
+        "from_logits": False,
+        "label_smoothing": 0.0,
+    }
     assert config["optimizer"]["learning_rate"] == 0.001 and "lr" not in config["optimizer"]
     assert config["optimizer"]["beta_2"] == 0.999
     assert config["metrics"] == ["accuracy"]

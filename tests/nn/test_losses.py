@@ -136,3 +136,48 @@ def test_probability_loss_trains_a_linear_output_without_diverging():
     model.compile("sparse_categorical_crossentropy", SGD(0.01))
     values = [model.train_step(x, y) for _ in range(50)]
     assert np.isfinite(values).all() and np.isfinite(model.parameters().flat_value).all()
+
+
+# -- label smoothing --------------------------------------------------------------------------
+SMOOTHED = [case for case in CASES if "crossentropy" in case[0]]
+
+
+@pytest.mark.parametrize(("name", "kwargs", "make_pred", "make_true"), SMOOTHED)
+@pytest.mark.parametrize("shape", [(5, 3), (4, 6, 4)])
+def test_gradient_with_label_smoothing(name, kwargs, make_pred, make_true, shape):
+    loss = losses.get({"type": name, **kwargs, "label_smoothing": 0.1})
+    report = check_loss(loss, make_pred(shape), make_true(shape))
+    assert report.passed(1e-6), report
+
+
+@pytest.mark.parametrize("from_logits", [True, False])
+def test_label_smoothing_trains_against_softened_one_hot_targets(from_logits):
+    scores = rng.normal(size=(6, 4))
+    pred = scores if from_logits else np.exp(scores) / np.exp(scores).sum(-1, keepdims=True)
+    y = rng.integers(0, 4, 6)
+    soft = np.eye(4)[y] * 0.8 + 0.2 / 4
+    sparse = losses.get(
+        {
+            "type": "sparse_categorical_crossentropy",
+            "from_logits": from_logits,
+            "label_smoothing": 0.2,
+        }
+    )
+    plain = losses.get({"type": "categorical_crossentropy", "from_logits": from_logits})
+    assert sparse(pred, y) == pytest.approx(plain(pred, soft), rel=1e-12)
+    np.testing.assert_allclose(sparse.backward(), plain.backward(), rtol=1e-10, atol=1e-15)
+    smoothed = losses.get(
+        {"type": "categorical_crossentropy", "from_logits": from_logits, "label_smoothing": 0.2}
+    )
+    assert smoothed(pred, np.eye(4)[y]) == pytest.approx(plain(pred, soft), rel=1e-12)
+    binary = losses.get({"type": "binary_crossentropy", "label_smoothing": 0.2})
+    p = rng.uniform(0.1, 0.9, (5, 1))
+    expected = -(0.9 * np.log(p) + 0.1 * np.log(1 - p)).mean()
+    assert binary(p, np.ones((5, 1))) == pytest.approx(expected, rel=1e-12)
+
+
+def test_label_smoothing_survives_fusion_and_is_checked():
+    loss = losses.get({"type": "sparse_categorical_crossentropy", "label_smoothing": 0.1})
+    assert loss.fused_with("softmax").label_smoothing == 0.1
+    with pytest.raises(ValueError, match=r"label_smoothing must be in \[0, 1\)"):
+        losses.get({"type": "binary_crossentropy", "label_smoothing": 1.5})
