@@ -205,6 +205,7 @@ def _training(value, config: dict, where: Locations) -> dict:
             parse_size(out["max_memory"])
         except ValueError as exc:
             raise where.error((*path, "max_memory"), str(exc)) from None
+    _class_weight(out["class_weight"], (*path, "class_weight"), where)
     data = config["data"]  # a validation set comes from validation_split or k-fold (sweeps)
     has_val = data.get("validation_split", 0.0) > 0.0 or data.get("folds") is not None
     monitors = ["loss"] + (
@@ -248,6 +249,20 @@ def _training(value, config: dict, where: Locations) -> dict:
             )
     out["checkpoint"] = ckpt
     return out
+
+
+def _class_weight(value, path: tuple, where: Locations) -> None:
+    """null, "balanced", or {label: positive number} (labels are checked against the data's
+    classes when it loads)."""
+    if value is None or value == "balanced":
+        return
+    if isinstance(value, str):
+        raise where.error(path, f"expected 'balanced' or {{label: weight}}, got {value!r}")
+    for label, weight in value.items():
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or weight < 0:
+            raise where.error(
+                (*path, label), f"expected a non-negative number, got {yaml_type(weight)}"
+            )
 
 
 def _schedule(value, path, where, monitors, default_monitor, epochs: int) -> dict:

@@ -51,7 +51,10 @@ class TrainingOptions:
     plots: redraw plots/*.png after every epoch.
     max_memory: the most memory the data and the model may take, as estimated from their
     sizes before anything is allocated: bytes, or text such as "8GiB" or "500MB"; null: the
-    memory available when the command starts. Larger configs are refused."""
+    memory available when the command starts. Larger configs are refused.
+    class_weight: null; "balanced" (each class weighs n / (classes x its count) in the
+    training part); or {label: weight} by class name, others weighing 1: each sample's loss
+    is multiplied by its class's weight (see ``bptrain.data.weights``)."""
 
     epochs: int = 10
     batch_size: int = 32
@@ -64,6 +67,7 @@ class TrainingOptions:
     checkpoint: dict = field(default_factory=dict)
     plots: bool = True
     max_memory: int | str | None = None
+    class_weight: str | dict | None = None
 
 
 POSITIVE = {

@@ -17,6 +17,8 @@ class Dataset:
     The validation arrays may have 0 rows. ``extra`` is JSON-serialisable (e.g. the text
     vocabulary, the scaling statistics). ``source`` is the absolute path of the directory or
     file the data were read from (None for generated sets); a run records it.
+    w_*: (N,) float32 sample weights (``data.weight_column``, ``training.class_weight``; see
+    ``bptrain.data.weights``), or None: every sample weighs 1.
     """
 
     x_train: np.ndarray
@@ -32,6 +34,9 @@ class Dataset:
     name: str
     extra: dict = field(default_factory=dict)
     source: str | None = None
+    w_train: np.ndarray | None = None
+    w_val: np.ndarray | None = None
+    w_test: np.ndarray | None = None
 
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """(x, y) of the split called "train", "val" or "test"."""

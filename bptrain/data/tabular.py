@@ -44,6 +44,9 @@ class CsvOptions(CommonOptions):
         50 distinct values, or a non-numeric one, is classification).
     test_split: fraction of rows held out (seeded) as the test set, in [0, 1).
     delimiter: the field separator.
+    weight_column: a column of sample weights (non-negative numbers; by name or index, as
+        ``target``), not a feature: each row's loss is multiplied by it (``w_*`` of the
+        Dataset, see ``bptrain.data.weights``).
     x: (N, F) float32; y: (N,) int64 class indices, or (N, 1) float32 for regression.
     """
 
@@ -54,6 +57,7 @@ class CsvOptions(CommonOptions):
     task: Task = "auto"
     test_split: float = 0.2
     delimiter: str = ","
+    weight_column: str | int | None = None
 
     def footprint(self, source=None) -> Footprint | None:
         # Python lists of strings, a string array, float arrays (measured: 12 to 22 bytes of
@@ -106,12 +110,16 @@ def load_csv(opts: CsvOptions, seed: int, source: str | None = None) -> Dataset:
     names, rows, lines = _read_rows(path, opts)
     table = np.array(rows, dtype=str)
     target = _column(path, names, opts.target)
+    weight = None if opts.weight_column is None else _column(path, names, opts.weight_column)
+    if weight == target:
+        raise DataError(f"{path}: column {names[target]!r} is both target and weight_column")
     if opts.features is None:
-        features = [j for j in range(len(names)) if j != target]
+        features = [j for j in range(len(names)) if j not in (target, weight)]
     else:
         features = [_column(path, names, name) for name in opts.features]
-        if target in features:
-            raise DataError(f"{path}: column {names[target]!r} is both target and a feature")
+        for j, role in ((target, "target"), (weight, "weight_column")):
+            if j in features:
+                raise DataError(f"{path}: column {names[j]!r} is both {role} and a feature")
     if not features:
         raise DataError(f"{path} has no feature columns besides the target")
 
@@ -135,7 +143,18 @@ def load_csv(opts: CsvOptions, seed: int, source: str | None = None) -> Dataset:
 
     x_train, y_train, x_test, y_test = hold_out_test_set(x, y, opts.test_split, seed)
     extra = {"feature_names": [names[j] for j in features], "target_name": names[target]}
-    return _dataset(path, task, x_train, y_train, x_test, y_test, extra)
+    ds = _dataset(path, task, x_train, y_train, x_test, y_test, extra)
+    if weight is not None:
+        w = _parse_features(path, table[:, [weight]], [names[weight]], lines)[:, 0]
+        negative = np.flatnonzero(w < 0)
+        if negative.size:
+            i = int(negative[0])
+            raise DataError(
+                f"{path}: row {i + 1} (line {lines[i]}), column {names[weight]!r}: the weight "
+                f"is {w[i]:g}; sample weights must not be negative"
+            )
+        ds.w_train, _, ds.w_test, _ = hold_out_test_set(w, w, opts.test_split, seed)
+    return ds
 
 
 def load_npz(opts: NpzOptions, seed: int, source: str | None = None) -> Dataset:

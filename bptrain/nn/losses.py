@@ -1,5 +1,6 @@
-"""Losses: ``forward(y_pred, y_true) -> float`` (mean over the batch), then ``backward()``
-returns ``dL/dy_pred``.
+"""Losses: ``forward(y_pred, y_true, sample_weight=None) -> float`` (mean over the batch),
+then ``backward()`` returns ``dL/dy_pred``. ``sample_weight`` (N,) weighs each sample's loss
+as Keras does: sum_i w_i * loss_i / N (the plain mean when all weights are 1).
 
 Cross-entropies take logits when ``from_logits=True`` and compute log-softmax (log-sigmoid) by
 log-sum-exp. ``fused_with(activation)`` returns the from-logits twin of a probability loss when
@@ -44,12 +45,29 @@ def _match(y_true, y_pred):
 class Loss:
     name = ""
     inverts: str | None = None  # the output activation this loss can absorb
+    _w = None  # the sample weights of the last forward, shaped to broadcast, or None
 
-    def __call__(self, y_pred, y_true) -> float:
-        return self.forward(y_pred, y_true)
+    def __call__(self, y_pred, y_true, sample_weight=None) -> float:
+        return self.forward(y_pred, y_true, sample_weight)
 
-    def forward(self, y_pred, y_true) -> float:
+    def forward(self, y_pred, y_true, sample_weight=None) -> float:
         raise NotImplementedError
+
+    def _mean(self, values, sample_weight) -> float:
+        """The mean of per-sample (or per-element) ``values`` (N, ...), each sample's weighted
+        by ``sample_weight`` (N,); keeps the weights for ``_weighted``."""
+        if sample_weight is None:
+            self._w = None
+            return float(values.mean())
+        w = backend.asarray(sample_weight, dtype=values.dtype)
+        self._w = w.reshape((-1,) + (1,) * (values.ndim - 1))
+        return float((values * self._w).mean())
+
+    def _weighted(self, grad):
+        """``grad`` (N, ...) with each sample's rows scaled by its weight."""
+        if self._w is None:
+            return grad
+        return grad * self._w.reshape(self._w.shape + (1,) * (grad.ndim - self._w.ndim))
 
     def backward(self):
         raise NotImplementedError
@@ -68,12 +86,12 @@ class MeanSquaredError(Loss):
 
     name = "mean_squared_error"
 
-    def forward(self, y_pred, y_true):
+    def forward(self, y_pred, y_true, sample_weight=None):
         self._diff = y_pred - _match(y_true, y_pred)
-        return float((self._diff * self._diff).mean())
+        return self._mean(self._diff * self._diff, sample_weight)
 
     def backward(self):
-        return self._diff * (2.0 / self._diff.size)
+        return self._weighted(self._diff * (2.0 / self._diff.size))
 
 
 class MeanAbsoluteError(Loss):
@@ -81,12 +99,12 @@ class MeanAbsoluteError(Loss):
 
     name = "mean_absolute_error"
 
-    def forward(self, y_pred, y_true):
+    def forward(self, y_pred, y_true, sample_weight=None):
         self._diff = y_pred - _match(y_true, y_pred)
-        return float(abs(self._diff).mean())
+        return self._mean(abs(self._diff), sample_weight)
 
     def backward(self):
-        return backend.xp.sign(self._diff) * (1.0 / self._diff.size)
+        return self._weighted(backend.xp.sign(self._diff) * (1.0 / self._diff.size))
 
 
 class Huber(Loss):
@@ -97,15 +115,16 @@ class Huber(Loss):
     def __init__(self, delta: float = 1.0):
         self.delta = delta
 
-    def forward(self, y_pred, y_true):
+    def forward(self, y_pred, y_true, sample_weight=None):
         r = y_pred - _match(y_true, y_pred)
         self._r = r
         a = abs(r)
         d = self.delta
-        return float(backend.xp.where(a <= d, 0.5 * r * r, d * (a - 0.5 * d)).mean())
+        return self._mean(backend.xp.where(a <= d, 0.5 * r * r, d * (a - 0.5 * d)), sample_weight)
 
     def backward(self):
-        return backend.xp.clip(self._r, -self.delta, self.delta) * (1.0 / self._r.size)
+        g = backend.xp.clip(self._r, -self.delta, self.delta) * (1.0 / self._r.size)
+        return self._weighted(g)
 
 
 class _CrossEntropy(Loss):
@@ -140,7 +159,7 @@ class SparseCategoricalCrossentropy(_CrossEntropy):
     name = "sparse_categorical_crossentropy"
     inverts = "softmax"
 
-    def forward(self, y_pred, y_true):
+    def forward(self, y_pred, y_true, sample_weight=None):
         xp = backend.xp
         c = y_pred.shape[-1]
         p2 = y_pred.reshape(-1, c)
@@ -153,13 +172,13 @@ class SparseCategoricalCrossentropy(_CrossEntropy):
             loss = log_norm[:, 0] - shifted[rows, y]
             if e:
                 loss = (1.0 - e) * loss + e * (log_norm[:, 0] - shifted.mean(axis=-1))
-            return float(loss.mean())
+            return self._mean(loss.reshape(self._shape[:-1]), sample_weight)
         self._p = self._clipped(p2)
         log_p = xp.log(self._p)
         loss = -log_p[rows, y]
         if e:
             loss = (1.0 - e) * loss - e * log_p.mean(axis=-1)
-        return float(loss.mean())
+        return self._mean(loss.reshape(self._shape[:-1]), sample_weight)
 
     def backward(self):
         n, e = len(self._y), self.label_smoothing
@@ -173,7 +192,7 @@ class SparseCategoricalCrossentropy(_CrossEntropy):
             g = self._inside * (e / c) / (-n * self._p) if e else backend.xp.zeros_like(self._p)
             p = self._p[self._rows, self._y]
             g[self._rows, self._y] += (1.0 - e) * self._inside[self._rows, self._y] / (-n * p)
-        return g.reshape(self._shape)
+        return self._weighted(g.reshape(self._shape))
 
 
 class CategoricalCrossentropy(_CrossEntropy):
@@ -182,22 +201,24 @@ class CategoricalCrossentropy(_CrossEntropy):
     name = "categorical_crossentropy"
     inverts = "softmax"
 
-    def forward(self, y_pred, y_true):
+    def forward(self, y_pred, y_true, sample_weight=None):
         xp = backend.xp
         y = self._smoothed(_match(y_true, y_pred), y_pred.shape[-1])
         self._y = y
         self._n = y_pred.size // y_pred.shape[-1]
         if self.from_logits:
             shifted, log_norm, self._p = _softmax_terms(y_pred)
-            return float(-(y * (shifted - log_norm)).sum() / self._n)
+            return self._mean(-(y * (shifted - log_norm)).sum(axis=-1), sample_weight)
         self._p = self._clipped(y_pred)
-        return float(-(y * xp.log(self._p)).sum() / self._n)
+        return self._mean(-(y * xp.log(self._p)).sum(axis=-1), sample_weight)
 
     def backward(self):
         if self.from_logits:
             # d/dz of -sum_i y_i log softmax(z)_i = softmax(z) * sum(y) - y
-            return (self._p * self._y.sum(axis=-1, keepdims=True) - self._y) / self._n
-        return -self._y * self._inside / (self._p * self._n)
+            g = (self._p * self._y.sum(axis=-1, keepdims=True) - self._y) / self._n
+        else:
+            g = -self._y * self._inside / (self._p * self._n)
+        return self._weighted(g)
 
 
 class BinaryCrossentropy(_CrossEntropy):
@@ -206,7 +227,7 @@ class BinaryCrossentropy(_CrossEntropy):
     name = "binary_crossentropy"
     inverts = "sigmoid"
 
-    def forward(self, y_pred, y_true):
+    def forward(self, y_pred, y_true, sample_weight=None):
         xp = backend.xp
         y = self._smoothed(_match(y_true, y_pred), 2)
         self._y = y
@@ -214,15 +235,16 @@ class BinaryCrossentropy(_CrossEntropy):
             z = y_pred
             self._p = activations.sigmoid(z)
             # max(z, 0) - z*y + log(1 + e^-|z|): log-sigmoid without overflow
-            return float((xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-abs(z)))).mean())
+            values = xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-abs(z)))
+            return self._mean(values, sample_weight)
         p = self._p = self._clipped(y_pred)
-        return float(-(y * xp.log(p) + (1 - y) * xp.log(1 - p)).mean())
+        return self._mean(-(y * xp.log(p) + (1 - y) * xp.log(1 - p)), sample_weight)
 
     def backward(self):
         if self.from_logits:
-            return (self._p - self._y) / self._y.size
+            return self._weighted((self._p - self._y) / self._y.size)
         p = self._p
-        return self._inside * (p - self._y) / (p * (1 - p) * self._y.size)
+        return self._weighted(self._inside * (p - self._y) / (p * (1 - p) * self._y.size))
 
 
 LOSSES: dict[str, type[Loss]] = {

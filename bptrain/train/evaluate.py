@@ -12,6 +12,7 @@ import numpy as np
 from bptrain.config import build_model, resolve_with_overrides
 from bptrain.data import load_dataset
 from bptrain.data.preprocess import unscale_targets
+from bptrain.data.weights import with_sample_weights
 from bptrain.errors import CheckpointError, ConfigError
 from bptrain.nn import backend, regularizers
 from bptrain.runs import RunDir, checkpoint, run_dir_of
@@ -20,12 +21,13 @@ from bptrain.train import metrics
 
 
 def evaluate_arrays(
-    model, x: np.ndarray, y: np.ndarray, batch_size: int
+    model, x: np.ndarray, y: np.ndarray, batch_size: int, weights: np.ndarray | None = None
 ) -> tuple[float, np.ndarray]:
     """(mean loss including regularization penalties, outputs) of ``model`` on (x, y).
 
-    x: (N, ...); y: (N, ...). The loss is computed as in training (from logits when a final
-    softmax or sigmoid is fused with the loss); outputs are probabilities (or regression values),
+    x: (N, ...); y: (N, ...); weights: (N,) sample weights of the loss, or None. The loss is
+    computed as in training (from logits when a final softmax or sigmoid is fused with the
+    loss, weighted as ``losses`` weighs); outputs are probabilities (or regression values),
     (N, outputs), as NumPy arrays.
     """
     fused = model.fused
@@ -34,8 +36,9 @@ def evaluate_arrays(
     total, outs = 0.0, []
     for start in range(0, len(x), batch_size):
         xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+        wb = None if weights is None else weights[start : start + batch_size]
         out = model.forward(backend.asarray(xb), training=False, logits=fused)
-        total += loss.forward(out, backend.asarray(yb)) * len(xb)
+        total += loss.forward(out, backend.asarray(yb), wb) * len(xb)
         if activation is not None:
             out = activation.forward(out)
         outs.append(backend.to_numpy(out))
@@ -109,13 +112,15 @@ def evaluate_checkpoint(path, split: str = "test", overrides=(), plots: bool = T
     ckpt = checkpoint.load(path)
     config, model = restore_model(ckpt, overrides)
     data = load_dataset(config["data"], config["seed"], recorded=ckpt.state["data"], only=split)
+    data = with_sample_weights(data, ckpt.state["data"].get("class_weight"))
     x, y = data.split(split)
     if len(x) == 0:
         raise ConfigError(
             f"the {split} split is empty"
             + (" (data.validation_split is 0)" if split == "val" else "")
         )
-    loss, outputs = evaluate_arrays(model, x, y, config["training"]["eval_batch_size"])
+    weights = getattr(data, f"w_{split}")
+    loss, outputs = evaluate_arrays(model, x, y, config["training"]["eval_batch_size"], weights)
     if data.task == "classification":
         report = {
             "loss": loss,

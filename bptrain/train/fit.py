@@ -23,6 +23,7 @@ from bptrain.config.locations import config_error
 from bptrain.config.schema import CLASSIFICATION_LOSSES
 from bptrain.config.yamlio import load_file
 from bptrain.data import Dataset, load_dataset
+from bptrain.data.weights import class_weights, with_sample_weights
 from bptrain.errors import CheckpointError, ConfigError, DataError, StorageError
 from bptrain.nn import backend
 from bptrain.runs import RunDir, checkpoint, new_run_dir, run_dir_of
@@ -107,6 +108,12 @@ def fit(
             raise ConfigError("fit needs a config (or a run to resume)")
         config = resolve_with_overrides(config, overrides)
 
+    weighted = config["training"]["class_weight"] or config["data"].get("weight_column") is not None
+    if weighted and (world.size > 1 or config["training"]["replicas"] > 1):
+        raise ConfigError(
+            "training.class_weight and data.weight_column train a single model for now: not "
+            "with training.replicas or MPI ranks"
+        )
     ranks_instead = None
     if world.size > 1 and config["training"]["replicas"] > 1:
         config, ranks_instead = ranks_replace_replicas(config, world.size)
@@ -332,6 +339,7 @@ def prepare(config: dict, recorded: dict | None = None) -> tuple[Dataset, Any]:
     memory.check_data(config, budget, recorded)
     data = load_dataset(config["data"], config["seed"], recorded=recorded)
     check_task(config, data)
+    data = with_sample_weights(data, class_weights(config["training"]["class_weight"], data))
     memory.check_model(config, data, budget)
     run = lengths.run_length(config, len(data.x_train))
     return data, build_model(config, data.input_shape, num_outputs(data), run)

@@ -103,17 +103,20 @@ class Trainer:
         self._plotted = -math.inf
 
     # -- the step ---------------------------------------------------------------------------
-    def compute_gradients(self, xb, yb) -> tuple[float, np.ndarray]:
-        """The loss of batch (xb, yb), with its gradient in every parameter's ``grad``, and
-        the batch's training-metric sums (``RunningMetrics.batch``)."""
-        loss = self.model.compute_gradients(xb, yb)
+    def compute_gradients(self, xb, yb, wb=None) -> tuple[float, np.ndarray]:
+        """The loss of batch (xb, yb) (weighted by ``wb``), with its gradient in every
+        parameter's ``grad``, and the batch's training-metric sums (``RunningMetrics.batch``)."""
+        loss = self.model.compute_gradients(xb, yb, sample_weight=wb)
         return loss, self.train_metrics.batch(self.model.last_outputs, yb)
 
-    def train_step(self, xb, yb) -> float:
+    def train_step(self, xb, yb, wb=None) -> float:
         """One update; returns the batch loss. Raises DivergenceError, before the update, when
         the loss or a gradient is not finite or the loss has exploded."""
         model, pos = self.model, self.position
-        loss, sums = self.compute_gradients(xb, yb)
+        # (trainers that split batches take no sample weights: fit refuses them there)
+        loss, sums = (
+            self.compute_gradients(xb, yb) if wb is None else self.compute_gradients(xb, yb, wb)
+        )
         params = model.parameters()
         if not (math.isfinite(loss) and gradients_finite(params)):
             raise divergence(model, loss, pos.epoch + 1, pos.step + 1, self.saved_last)
@@ -140,9 +143,10 @@ class Trainer:
             self.reporter.start_epoch(pos.epoch + 1, self.epochs, steps, pos.step)
             started = time.perf_counter()
             rest = order[pos.step * self.batch_size :]
-            for xb, yb in iterate_minibatches(x, y, self.batch_size, rest):
+            batches = iterate_minibatches(x, y, self.batch_size, rest)
+            for (xb, yb), wb in zip(batches, self.batch_weights(rest), strict=True):
                 xb = self.augment(xb, pos.epoch, pos.step)
-                loss = self.train_step(xb, yb)
+                loss = self.train_step(xb, yb, wb)
                 pos.loss_sum += loss * len(xb)
                 pos.seen += len(xb)
                 pos.step += 1
@@ -156,6 +160,12 @@ class Trainer:
             if stop:
                 self._interrupted(stop)
         self.release()
+
+    def batch_weights(self, order: np.ndarray):
+        """The sample weights of each batch of ``order`` (None each without weights)."""
+        w = self.data.w_train
+        for start in range(0, len(order), self.batch_size):
+            yield None if w is None else w[order[start : start + self.batch_size]]
 
     def end_epoch(self, seconds: float) -> dict:
         """Validate, log, run the callbacks and write checkpoints and plots."""
@@ -203,7 +213,7 @@ class Trainer:
     def validate(self) -> tuple[float, np.ndarray]:
         """(loss, outputs) of the model on the validation set (see ``evaluate_arrays``)."""
         t, data = self.config["training"], self.data
-        return evaluate_arrays(self.model, data.x_val, data.y_val, t["eval_batch_size"])
+        return evaluate_arrays(self.model, data.x_val, data.y_val, t["eval_batch_size"], data.w_val)
 
     def original_units(self, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
         """Targets or outputs in the units of the data's files (``data.scale_target`` undone),
@@ -369,6 +379,7 @@ def data_info(data: Dataset) -> dict:
         "scale": data.extra.get("scale"),
         "scale_target": data.extra.get("scale_target"),
         "source": data.source,
+        "class_weight": data.extra.get("class_weight"),
     }
 
 

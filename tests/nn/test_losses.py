@@ -181,3 +181,39 @@ def test_label_smoothing_survives_fusion_and_is_checked():
     assert loss.fused_with("softmax").label_smoothing == 0.1
     with pytest.raises(ValueError, match=r"label_smoothing must be in \[0, 1\)"):
         losses.get({"type": "binary_crossentropy", "label_smoothing": 1.5})
+
+
+# -- sample weights ---------------------------------------------------------------------------
+class Weighted(losses.Loss):
+    """``inner`` with fixed sample weights, for the gradient checker."""
+
+    def __init__(self, inner, weights):
+        self.inner, self.weights = inner, weights
+
+    def forward(self, y_pred, y_true, sample_weight=None):
+        return self.inner.forward(y_pred, y_true, self.weights)
+
+    def backward(self):
+        return self.inner.backward()
+
+
+@pytest.mark.parametrize(("name", "kwargs", "make_pred", "make_true"), CASES)
+@pytest.mark.parametrize("shape", [(5, 3), (4, 6, 4)])
+def test_gradient_with_sample_weights(name, kwargs, make_pred, make_true, shape):
+    loss = losses.get({"type": name, **kwargs})
+    weights = rng.uniform(0.0, 3.0, shape[0])
+    report = check_loss(Weighted(loss, weights), make_pred(shape), make_true(shape))
+    assert report.passed(1e-6), report
+
+
+@pytest.mark.parametrize(("name", "kwargs", "make_pred", "make_true"), CASES)
+def test_a_weighted_loss_is_the_sum_of_weighted_sample_losses_over_the_batch_size(
+    name, kwargs, make_pred, make_true
+):
+    shape = (5, 3)
+    pred, true = make_pred(shape), make_true(shape)
+    weights = rng.uniform(0.0, 3.0, 5)
+    loss = losses.get({"type": name, **kwargs})
+    each = [loss(pred[i : i + 1], true[i : i + 1]) for i in range(5)]
+    assert loss(pred, true, weights) == pytest.approx(np.dot(weights, each) / 5, rel=1e-12)
+    assert loss(pred, true, np.ones(5)) == pytest.approx(loss(pred, true), rel=1e-12)

@@ -96,13 +96,13 @@ def crash_at(monkeypatch, call: int, action=None):
     original = Trainer.train_step
     calls = {"n": 0}
 
-    def step(self, xb, yb):
+    def step(self, xb, yb, wb=None):
         calls["n"] += 1
         if calls["n"] == call:
             if action is None:
                 raise Crash
             action()
-        return original(self, xb, yb)
+        return original(self, xb, yb, wb)
 
     monkeypatch.setattr(Trainer, "train_step", step)
 

@@ -61,7 +61,9 @@ def test_augmentation_changes_every_training_batch(tmp_path, photos, monkeypatch
     seen = []
     original = Trainer.train_step
     monkeypatch.setattr(
-        Trainer, "train_step", lambda self, xb, yb: seen.append(xb.copy()) or original(self, xb, yb)
+        Trainer,
+        "train_step",
+        lambda self, xb, yb, wb=None: seen.append(xb.copy()) or original(self, xb, yb, wb),
     )
     plain = fit(image_config(photos, augment=None), run_dir=tmp_path / "a", progress="none")
     n = len(seen)

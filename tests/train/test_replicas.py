@@ -80,11 +80,11 @@ def crash_then_resume(config: dict, run_dir, monkeypatch, call: int) -> dict:
     end; returns the state of the checkpoint the crash left."""
     original, calls = Trainer.train_step, {"n": 0}
 
-    def crashing(self, xb, yb):
+    def crashing(self, xb, yb, wb=None):
         calls["n"] += 1
         if calls["n"] == call:
             raise RuntimeError("killed")
-        return original(self, xb, yb)
+        return original(self, xb, yb, wb)
 
     monkeypatch.setattr(Trainer, "train_step", crashing)
     with pytest.raises(RuntimeError, match="killed"):

@@ -222,7 +222,7 @@ class Sequential(Layer):
         self.step_loss = fused or self.loss
         self.fused = fused is not None
 
-    def compute_gradients(self, x, y, scale: float = 1.0) -> float:
+    def compute_gradients(self, x, y, scale: float = 1.0, sample_weight=None) -> float:
         """Forward, loss (plus penalties) and backward on one batch; gradients are zeroed first.
 
         Returns the loss value, and keeps the batch's outputs in ``last_outputs``. The optimizer
@@ -230,10 +230,10 @@ class Sequential(Layer):
         ``optimizer.step(model.parameters())``. ``scale`` multiplies the loss,
         and so every gradient: a data-parallel worker passes its slice's share of the global
         batch (slice size / batch size), so that the workers' losses and gradients sum to the
-        global batch's.
+        global batch's. ``sample_weight`` (N,) weighs each sample's loss (see ``losses``).
         """
         out = self.last_outputs = self.forward(x, training=True, logits=self.fused)
-        value = self.step_loss.forward(out, y)
+        value = self.step_loss.forward(out, y, sample_weight)
         params = self.parameters()
         value += regularizers.penalty(params)
         self.zero_grad()
