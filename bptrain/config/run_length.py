@@ -27,7 +27,8 @@ WARMUP = "warmup_steps"  # left out: 0
 
 @dataclass(frozen=True)
 class RunLength:
-    """``epochs`` epochs of ``train_samples`` samples in batches of ``batch_size``."""
+    """``epochs`` epochs of ``train_samples`` samples in batches of ``batch_size`` (a step's:
+    ``training.batch_size`` x ``training.accumulate``)."""
 
     train_samples: int
     batch_size: int
@@ -56,7 +57,7 @@ class RunLength:
 def run_length(config: dict, train_samples: int) -> RunLength:
     """The length of a run of the resolved ``config`` on ``train_samples`` training samples."""
     t = config["training"]
-    return RunLength(train_samples, t["batch_size"], t["epochs"])
+    return RunLength(train_samples, t["batch_size"] * t.get("accumulate", 1), t["epochs"])
 
 
 def has_lengths(spec: dict | None) -> bool:

@@ -52,6 +52,9 @@ class TrainingOptions:
     max_memory: the most memory the data and the model may take, as estimated from their
     sizes before anything is allocated: bytes, or text such as "8GiB" or "500MB"; null: the
     memory available when the command starts. Larger configs are refused.
+    accumulate: update once every ``accumulate`` batches of ``batch_size``, with their summed
+    gradient: a step is one batch that many times larger, of which only ``batch_size`` samples'
+    activations are in memory at a time (see ``bptrain.train.accumulate``).
     class_weight: null; "balanced" (each class weighs n / (classes x its count) in the
     training part); or {label: weight} by class name, others weighing 1: each sample's loss
     is multiplied by its class's weight (see ``bptrain.data.weights``)."""
@@ -68,6 +71,7 @@ class TrainingOptions:
     plots: bool = True
     max_memory: int | str | None = None
     class_weight: str | dict | None = None
+    accumulate: int = 1
 
 
 POSITIVE = {
@@ -75,6 +79,7 @@ POSITIVE = {
     ("training", "batch_size"),
     ("training", "threads"),
     ("training", "replicas"),
+    ("training", "accumulate"),
     ("training", "eval_batch_size"),
     ("training", "checkpoint", "every_steps"),
 }

@@ -108,12 +108,7 @@ def fit(
             raise ConfigError("fit needs a config (or a run to resume)")
         config = resolve_with_overrides(config, overrides)
 
-    weighted = config["training"]["class_weight"] or config["data"].get("weight_column") is not None
-    if weighted and (world.size > 1 or config["training"]["replicas"] > 1):
-        raise ConfigError(
-            "training.class_weight and data.weight_column train a single model for now: not "
-            "with training.replicas or MPI ranks"
-        )
+    single_model_only(config, world.size)
     ranks_instead = None
     if world.size > 1 and config["training"]["replicas"] > 1:
         config, ranks_instead = ranks_replace_replicas(config, world.size)
@@ -202,6 +197,24 @@ def fit(
         model=model,
         config=config,
     )
+
+
+def single_model_only(config: dict, ranks: int) -> None:
+    """Sample weights and gradient accumulation train a single model for now: refused with
+    thread replicas or MPI ranks (their trainers split each batch their own way)."""
+    t = config["training"]
+    if ranks == 1 and t["replicas"] == 1:
+        return
+    if t["class_weight"] or config["data"].get("weight_column") is not None:
+        raise ConfigError(
+            "training.class_weight and data.weight_column train a single model for now: not "
+            "with training.replicas or MPI ranks"
+        )
+    if t["accumulate"] > 1:
+        raise ConfigError(
+            "training.accumulate trains a single model for now: not with training.replicas or "
+            "MPI ranks (which split each batch already)"
+        )
 
 
 def ranks_replace_replicas(config: dict, ranks: int) -> tuple[dict, str]:

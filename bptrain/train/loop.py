@@ -31,6 +31,7 @@ from bptrain.data.preprocess import unscale_targets
 from bptrain.runs import MetricsLog, RunDir, checkpoint
 from bptrain.runs.atomic import write_bytes
 from bptrain.train import metrics as metrics_mod
+from bptrain.train.accumulate import accumulated_gradients
 from bptrain.train.callbacks import (
     BestTracker,
     EarlyStopping,
@@ -85,7 +86,9 @@ class Trainer:
         self.config, self.data, self.model, self.run = config, data, model, run
         self.reporter = reporter
         t = config["training"]
-        self.epochs, self.batch_size = t["epochs"], t["batch_size"]
+        # A step's batch: accumulate x batch_size samples, computed batch_size at a time.
+        self.slice_size, self.accumulate = t["batch_size"], t["accumulate"]
+        self.epochs, self.batch_size = t["epochs"], t["batch_size"] * t["accumulate"]
         self.position = Position()
         self.has_val = len(data.x_val) > 0
         self.best = BestTracker(t["checkpoint"]["monitor"], t["checkpoint"]["mode"])
@@ -106,6 +109,10 @@ class Trainer:
     def compute_gradients(self, xb, yb, wb=None) -> tuple[float, np.ndarray]:
         """The loss of batch (xb, yb) (weighted by ``wb``), with its gradient in every
         parameter's ``grad``, and the batch's training-metric sums (``RunningMetrics.batch``)."""
+        if self.accumulate > 1:
+            return accumulated_gradients(
+                self.model, xb, yb, self.slice_size, wb, self.train_metrics
+            )
         loss = self.model.compute_gradients(xb, yb, sample_weight=wb)
         return loss, self.train_metrics.batch(self.model.last_outputs, yb)
 
