@@ -2,10 +2,9 @@
 time of a training step (goal: under 10%).
 
 Conv2D(32, 3) relu -> MaxPool 2 -> Conv2D(64, 3) relu -> MaxPool 2 -> Dense 128 -> Dense 10,
-Adam, batch 64, one BLAS thread (as ``bptrain fit`` picks for it without replicas). The four
-transforms of the README's example run on each batch (shift 2, horizontal flip, rotation 10
-degrees, a 26x26 crop), and steps with and without them are timed alternately so that both
-see the same load.
+Adam, batch 64, one BLAS thread. All four transforms run on each batch (shift 2, horizontal
+flip, rotation 10 degrees, a 26x26 crop); a batch's augmentation and its training step are
+timed back to back, so that both see the same load on a shared machine.
 
     python -m bench.bench_augment [--batches N] [--repeats R]
 """

@@ -185,16 +185,16 @@ class Augmenter:
         for later in maps[1:]:
             m = m @ later
         m = m.astype(np.float32)
-        ys, xs = np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32)
-        iy = m[:, 0, 0, None, None] * ys[:, None] + m[:, 0, 1, None, None] * xs
-        ix = m[:, 1, 0, None, None] * ys[:, None] + m[:, 1, 1, None, None] * xs
-        iy = np.rint(iy + m[:, 0, 2, None, None]).astype(np.intp)
-        ix = np.rint(ix + m[:, 1, 2, None, None]).astype(np.intp)
+        ys, xs = np.arange(h, dtype=np.float32)[:, None], np.arange(w, dtype=np.float32)
+        iy = m[:, 0, 0, None, None] * ys + m[:, 0, 1, None, None] * xs + m[:, 0, 2, None, None]
+        ix = m[:, 1, 0, None, None] * ys + m[:, 1, 1, None, None] * xs + m[:, 1, 2, None, None]
+        iy, ix = np.rint(iy).astype(np.int32), np.rint(ix).astype(np.int32)
+        # Sources outside the image read a zero appended to each image's pixels (index h * w).
         inside = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
-        flat = (np.clip(iy, 0, h - 1) * w + np.clip(ix, 0, w - 1)).reshape(n, 1, h * w)
-        out = np.take_along_axis(x.reshape(n, c, h * w), flat, axis=2)
-        out *= inside.reshape(n, 1, h * w)
-        return out.reshape(n, c, h, w)
+        flat = np.where(inside, iy * w + ix, h * w).reshape(n, 1, h * w)
+        padded = np.zeros((n, c, h * w + 1), dtype=x.dtype)
+        padded[:, :, :-1] = x.reshape(n, c, h * w)
+        return np.take_along_axis(padded, flat, axis=2).reshape(n, c, h, w)
 
 
 def augmenter(data_spec: dict, seed: int):

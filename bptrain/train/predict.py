@@ -167,27 +167,23 @@ def predict_file(path, inputs, output=None, scaled: bool = False, batch_size: in
     return None, len(x)
 
 
-def _csv(outputs: np.ndarray, info: dict, names: list[str] | None = None) -> str:
-    """CSV of the predictions; ``names`` (image files) become a first column, ``file``."""
+def _csv(outputs: np.ndarray, info: dict, files: list[str] | None = None) -> str:
+    """CSV of the predictions; ``files`` (image files) become a first column, ``file``."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    if names is not None:
-        text = _csv(outputs, info)
-        lines = text.splitlines()
-        writer.writerow(["file", *next(csv.reader([lines[0]]))])
-        for name, row in zip(names, csv.reader(lines[1:]), strict=True):
-            writer.writerow([name, *row])
-        return buf.getvalue()
     if info["task"] == "classification":
         names = info["class_names"] or [str(c) for c in range(info["num_classes"])]
         classes = predicted_classes(outputs)
         probs = outputs if outputs.shape[-1] > 1 else np.c_[1 - outputs, outputs]
-        writer.writerow(["prediction", *(f"p_{n}" for n in names)])
-        for c, p in zip(classes, probs, strict=True):
-            writer.writerow([names[c], *(f"{v:.6g}" for v in p)])
+        header = ["prediction", *(f"p_{n}" for n in names)]
+        rows = [[names[c], *(f"{v:.6g}" for v in p)] for c, p in zip(classes, probs, strict=True)]
     else:
         flat = outputs.reshape(len(outputs), -1)
-        writer.writerow([f"y_{j}" for j in range(flat.shape[1])] if flat.shape[1] > 1 else ["y"])
-        for row in flat:
-            writer.writerow([f"{v:.7g}" for v in row])
+        header = [f"y_{j}" for j in range(flat.shape[1])] if flat.shape[1] > 1 else ["y"]
+        rows = [[f"{v:.7g}" for v in row] for row in flat]
+    if files is not None:
+        header = ["file", *header]
+        rows = [[name, *row] for name, row in zip(files, rows, strict=True)]
+    writer.writerow(header)
+    writer.writerows(rows)
     return buf.getvalue()
