@@ -381,7 +381,7 @@ def config_check(args, build):
     """
     path, overrides = split_args(args, config_required=True)
     config, where = read_config(path, overrides)
-    what = f"{len(config['model']['layers'])} layers, data: {config['data']['dataset']}"
+    what = f"{len(config.model.layers)} layers, data: {config.data['dataset']}"
     if build:
         from bptrain.train.fit import prepare
 

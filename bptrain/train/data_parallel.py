@@ -128,7 +128,7 @@ class DataParallelTrainer(Trainer):
         n, size, rank = len(x), self.world.size, self.world.rank
         start, stop = n * rank // size, n * (rank + 1) // size
         loss, outputs = evaluate_arrays(
-            self.model, x[start:stop], y[start:stop], self.config["training"]["eval_batch_size"]
+            self.model, x[start:stop], y[start:stop], self.config.training.eval_batch_size
         )
         parts = self.world.allgather((loss * (stop - start) / n, outputs))
         outputs = np.concatenate([out for _, out in parts if len(out)])

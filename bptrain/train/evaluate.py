@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bptrain.config import build_model, resolve_with_overrides
+from bptrain.config import Config, build_model, resolve_with_overrides
 from bptrain.data import load_dataset
 from bptrain.data.preprocess import unscale_targets
 from bptrain.errors import CheckpointError, ConfigError
@@ -68,13 +68,14 @@ def checkpoint_path(path) -> Path:
     return path
 
 
-def restore_model(ckpt: checkpoint.Checkpoint, overrides=()) -> tuple[dict, object]:
+def restore_model(ckpt: checkpoint.Checkpoint, overrides=()) -> tuple[Config, object]:
     """(config, model with the checkpoint's weights); ``overrides`` may change data settings
     (``data.root=DIR``, ``data.test_limit=1000``) but not the model."""
     saved = ckpt.state["config"]
     config = resolve_with_overrides(saved, overrides, source="checkpoint config")
+    resolved = config.to_dict()
     for section in FIXED_FOR_EVAL:
-        if config[section] != saved[section]:
+        if resolved[section] != saved[section]:
             raise ConfigError(
                 f"{section}: an override changed it, but a checkpoint is evaluated with the "
                 "model it was trained as; override data settings only"
@@ -107,14 +108,14 @@ def evaluate_checkpoint(path, split: str = "test", overrides=(), plots: bool = T
     path = checkpoint_path(path)
     ckpt = checkpoint.load(path)
     config, model = restore_model(ckpt, overrides)
-    data = load_dataset(config["data"], config["seed"], recorded=ckpt.state["data"], only=split)
+    data = load_dataset(dict(config.data), config.seed, recorded=ckpt.state["data"], only=split)
     x, y = data.split(split)
     if len(x) == 0:
         raise ConfigError(
             f"the {split} split is empty"
             + (" (data.validation_split is 0)" if split == "val" else "")
         )
-    loss, outputs = evaluate_arrays(model, x, y, config["training"]["eval_batch_size"])
+    loss, outputs = evaluate_arrays(model, x, y, config.training.eval_batch_size)
     if data.task == "classification":
         report = {
             "loss": loss,
@@ -141,7 +142,7 @@ def evaluate_checkpoint(path, split: str = "test", overrides=(), plots: bool = T
                 report["confusion_matrix"],
                 report["class_names"],
                 run.plots / name,
-                title=f"{config['name']}: {split} split, epoch {ckpt.state['epoch']}",
+                title=f"{config.name}: {split} split, epoch {ckpt.state['epoch']}",
             )
         )
     return Evaluation(split, data.task, report, run, path, files)

@@ -6,6 +6,7 @@ result.run_dir, result.best_epoch, result.best_metrics["val_accuracy"]
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 from collections.abc import Sequence
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from bptrain.config import build_model, dump, resolve_with_overrides
+from bptrain.config import Config, build_model, dump, resolve_with_overrides
 from bptrain.config import run_length as lengths
 from bptrain.config.build import build_schedule
 from bptrain.config.locations import config_error
@@ -24,13 +25,13 @@ from bptrain.config.schema import CLASSIFICATION_LOSSES
 from bptrain.config.yamlio import load_file
 from bptrain.data import Dataset, load_dataset
 from bptrain.errors import CheckpointError, ConfigError, DataError, StorageError
+from bptrain.metric_names import EPOCH_METRICS
 from bptrain.nn import backend
 from bptrain.runs import RunDir, checkpoint, new_run_dir, run_dir_of
 from bptrain.runs.atomic import write_text
 from bptrain.train import distributed, memory
 from bptrain.train.data_parallel import DataParallelTrainer
 from bptrain.train.loop import Trainer, num_outputs
-from bptrain.train.metrics import EPOCH_METRICS
 from bptrain.train.progress import reporter as make_reporter
 from bptrain.train.replicas import ReplicaTrainer
 from bptrain.train.signals import Interrupted, stop_on_signals
@@ -55,7 +56,7 @@ class FitResult:
     stopped_early: bool = False
     threads: int = 1
     model: Any = field(default=None, repr=False)
-    config: dict = field(default_factory=dict, repr=False)
+    config: Config | None = field(default=None, repr=False)
 
 
 def fit(
@@ -108,22 +109,20 @@ def fit(
         config = resolve_with_overrides(config, overrides)
 
     ranks_instead = None
-    if world.size > 1 and config["training"]["replicas"] > 1:
+    if world.size > 1 and config.training.replicas > 1:
         config, ranks_instead = ranks_replace_replicas(config, world.size)
 
     # Data and model first: a config that fails here leaves nothing behind in runs/.
     data, model = prepare(config, recorded=ckpt.state["data"] if ckpt is not None else None)
-    t = config["training"]
-    replicas = t["replicas"]
+    t = config.training
+    replicas = t.replicas
     # Replicas run side by side, one BLAS thread each (threadpoolctl's limit is process-wide).
     threads = (
-        1
-        if replicas > 1
-        else world.share_cores(t["threads"] or default_threads(model, t["batch_size"]))
+        1 if replicas > 1 else world.share_cores(t.threads or default_threads(model, t.batch_size))
     )
     copies = [build_model(config, data.input_shape) for _ in range(replicas - 1)]
     if run is None:
-        run = world.from_leader(fresh_run_dir, run_dir, runs_root, config["name"])
+        run = world.from_leader(fresh_run_dir, run_dir, runs_root, config.name)
         world.from_leader(run.lock)
         world.from_leader(run.remove_temporaries)  # a --run-dir killed before its config.yaml
     if world.size > 1:
@@ -150,7 +149,8 @@ def fit(
         summary += f" per replica; data-parallel on {replicas} replicas (threads)"
     summary = "\n".join([summary, *schedule_lines(config, data)])
     if ckpt is not None:
-        summary += schedule_change(ckpt.state["config"], config, data, model.optimizer)
+        saved = resolve_with_overrides(ckpt.state["config"])
+        summary += schedule_change(saved, config, data, model.optimizer)
     report.start(run.path, summary, resumed)
     try:
         # Overflow warnings would only clutter the output: the NaN guard reports divergence.
@@ -179,8 +179,8 @@ def fit(
         if world.leader:  # not a collective call: this may run while another rank failed
             run.unlock()
 
-    es = t["early_stopping"]
-    if es and es["restore_best"] and trainer.best.best_epoch is not None:
+    es = t.early_stopping
+    if es and es.restore_best and trainer.best.best_epoch is not None:
         if trainer.best.best_epoch != pos.epoch and world.from_leader(run.best.exists):
             model.load_weights(world.from_leader(checkpoint.load, run.best).section("model"))
     best_epoch = trainer.best.best_epoch
@@ -197,18 +197,18 @@ def fit(
     )
 
 
-def ranks_replace_replicas(config: dict, ranks: int) -> tuple[dict, str]:
+def ranks_replace_replicas(config: Config, ranks: int) -> tuple[Config, str]:
     """(config with ``training.replicas: 1``, the line saying so) for a run on ``ranks`` MPI
     ranks: the ranks split each batch instead of the thread replicas (the two do not combine),
     so ``bptrain fit configs/mnist_cnn.yaml --processes 2`` runs as written. The run stores
     ``replicas: 1``, what it trained with; the result is one model's to float32 round-off, as
     for either alone."""
-    replicas = config["training"]["replicas"]
+    replicas = config.training.replicas
     line = (
         f"training.replicas: 1 instead of {replicas}: the {ranks} MPI ranks split each batch "
         "(ranks and thread replicas do not combine)"
     )
-    return {**config, "training": {**config["training"], "replicas": 1}}, line
+    return config.replace(training=dataclasses.replace(config.training, replicas=1)), line
 
 
 def describe(model, data: Dataset, threads: int) -> str:
@@ -222,35 +222,35 @@ def describe(model, data: Dataset, threads: int) -> str:
     )
 
 
-def config_text(config: dict, data: Dataset | None = None) -> str:
+def config_text(config: Config, data: Dataset | None = None) -> str:
     """The resolved config as a run's config.yaml stores it and ``bptrain config show`` prints
     it: YAML, then, for a schedule that counts steps, comments with the run's length and the
     schedule's lengths in steps. Without ``data`` the dataset is loaded to count its training
     samples (never downloaded for that)."""
-    return dump(config) + "".join(f"# {line}\n" for line in schedule_lines(config, data))
+    return dump(config.to_dict()) + "".join(f"# {line}\n" for line in schedule_lines(config, data))
 
 
-def schedule_lines(config: dict, data: Dataset | None = None) -> list[str]:
+def schedule_lines(config: Config, data: Dataset | None = None) -> list[str]:
     """["run length: ...", "schedule: ..."] for a schedule that counts steps, else []."""
-    spec = config["training"]["schedule"]
+    spec = config.training.schedule
     if not lengths.has_lengths(spec):
         return []
     if data is None:
-        options = dict(config["data"])
+        options = dict(config.data)
         if "download" in options:
             options["download"] = False
         try:
-            data = load_dataset(options, config["seed"])
+            data = load_dataset(options, config.seed)
         except (DataError, ConfigError) as exc:  # fit will say so; show what can be shown
             return [f"schedule: its lengths in steps are counted when the data loads ({exc})"]
     run = lengths.run_length(config, len(data.x_train))
     return [f"run length: {run.describe()}", f"schedule: {lengths.describe(spec, run)}"]
 
 
-def schedule_change(saved: dict, config: dict, data: Dataset, optimizer) -> str:
+def schedule_change(saved: Config, config: Config, data: Dataset, optimizer) -> str:
     """A line on a resumed run whose schedule lengths changed (a default-length schedule
     follows ``training.epochs``), with the rate before and after at the step reached; or ""."""
-    new_spec, old_spec = config["training"]["schedule"], saved["training"]["schedule"]
+    new_spec, old_spec = config.training.schedule, saved.training.schedule
     if not (lengths.has_lengths(new_spec) and lengths.has_lengths(old_spec)):
         return ""
     n = len(data.x_train)
@@ -261,7 +261,7 @@ def schedule_change(saved: dict, config: dict, data: Dataset, optimizer) -> str:
         return ""
     changed = ", ".join(f"{k} {old.get(k)} -> {v}" for k, v in new.items() if old.get(k) != v)
     step = max(optimizer.iterations, 1)
-    rate = saved["optimizer"].get("learning_rate", optimizer.learning_rate)
+    rate = saved.optimizer.get("learning_rate", optimizer.learning_rate)
     before = build_schedule(old_spec, old_run)(step, rate)
     return (
         f"\nschedule changed on resume: {changed}; the rate at step {step} goes from "
@@ -300,10 +300,10 @@ def fresh_run_dir(run_dir, runs_root, name: str) -> RunDir:
     return run.make()
 
 
-def check_resumable(saved: dict, config: dict) -> None:
+def check_resumable(saved: Config, config: Config) -> None:
     """A resumed run may change training and optimizer settings, not what is trained."""
     for section in FIXED_ON_RESUME:
-        old, new = saved.get(section), config.get(section)
+        old, new = getattr(saved, section), getattr(config, section)
         if section == "data":
             old = {k: v for k, v in old.items() if k not in DATA_LOCATION_KEYS}
             new = {k: v for k, v in new.items() if k not in DATA_LOCATION_KEYS}
@@ -315,7 +315,7 @@ def check_resumable(saved: dict, config: dict) -> None:
             )
 
 
-def prepare(config: dict, recorded: dict | None = None) -> tuple[Dataset, Any]:
+def prepare(config: Config, recorded: dict | None = None) -> tuple[Dataset, Any]:
     """(data, model) of a resolved config: the dataset loaded, the loss and metrics checked
     against its task, and the model built for its inputs and outputs. Data and model are
     estimated before they are made, and refused when they would not fit in memory (see
@@ -323,16 +323,16 @@ def prepare(config: dict, recorded: dict | None = None) -> tuple[Dataset, Any]:
     data (see ``load_dataset``)."""
     budget = memory.Budget.of(config)
     memory.check_data(config, budget, recorded)
-    data = load_dataset(config["data"], config["seed"], recorded=recorded)
+    data = load_dataset(dict(config.data), config.seed, recorded=recorded)
     check_task(config, data)
     memory.check_model(config, data, budget)
     run = lengths.run_length(config, len(data.x_train))
     return data, build_model(config, data.input_shape, num_outputs(data), run)
 
 
-def check_task(config: dict, data: Dataset) -> None:
+def check_task(config: Config, data: Dataset) -> None:
     """The loss and metrics must suit the data's task (classification or regression)."""
-    loss = config["loss"]["type"]
+    loss = config.loss["type"]
     if data.task == "classification" and loss not in CLASSIFICATION_LOSSES:
         raise config_error(
             ("loss",),
@@ -345,7 +345,7 @@ def check_task(config: dict, data: Dataset) -> None:
             f"{loss} is a classification loss but {data.name} is a regression dataset; "
             "use mean_squared_error",
         )
-    for i, name in enumerate(config["metrics"]):
+    for i, name in enumerate(config.metrics):
         if EPOCH_METRICS[name] != data.task:
             raise config_error(
                 ("metrics", i),

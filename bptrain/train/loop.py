@@ -83,21 +83,21 @@ class Trainer:
     def __init__(self, config: dict, data: Dataset, model, run: RunDir, reporter: Reporter):
         self.config, self.data, self.model, self.run = config, data, model, run
         self.reporter = reporter
-        t = config["training"]
-        self.epochs, self.batch_size = t["epochs"], t["batch_size"]
+        t = config.training
+        self.epochs, self.batch_size = t.epochs, t.batch_size
         self.position = Position()
         self.has_val = len(data.x_val) > 0
-        self.best = BestTracker(t["checkpoint"]["monitor"], t["checkpoint"]["mode"])
-        es = t["early_stopping"]
-        self.early = EarlyStopping(**es) if es else None
-        self.schedule_monitor = (t["schedule"] or {}).get("monitor")
+        self.best = BestTracker(t.checkpoint.monitor, t.checkpoint.mode)
+        es = t.early_stopping
+        self.early = EarlyStopping(es.monitor, es.mode, es.patience, es.min_delta) if es else None
+        self.schedule_monitor = (t.schedule or {}).get("monitor")
         self.guard = ExplosionGuard()
         self.train_metrics = running_metrics(config, data, model)
         self.position.metric_sums = self.train_metrics.zeros()
-        self.log = MetricsLog(run.metrics, log_columns(config["metrics"], self.has_val))
+        self.log = MetricsLog(run.metrics, log_columns(config.metrics, self.has_val))
         self.saved_last: str | None = None
         self._held: tuple[bytes, tuple] | None = None  # a checkpoint not yet written (hold)
-        self.plots = t["plots"]
+        self.plots = t.plots
         self._plotted = -math.inf
 
     # -- the step ---------------------------------------------------------------------------
@@ -129,12 +129,12 @@ class Trainer:
     def run_epochs(self, stop: StopFlag) -> None:
         """Train until ``epochs`` are done or early stopping; on a signal, checkpoint the
         current step and raise Interrupted."""
-        pos, t = self.position, self.config["training"]
+        pos, t = self.position, self.config.training
         x, y = self.data.x_train, self.data.y_train
         steps = math.ceil(len(x) / self.batch_size)
-        every = t["checkpoint"]["every_steps"]
+        every = t.checkpoint.every_steps
         while not self.finished:
-            order = epoch_order(self.config["seed"], pos.epoch, len(x), t["shuffle"])
+            order = epoch_order(self.config.seed, pos.epoch, len(x), t.shuffle)
             self.reporter.start_epoch(pos.epoch + 1, self.epochs, steps, pos.step)
             started = time.perf_counter()
             rest = order[pos.step * self.batch_size :]
@@ -156,7 +156,7 @@ class Trainer:
 
     def end_epoch(self, seconds: float) -> dict:
         """Validate, log, run the callbacks and write checkpoints and plots."""
-        pos, t = self.position, self.config["training"]
+        pos = self.position
         row = {"epoch": pos.epoch + 1, "loss": pos.loss_sum / max(pos.seen, 1)}
         row.update(self.train_metrics.scores(pos.metric_sums))
         if self.has_val:
@@ -171,7 +171,7 @@ class Trainer:
                 )  # fmt: skip
             row["val_loss"] = val_loss
             scores = metrics_mod.compute(
-                self.config["metrics"],
+                self.config.metrics,
                 *self.original_units(self.data.y_val, outputs),
                 self.data.num_classes,
             )
@@ -187,7 +187,7 @@ class Trainer:
         improved = self.best.update(row)
         if self.early is not None and self.early.update(row):
             pos.stopped_early = True
-        paths = [self.run.best] if improved and t["checkpoint"]["best"] else []
+        paths = [self.run.best] if improved and self.config.training.checkpoint.best else []
         # The validation loss has vetted these weights; without one, the next batch's loss will.
         (self.save if self.has_val else self.hold)(*paths, self.run.last)
         now = time.monotonic()
@@ -199,8 +199,10 @@ class Trainer:
 
     def validate(self) -> tuple[float, np.ndarray]:
         """(loss, outputs) of the model on the validation set (see ``evaluate_arrays``)."""
-        t, data = self.config["training"], self.data
-        return evaluate_arrays(self.model, data.x_val, data.y_val, t["eval_batch_size"])
+        data = self.data
+        return evaluate_arrays(
+            self.model, data.x_val, data.y_val, self.config.training.eval_batch_size
+        )
 
     def original_units(self, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
         """Targets or outputs in the units of the data's files (``data.scale_target`` undone),
@@ -224,7 +226,7 @@ class Trainer:
             plot_history(
                 self.position.history,
                 self.run.plots,
-                title=f"{self.config['name']} ({self.run.path.name})",
+                title=f"{self.config.name} ({self.run.path.name})",
                 best_epoch=self.best.best_epoch,
                 monitor=self.best.monitor,
             )
@@ -271,7 +273,7 @@ class Trainer:
         arrays = {f"model/{k}": v for k, v in model.weights().items()}
         arrays.update({f"optimizer/{k}": v for k, v in opt["slots"].items()})
         state = {
-            "config": self.config,
+            "config": self.config.to_dict(),
             "epoch": pos.epoch,
             "step": pos.step,
             "loss_sum": pos.loss_sum,
@@ -309,7 +311,7 @@ class Trainer:
             # columns of its metrics.csv, and no training metrics (its epoch in progress has
             # no sums for the steps done).
             self.train_metrics = RunningMetrics([], self.data.task)
-            self.log.columns = log_columns(self.config["metrics"], self.has_val, train=False)
+            self.log.columns = log_columns(self.config.metrics, self.has_val, train=False)
         if s.get("divergence_guard"):
             self.guard.load_state(s["divergence_guard"])
         self.position = Position(
@@ -344,7 +346,7 @@ def running_metrics(config: dict, data: Dataset, model) -> RunningMetrics:
         shift = y.reshape(len(y), -1).mean(axis=0)
         unit = (data.extra.get("scale_target") or {}).get("divisor", 1.0)
     return RunningMetrics(
-        config["metrics"],
+        config.metrics,
         data.task,
         data.num_classes,
         num_outputs(data),

@@ -220,7 +220,7 @@ def test_two_ranks_count_the_training_metrics_of_every_row_once(tmp_path):
     done = mpirun(2, ["frozen.yaml", "--run-dir", "run"], tmp_path)
     assert done.returncode == 0, done.stderr
     one = fit(config, run_dir=tmp_path / "one", progress="none")
-    data = load_dataset(one.config["data"], one.config["seed"])
+    data = load_dataset(dict(one.config.data), one.config.seed)
     want = compute(names, data.y_train, one.model.predict(data.x_train), data.num_classes)
     assert 0.2 < want["accuracy"] < 0.8
     for row in rows(tmp_path / "run"):

@@ -159,7 +159,7 @@ def one_step(config: dict, replicas: int, rows: int):
     from bptrain.data import load_dataset
 
     config = resolve(config)
-    data = load_dataset(config["data"], config["seed"])
+    data = load_dataset(dict(config.data), config.seed)
     x, y = data.x_train[:rows], data.y_train[:rows]
     single = build_model(config, data.input_shape)
     loss = single.compute_gradients(x, y)
@@ -254,8 +254,8 @@ def test_replicas_are_validated_and_give_way_to_mpi_ranks():
         resolve(mlp_config(replicas=0))
     config = resolve(mlp_config(replicas=2))
     on_ranks, line = ranks_replace_replicas(config, 2)
-    assert on_ranks["training"]["replicas"] == 1 and config["training"]["replicas"] == 2
-    assert {**on_ranks, "training": config["training"]} == config  # nothing else changes
+    assert on_ranks.training.replicas == 1 and config.training.replicas == 2
+    assert on_ranks.replace(training=config.training) == config  # nothing else changes
     assert line == (
         "training.replicas: 1 instead of 2: the 2 MPI ranks split each batch (ranks and thread "
         "replicas do not combine)"
