@@ -350,7 +350,7 @@ def config_show(args):
     Example:
       bptrain config show configs/spirals.yaml training.epochs=10
     """
-    from bptrain.train.fit import config_text
+    from bptrain.train.summary import config_text
 
     path, overrides = split_args(args, config_required=True)
     config, where = read_config(path, overrides)
@@ -383,7 +383,7 @@ def config_check(args, build):
     config, where = read_config(path, overrides)
     what = f"{len(config.model.layers)} layers, data: {config.data['dataset']}"
     if build:
-        from bptrain.train.fit import prepare
+        from bptrain.train.prepare import prepare
 
         with located(where):
             _, model = prepare(config)

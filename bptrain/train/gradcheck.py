@@ -10,7 +10,7 @@ import numpy as np
 from bptrain.config import Config
 from bptrain.errors import BptrainError
 from bptrain.nn.gradcheck import GradcheckReport, check_model
-from bptrain.train.fit import prepare
+from bptrain.train.prepare import prepare
 
 
 class GradcheckFailed(BptrainError):

@@ -1,7 +1,8 @@
 """The training loop: epochs of minibatch steps, validation, callbacks and checkpoints.
 
-One step is ``compute_gradients`` (a hook: a data-parallel trainer computes its slice of the batch
-and sums gradients across ranks there) -> divergence checks -> ``optimizer.step``. The batch order
+One step is the strategy's ``compute_gradients`` and ``reduce`` (one model computes the batch
+whole; replicas or MPI ranks compute slices and sum them: ``bptrain.train.strategy``) ->
+divergence checks -> ``optimizer.step``. The batch order
 of epoch ``e`` is a permutation drawn from ``default_rng([seed, ORDER_STREAM, e])``, so the
 position in training is just (epoch, step): a checkpoint taken anywhere, mid-epoch included,
 resumes exactly.
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bptrain import faults
+from bptrain.config import Config
 from bptrain.data import Dataset, iterate_minibatches
 from bptrain.data.preprocess import unscale_targets
 from bptrain.runs import MetricsLog, RunDir, checkpoint
@@ -37,10 +39,10 @@ from bptrain.train.callbacks import (
     divergence,
     gradients_finite,
 )
-from bptrain.train.evaluate import evaluate_arrays
 from bptrain.train.metrics import RunningMetrics
 from bptrain.train.progress import Reporter
 from bptrain.train.signals import Interrupted, StopFlag
+from bptrain.train.strategy import SingleProcess
 
 ORDER_STREAM = 0x0BDE  # separates the batch-order stream from other uses of the seed
 # Plots are redrawn after an epoch at most this often (a redraw costs ~0.1 s), and always
@@ -77,12 +79,35 @@ class Position:
         )
 
 
-class Trainer:
-    """Trains ``model`` on ``data`` as the resolved ``config`` says, writing into ``run``."""
+class NullLog:
+    """metrics.csv as workers other than the leader see it: nothing is written."""
 
-    def __init__(self, config: dict, data: Dataset, model, run: RunDir, reporter: Reporter):
+    def start(self) -> int:
+        return 0
+
+    def append(self, row: dict) -> int:
+        return 0
+
+    def resume(self, length: int) -> None:
+        pass
+
+
+class Trainer:
+    """Trains ``model`` on ``data`` as the resolved ``config`` says, writing into ``run``;
+    ``strategy`` shares the work of each step (default: ``SingleProcess``)."""
+
+    def __init__(
+        self,
+        config: Config,
+        data: Dataset,
+        model,
+        run: RunDir,
+        reporter: Reporter,
+        strategy: SingleProcess | None = None,
+    ):
         self.config, self.data, self.model, self.run = config, data, model, run
         self.reporter = reporter
+        self.strategy = strategy if strategy is not None else SingleProcess(model)
         t = config.training
         self.epochs, self.batch_size = t.epochs, t.batch_size
         self.position = Position()
@@ -94,18 +119,19 @@ class Trainer:
         self.guard = ExplosionGuard()
         self.train_metrics = running_metrics(config, data, model)
         self.position.metric_sums = self.train_metrics.zeros()
-        self.log = MetricsLog(run.metrics, log_columns(config.metrics, self.has_val))
+        columns = log_columns(config.metrics, self.has_val)
+        self.log = MetricsLog(run.metrics, columns) if self.strategy.leader else NullLog()
         self.saved_last: str | None = None
         self._held: tuple[bytes, tuple] | None = None  # a checkpoint not yet written (hold)
-        self.plots = t.plots
+        self.plots = t.plots and self.strategy.leader
         self._plotted = -math.inf
 
     # -- the step ---------------------------------------------------------------------------
     def compute_gradients(self, xb, yb) -> tuple[float, np.ndarray]:
         """The loss of batch (xb, yb), with its gradient in every parameter's ``grad``, and
-        the batch's training-metric sums (``RunningMetrics.batch``)."""
-        loss = self.model.compute_gradients(xb, yb)
-        return loss, self.train_metrics.batch(self.model.last_outputs, yb)
+        the batch's training-metric sums (``RunningMetrics.batch``), over all workers."""
+        strategy = self.strategy
+        return strategy.reduce(*strategy.compute_gradients(xb, yb, self.train_metrics))
 
     def train_step(self, xb, yb) -> float:
         """One update; returns the batch loss. Raises DivergenceError, before the update, when
@@ -129,6 +155,10 @@ class Trainer:
     def run_epochs(self, stop: StopFlag) -> None:
         """Train until ``epochs`` are done or early stopping; on a signal, checkpoint the
         current step and raise Interrupted."""
+        with self.strategy.running():
+            self._run_epochs(self.strategy.agreed_stop(stop))
+
+    def _run_epochs(self, stop: StopFlag) -> None:
         pos, t = self.position, self.config.training
         x, y = self.data.x_train, self.data.y_train
         steps = math.ceil(len(x) / self.batch_size)
@@ -183,7 +213,7 @@ class Trainer:
         pos.csv_bytes = self.log.append(row)
         faults.point("metrics.appended")
         if self.schedule_monitor:
-            self.model.optimizer.schedule.observe(row[self.schedule_monitor])
+            self.model.optimizer.observe(row[self.schedule_monitor])
         improved = self.best.update(row)
         if self.early is not None and self.early.update(row):
             pos.stopped_early = True
@@ -200,9 +230,8 @@ class Trainer:
     def validate(self) -> tuple[float, np.ndarray]:
         """(loss, outputs) of the model on the validation set (see ``evaluate_arrays``)."""
         data = self.data
-        return evaluate_arrays(
-            self.model, data.x_val, data.y_val, self.config.training.eval_batch_size
-        )
+        batch_size = self.config.training.eval_batch_size
+        return self.strategy.validate(data.x_val, data.y_val, batch_size)
 
     def original_units(self, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
         """Targets or outputs in the units of the data's files (``data.scale_target`` undone),
@@ -257,12 +286,13 @@ class Trainer:
             self._held = None
             self._write(data, paths)
 
-    def _encode(self) -> bytes:
-        return checkpoint.encode(*self.snapshot())
+    def _encode(self) -> bytes | None:
+        return checkpoint.encode(*self.snapshot()) if self.strategy.leader else None
 
-    def _write(self, data: bytes, paths) -> None:
-        for path in paths:
-            write_bytes(path, data)
+    def _write(self, data: bytes | None, paths) -> None:
+        if self.strategy.leader:
+            for path in paths:
+                write_bytes(path, data)
         if self.run.last in paths:
             self.saved_last = str(self.run.last)
 
@@ -285,7 +315,7 @@ class Trainer:
             "history": pos.history,
             "metrics_csv_bytes": pos.csv_bytes,
             "optimizer": {"iterations": opt["iterations"], "schedule": opt["schedule"]},
-            "rng": model.rng.bit_generator.state,
+            "rng": model.rng_state(),
             "best": self.best.state(),
             "early_stopping": self.early.state() if self.early else None,
             "data": data_info(data),
@@ -302,7 +332,7 @@ class Trainer:
             "slots": ckpt.section("optimizer"),
         }
         model.optimizer.load_state(opt_state, model.parameters())
-        model.rng.bit_generator.state = s["rng"]
+        model.set_rng_state(s["rng"])
         self.best.load_state(s["best"])
         if self.early is not None and s.get("early_stopping"):
             self.early.load_state(s["early_stopping"])
