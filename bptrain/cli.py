@@ -471,6 +471,7 @@ def sweep(args, workers, executor, address, max_trials, dry_run, resume, runs_ro
       bptrain sweep --resume runs/sweeps/sweep_spirals/20240101-120000
     """
     from bptrain.sweep import SweepOptions, run_sweep
+    from bptrain.sweep.progress import Console
 
     sweep_file, overrides = split_args(args, config_required=False)
     if sweep_file is None and resume is None:
@@ -483,6 +484,7 @@ def sweep(args, workers, executor, address, max_trials, dry_run, resume, runs_ro
         dry_run=dry_run,
         runs_root=Path(runs_root),
         progress=progress,
+        out=Console(),
     )
     return run_sweep(sweep_file, options, resume=resume, overrides=overrides)
 

@@ -70,6 +70,19 @@ def test_resolving_is_idempotent_and_survives_yaml(write_config):
     assert resolve(load_text(dump(config.to_dict()), "x")[0]) == config
 
 
+def test_the_resolved_config_is_typed_frozen_and_pickles(write_config):
+    import dataclasses
+    import pickle
+
+    config = load(write_config)
+    assert config.training.batch_size == 32 and config.training.early_stopping is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.training.epochs = 3
+    with pytest.raises(TypeError):
+        config.optimizer["learning_rate"] = 0.1
+    assert pickle.loads(pickle.dumps(config)) == config
+
+
 def test_the_documented_error_format(write_config):
     text = MNIST_YAML.replace("units: 128", "unit: 128")
     path = write_config(text)
