@@ -41,7 +41,8 @@ from bench.common import (
     torch_loop,
 )
 from bptrain.nn import Adam, Conv2D, Dense, Flatten, MaxPool2D, Sequential
-from bptrain.train.replicas import Replicas
+from bptrain.train.metrics import RunningMetrics
+from bptrain.train.replicas import ThreadReplicas
 
 BATCH = 64
 
@@ -94,14 +95,16 @@ def counting_faults(run, counts: list):
 def replicas_runner(model, x, y, order, count: int):
     """``bptrain_loop`` with each batch split over ``count`` replicas of ``model`` (run it
     with BLAS limited to one thread)."""
-    together = Replicas([model, *(build_model() for _ in range(count - 1))])
+    together = ThreadReplicas([model, *(build_model() for _ in range(count - 1))])
     params = model.parameters()
+    metrics = RunningMetrics([], "classification")
 
     def run(threads):
-        for i in range(0, len(order), BATCH):
-            idx = order[i : i + BATCH]
-            together.compute_gradients(x[idx], y[idx])
-            model.optimizer.step(params)
+        with together.running():
+            for i in range(0, len(order), BATCH):
+                idx = order[i : i + BATCH]
+                together.reduce(*together.compute_gradients(x[idx], y[idx], metrics))
+                model.optimizer.step(params)
 
     return run
 

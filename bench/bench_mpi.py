@@ -9,7 +9,7 @@ Two models (``--model``), Adam 1e-3, global batch 64, MNIST's 60,000 training im
           (bench_lstm's model; the model of configs/mnist_lstm.yaml)
 
 Each measurement is a job ``mpiexec -n R python -m mpi4py -m bench.bench_mpi --worker`` that
-steps bptrain's own trainer (``Trainer`` on one rank, ``DataParallelTrainer`` on two: slices of
+steps bptrain's own trainer (``Trainer`` on one rank, with ``MPIRanks`` on two: slices of
 32, one gradient Allreduce per step) through the first ``--batches`` batches of the epoch's order
 after two warm-up steps, with BLAS threads as ``bptrain fit`` sets them. The setups are timed
 alternately, ``--repeats`` times, so that other work on the machine affects them alike:
@@ -73,20 +73,20 @@ def worker(model_name: str, batches: int, threads: int) -> None:
     from bptrain.config import build_model, resolve_with_overrides
     from bptrain.data import iterate_minibatches, load_dataset
     from bptrain.runs import RunDir
-    from bptrain.train.data_parallel import DataParallelTrainer
+    from bptrain.train.data_parallel import MPIRanks
     from bptrain.train.distributed import world
     from bptrain.train.loop import Trainer, epoch_order, num_outputs
     from bptrain.train.progress import Reporter
 
     w = world()
     config = resolve_with_overrides(config_for(model_name), [])
-    data = load_dataset(config["data"], config["seed"])
+    data = load_dataset(dict(config.data), config.seed)
     model = build_model(config, data.input_shape, num_outputs(data))
     with tempfile.TemporaryDirectory() as tmp:
         run = RunDir(Path(tmp))
-        args = (config, data, model, run, Reporter())
-        trainer = DataParallelTrainer(*args, w) if w.size > 1 else Trainer(*args)
-        order = epoch_order(config["seed"], 0, len(data.x_train), shuffle=True)
+        strategy = MPIRanks(model, w) if w.size > 1 else None
+        trainer = Trainer(config, data, model, run, Reporter(), strategy)
+        order = epoch_order(config.seed, 0, len(data.x_train), shuffle=True)
         steps = batches or -(-len(order) // BATCH)
         order = order[: (steps + WARMUP) * BATCH]
         with threadpool_limits(limits=threads, user_api="blas"), np.errstate(all="ignore"):

@@ -33,12 +33,12 @@ def main() -> float:
     with tempfile.TemporaryDirectory() as runs:
         result = fit(config, runs_root=runs, progress="plain", overrides=overrides)
     seconds = time.perf_counter() - start
-    data = load_dataset(dict(config["data"]), int(config["seed"]))
+    data = load_dataset(dict(config.data), config.seed)
     predicted = result.model.predict(data.x_test, batch_size=500).argmax(axis=1)
     accuracy = float((predicted == np.asarray(data.y_test)).mean())
     for row in result.history:
         print({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
-    print(f"{config['name']}: trained in {seconds:.0f} s; test accuracy {accuracy:.4f}")
+    print(f"{config.name}: trained in {seconds:.0f} s; test accuracy {accuracy:.4f}")
     return accuracy
 
 

@@ -56,13 +56,13 @@ def main() -> None:
 def train(args) -> None:
 
     cfg = load_config(args.config)
-    seed = int(cfg["seed"])
-    ds = load_dataset(dict(cfg["data"]), seed)
-    epochs = args.epochs or cfg["training"]["epochs"]
-    batch_size = cfg["training"]["batch_size"]
+    seed = cfg.seed
+    ds = load_dataset(dict(cfg.data), seed)
+    epochs = args.epochs or cfg.training.epochs
+    batch_size = cfg.training.batch_size
     # the schedule's lengths (the whole run, epochs) count steps of this run, as in fit
     model = build_model(cfg, ds.input_shape, run=RunLength(len(ds.x_train), batch_size, epochs))
-    print(f"{cfg['name']}: {len(ds.x_train)} training samples, input {ds.input_shape}")
+    print(f"{cfg.name}: {len(ds.x_train)} training samples, input {ds.input_shape}")
     print(model.summary())
     rng = np.random.default_rng(seed)
     for epoch in range(1, epochs + 1):
@@ -75,7 +75,7 @@ def train(args) -> None:
         text = ", ".join("{} {} {:.4f}".format(s, *score(model, ds, s)) for s in splits)
         print(f"epoch {epoch}: loss {np.mean(losses):.4f}, {text} ({seconds:.0f} s)", flush=True)
         if args.sample is not None and "vocab" in ds.extra:
-            seq_len = cfg["data"].get("seq_len", 40)
+            seq_len = cfg.data.get("seq_len", 40)
             print("  " + repr(sample(model, ds.extra["vocab"], args.sample, 120, seq_len, rng)))
 
 

@@ -355,7 +355,7 @@ def config_show(args):
     Example:
       bptrain config show configs/spirals.yaml training.epochs=10
     """
-    from bptrain.train.fit import config_text
+    from bptrain.train.summary import config_text
 
     path, overrides = split_args(args, config_required=True)
     config, where = read_config(path, overrides)
@@ -386,9 +386,9 @@ def config_check(args, build):
     """
     path, overrides = split_args(args, config_required=True)
     config, where = read_config(path, overrides)
-    what = f"{len(config['model']['layers'])} layers, data: {config['data']['dataset']}"
+    what = f"{len(config.model.layers)} layers, data: {config.data['dataset']}"
     if build:
-        from bptrain.train.fit import prepare
+        from bptrain.train.prepare import prepare
 
         with located(where):
             _, model = prepare(config)
@@ -476,6 +476,7 @@ def sweep(args, workers, executor, address, max_trials, dry_run, resume, runs_ro
       bptrain sweep --resume runs/sweeps/sweep_spirals/20240101-120000
     """
     from bptrain.sweep import SweepOptions, run_sweep
+    from bptrain.sweep.progress import Console
 
     sweep_file, overrides = split_args(args, config_required=False)
     if sweep_file is None and resume is None:
@@ -488,6 +489,7 @@ def sweep(args, workers, executor, address, max_trials, dry_run, resume, runs_ro
         dry_run=dry_run,
         runs_root=Path(runs_root),
         progress=progress,
+        out=Console(),
     )
     return run_sweep(sweep_file, options, resume=resume, overrides=overrides)
 

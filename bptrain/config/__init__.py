@@ -1,6 +1,7 @@
 """Experiment files: YAML in, validated and fully resolved config out, and objects built from it.
 
     config = load_config("configs/mnist_mlp.yaml", ["optimizer.learning_rate=0.01"])
+    config.training.batch_size, config.optimizer["learning_rate"]   # a typed, frozen Config
     model = build_model(config, input_shape=(1, 28, 28), num_outputs=10)
 
 No training logic lives here; ``bptrain.train`` does the training.
@@ -15,10 +16,12 @@ from bptrain.config.build import build_model
 from bptrain.config.locations import Locations, format_path, locate_error
 from bptrain.config.overrides import apply_overrides, parse_override
 from bptrain.config.schema import SECTIONS, resolve
+from bptrain.config.sections import Config
 from bptrain.config.yamlio import dump, load_file
 
 __all__ = [
     "SECTIONS",
+    "Config",
     "Locations",
     "apply_overrides",
     "build_model",
@@ -35,12 +38,12 @@ __all__ = [
 ]
 
 
-def load_config(path: str | os.PathLike, overrides=()) -> dict:
+def load_config(path: str | os.PathLike, overrides=()) -> Config:
     """Read, override and resolve an experiment file; errors name the file and line."""
     return read_config(path, overrides)[0]
 
 
-def read_config(path: str | os.PathLike, overrides=()) -> tuple[dict, Locations]:
+def read_config(path: str | os.PathLike, overrides=()) -> tuple[Config, Locations]:
     """``load_config``, with the file's key locations (for errors raised later, see
     ``locate_error``)."""
     raw, where = load_file(path)
@@ -48,9 +51,16 @@ def read_config(path: str | os.PathLike, overrides=()) -> tuple[dict, Locations]
     return resolve(raw, where, default_name=default_name(path)), where
 
 
-def resolve_with_overrides(config: dict, overrides=(), source: str | None = None) -> dict:
-    """Resolve an in-memory config (a base config of a sweep, say) with ``key.path=value``
-    overrides; an override naming a key the schema does not know is a ConfigError naming it."""
+def resolve_with_overrides(
+    config: dict | Config, overrides=(), source: str | None = None
+) -> Config:
+    """Resolve an in-memory config (a base config of a sweep, say, or a resolved Config) with
+    ``key.path=value`` overrides; an override naming a key the schema does not know is a
+    ConfigError naming it."""
+    if isinstance(config, Config):
+        if not overrides:
+            return config
+        config = config.to_dict()
     where = Locations(source)
     return resolve(apply_overrides(config, overrides, where), where, config.get("name", "run"))
 

@@ -12,6 +12,7 @@ import typing
 
 from bptrain.config.locations import config_error
 from bptrain.config.run_length import RunLength, schedule_arguments
+from bptrain.config.sections import Config
 from bptrain.data.split import rng_for
 from bptrain.nn import losses, optimizers, schedules
 from bptrain.nn.layers import LAYERS, Sequential
@@ -43,42 +44,42 @@ def build_layer(spec: dict, path: tuple):
 
 
 def build_model(
-    config: dict,
+    config: Config,
     input_shape: tuple,
     num_outputs: int | None = None,
     run: RunLength | None = None,
 ) -> Sequential:
     """The compiled model of a resolved config, built for per-sample ``input_shape``.
 
-    Weights are drawn from a generator seeded by ``config["seed"]``; the same generator drives
+    Weights are drawn from a generator seeded by ``config.seed``; the same generator drives
     dropout (``model.rng``). ``num_outputs`` (classes, or regression targets) is checked
     against the model's output size. ``run``: the length of the run it will train in, which
     the schedule's lengths in epochs or of the whole run count in (None for a model that is
     not trained; see ``build_schedule``).
     """
-    specs = config["model"]["layers"]
+    specs = config.model.layers
     layers = [build_layer(spec, ("model", "layers", i)) for i, spec in enumerate(specs)]
     model = Sequential(layers)
     try:
-        model.build(tuple(input_shape), rng_for(config["seed"], "model"))
+        model.build(tuple(input_shape), rng_for(config.seed, "model"))
     except (ValueError, MemoryError) as exc:  # MemoryError: weights larger than the memory
         failed = next((i for i, layer in enumerate(layers) if not layer.built), len(layers) - 1)
         raise config_error(
             ("model", "layers", failed), f"{exc} (input shape per sample: {tuple(input_shape)})"
         ) from None
-    model.compile(build_loss(config["loss"]), build_optimizer(config, run))
+    model.compile(build_loss(config.loss), build_optimizer(config, run))
     if num_outputs is not None:
         _check_outputs(model, config, num_outputs)
     return model
 
 
-def _check_outputs(model: Sequential, config: dict, num_outputs: int) -> None:
+def _check_outputs(model: Sequential, config: Config, num_outputs: int) -> None:
     out = model.output_shape[-1] if model.output_shape else None
-    loss = config["loss"]["type"]
+    loss = config.loss["type"]
     # two classes under binary cross-entropy: one sigmoid unit
     expected = 1 if loss == "binary_crossentropy" and num_outputs == 2 else num_outputs
     if out != expected:
-        last = len(config["model"]["layers"]) - 1
+        last = len(config.model.layers) - 1
         what = "classes" if loss.endswith("crossentropy") else "target values per sample"
         raise config_error(
             ("model", "layers", last),
@@ -95,10 +96,10 @@ def build_loss(spec: dict) -> losses.Loss:
         raise config_error(_blame(("loss",), spec, exc), str(exc)) from None
 
 
-def build_optimizer(config: dict, run: RunLength | None = None) -> optimizers.Optimizer:
-    spec = config["optimizer"]
+def build_optimizer(config: Config, run: RunLength | None = None) -> optimizers.Optimizer:
+    spec = config.optimizer
     kwargs = {k: v for k, v in spec.items() if k != "type"}
-    schedule = build_schedule(config["training"].get("schedule"), run)
+    schedule = build_schedule(config.training.schedule, run)
     try:
         return optimizers.OPTIMIZERS[spec["type"]](**kwargs, schedule=schedule)
     except (ValueError, TypeError) as exc:
@@ -141,10 +142,10 @@ def _wants_tuple(hint) -> bool:
     return False
 
 
-def check_buildable(config: dict) -> None:
+def check_buildable(config: Config) -> None:
     """Run every constructor of a resolved config (no weights are made), so bad values such
     as ``units: 0`` are found by ``bptrain config check``."""
-    for i, spec in enumerate(config["model"]["layers"]):
+    for i, spec in enumerate(config.model.layers):
         build_layer(spec, ("model", "layers", i))
-    build_loss(config["loss"])
+    build_loss(config.loss)
     build_optimizer(config)

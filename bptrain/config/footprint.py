@@ -6,7 +6,7 @@ columns, a recurrent layer's gates at every time step). The shape arithmetic mir
 layer's ``build``; tests/config/test_footprint.py holds the parameter counts and output shapes
 to the built models'. A layer whose input does not fit it ends the walk: ``build`` says why.
 
-    layers = layer_footprints(config["model"]["layers"], input_shape=(1, 28, 28))
+    layers = layer_footprints(config.model.layers, input_shape=(1, 28, 28))
 """
 
 from __future__ import annotations

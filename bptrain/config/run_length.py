@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass
 
 from bptrain.config.locations import config_error
+from bptrain.config.sections import Config
 
 # A length in steps -> the same length in epochs (a schedule takes one of the two).
 EPOCH_KEYS = {
@@ -54,10 +55,10 @@ class RunLength:
         )
 
 
-def run_length(config: dict, train_samples: int) -> RunLength:
+def run_length(config: Config, train_samples: int) -> RunLength:
     """The length of a run of the resolved ``config`` on ``train_samples`` training samples."""
-    t = config["training"]
-    return RunLength(train_samples, t["batch_size"] * t.get("accumulate", 1), t["epochs"])
+    t = config.training
+    return RunLength(train_samples, t.batch_size * t.accumulate, t.epochs)
 
 
 def has_lengths(spec: dict | None) -> bool:

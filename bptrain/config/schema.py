@@ -19,9 +19,11 @@ from bptrain.config.build import OPTIMIZER_EXCLUDE, check_buildable
 from bptrain.config.locations import Locations, locate_error
 from bptrain.config.overrides import canonical_path
 from bptrain.config.run_length import EPOCH_KEYS, WARMUP, WHOLE_RUN
+from bptrain.config.sections import Config
 from bptrain.data import DATASETS
 from bptrain.errors import ConfigError, closest, did_you_mean
 from bptrain.memory import parse_size
+from bptrain.metric_names import EPOCH_METRICS
 from bptrain.nn import activations, initializers, losses, optimizers, regularizers, schedules
 from bptrain.nn.layers import LAYERS
 from bptrain.typehints import (
@@ -44,13 +46,16 @@ CLASSIFICATION_LOSSES = (
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
-def resolve(raw: dict, where: Locations | None = None, default_name: str = "run") -> dict:
-    """Validate ``raw`` and return the full config with defaults filled in.
+def resolve(raw: dict, where: Locations | None = None, default_name: str = "run") -> Config:
+    """Validate ``raw`` and return the full config with defaults filled in, typed and frozen
+    (a resolved ``Config`` given resolves to an equal one).
 
     Raises ConfigError naming the place (file and line when ``where`` knows it), the key path
     and, for a misspelt key or name, the closest valid one.
     """
     where = where if where is not None else Locations()
+    if isinstance(raw, Config):
+        raw = raw.to_dict()
     if not isinstance(raw, dict):
         raise where.error((), f"the config must be a mapping of sections, got {yaml_type(raw)}")
     reject_unknown_keys(raw, SECTIONS, (), where)
@@ -66,11 +71,12 @@ def resolve(raw: dict, where: Locations | None = None, default_name: str = "run"
     out["optimizer"] = _optimizer(raw.get("optimizer", "adam"), where)
     out["metrics"] = _metrics(raw.get("metrics"), out["loss"]["type"], where)
     out["training"] = _training(raw.get("training", {}), out, where)
+    config = Config.of(out)
     try:
-        check_buildable(out)
+        check_buildable(config)
     except ConfigError as exc:
         raise locate_error(exc, where) from None
-    return out
+    return config
 
 
 # -- sections ---------------------------------------------------------------------------------
@@ -172,8 +178,6 @@ def _canonical_keys(spec: dict, path: tuple, where: Locations) -> dict:
 
 
 def _metrics(value, loss: str, where: Locations) -> list:
-    from bptrain.train.metrics import EPOCH_METRICS  # late import: train imports config
-
     if value is None:
         return ["accuracy"] if loss in CLASSIFICATION_LOSSES else ["mse", "mae", "r2"]
     if not isinstance(value, list):
@@ -198,6 +202,10 @@ def _training(value, config: dict, where: Locations) -> dict:
     if not isinstance(value, dict):
         raise where.error(path, f"expected a mapping, got {yaml_type(value)}")
     params = dataclass_params(sections.TrainingOptions)
+    # as written in YAML; the schedule and the two sections are checked below, key by key
+    params["schedule"] = Param("schedule", str | dict | None, None)
+    params["early_stopping"] = Param("early_stopping", dict | None, None)
+    params["checkpoint"] = Param("checkpoint", dict, {})
     out = _kwargs(value, params, path, where, "training")
     _positive(out, path, where)
     if out["max_memory"] is not None:

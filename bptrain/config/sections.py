@@ -1,4 +1,11 @@
-"""The options of the ``training`` section, as typed dataclasses (the schema is the fields).
+"""The resolved config as typed, frozen dataclasses: ``Config`` and the options of its
+``training`` section (whose fields are also the schema of that section).
+
+``resolve`` returns a ``Config``; code after it reads attributes
+(``config.training.checkpoint.every_steps``). The sections that are keyword arguments of a
+registry's classes (``data``, each of ``model.layers``, ``loss``, ``optimizer``,
+``training.schedule``) stay mappings, read-only ones. ``Config.to_dict()`` is the plain
+mapping that config.yaml and checkpoints store, key for key in the order resolve wrote it.
 
 Monitors and modes left as None / "auto" are filled in by ``resolve``: the monitor is
 ``val_loss`` when there is a validation split and ``loss`` otherwise, the mode is "max" for
@@ -7,13 +14,16 @@ metrics that grow (accuracy, f1, r2, ...) and "min" otherwise.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from types import MappingProxyType
+from typing import Any, Literal
 
 Mode = Literal["auto", "min", "max"]
 
 
-@dataclass(kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class EarlyStoppingOptions:
     """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience``
     epochs; with ``restore_best`` the model ends with the weights of its best epoch."""
@@ -25,7 +35,7 @@ class EarlyStoppingOptions:
     restore_best: bool = True
 
 
-@dataclass(kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class CheckpointOptions:
     """``checkpoints/last.safetensors`` is written after every epoch (and every
     ``every_steps`` steps if set); ``best.safetensors`` whenever ``monitor`` improves."""
@@ -36,7 +46,7 @@ class CheckpointOptions:
     every_steps: int | None = None
 
 
-@dataclass(kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class TrainingOptions:
     """epochs, batch_size: as in Keras' fit. shuffle: a new seeded order every epoch.
     threads: BLAS threads (null: one for small models, all cores for large ones).
@@ -65,13 +75,84 @@ class TrainingOptions:
     threads: int | None = None
     replicas: int = 1
     eval_batch_size: int = 1024
-    schedule: str | dict | None = None
-    early_stopping: dict | None = None
-    checkpoint: dict = field(default_factory=dict)
+    schedule: Mapping[str, Any] | None = None
+    early_stopping: EarlyStoppingOptions | None = None
+    checkpoint: CheckpointOptions = field(default_factory=CheckpointOptions)
     plots: bool = True
     max_memory: int | str | None = None
     class_weight: str | dict | None = None
     accumulate: int = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelOptions:
+    """``layers``: each layer's spec, ``{type: Dense, units: 10, ...}`` with every default."""
+
+    layers: tuple[Mapping[str, Any], ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    """A resolved experiment config (see ``bptrain.config.resolve``)."""
+
+    name: str
+    seed: int
+    data: Mapping[str, Any]
+    model: ModelOptions
+    loss: Mapping[str, Any]
+    optimizer: Mapping[str, Any]
+    metrics: tuple[str, ...]
+    training: TrainingOptions
+
+    @classmethod
+    def of(cls, resolved: dict) -> Config:
+        """The Config of the plain mapping that ``resolve`` validated and filled in."""
+        t = resolved["training"]
+        stop = t["early_stopping"]
+        training = TrainingOptions(
+            **{
+                **t,
+                "schedule": _frozen(t["schedule"]),
+                "early_stopping": EarlyStoppingOptions(**stop) if stop is not None else None,
+                "checkpoint": CheckpointOptions(**t["checkpoint"]),
+            }
+        )
+        return cls(
+            name=resolved["name"],
+            seed=resolved["seed"],
+            data=_frozen(resolved["data"]),
+            model=ModelOptions(layers=tuple(_frozen(s) for s in resolved["model"]["layers"])),
+            loss=_frozen(resolved["loss"]),
+            optimizer=_frozen(resolved["optimizer"]),
+            metrics=tuple(resolved["metrics"]),
+            training=training,
+        )
+
+    def __reduce__(self):  # read-only mappings do not pickle; their plain copies do
+        return Config.of, (self.to_dict(),)
+
+    def to_dict(self) -> dict:
+        """The plain mapping (lists, dicts, scalars) that config.yaml and checkpoints hold."""
+        return _plain(self)
+
+    def replace(self, **sections) -> Config:
+        """A copy with whole sections replaced (see ``dataclasses.replace``)."""
+        return dataclasses.replace(self, **sections)
+
+
+def _frozen(spec):
+    """A read-only view of a mapping (its values are not copied), or None."""
+    return None if spec is None else MappingProxyType(dict(spec))
+
+
+def _plain(value):
+    if dataclasses.is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
 
 
 POSITIVE = {

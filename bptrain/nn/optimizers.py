@@ -42,6 +42,10 @@ class Optimizer:
         """The rate of the most recent (or, before any step, the first) update."""
         return self.schedule(max(self.iterations, 1), self.learning_rate)
 
+    def observe(self, value: float) -> None:
+        """An epoch's monitored value, for a schedule that follows one (reduce_on_plateau)."""
+        self.schedule.observe(value)
+
     # -- state ----------------------------------------------------------------------------------
     def build(self, params) -> None:
         xp = backend.xp

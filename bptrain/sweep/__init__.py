@@ -2,7 +2,11 @@
 repeats, on local processes or a Dask cluster (``bptrain sweep``).
 
     from bptrain.sweep import SweepOptions, load_sweep, run_sweep
-    exit_code = run_sweep("configs/sweep_spirals.yaml", SweepOptions(workers=2))
+    from bptrain.sweep.progress import Console
+    exit_code = run_sweep("configs/sweep_spirals.yaml", SweepOptions(workers=2, out=Console()))
+
+Output goes through the ``out`` reporter (``bptrain.sweep.progress``): the command line passes
+``Console()``; the default says nothing.
 """
 
 from bptrain.sweep.runner import SweepOptions, run_sweep

@@ -1,5 +1,6 @@
-"""Sweep progress: one tqdm bar over the runs showing the best trial so far (in a terminal),
-or one plain line per finished run (otherwise), or nothing."""
+"""What a sweep says, and where it goes: a ``SweepReporter`` the caller chooses (the command
+line's ``Console``; ``Quiet`` by default), and the progress over the runs, one tqdm bar showing
+the best trial so far (in a terminal), or one plain line per finished run, or nothing."""
 
 from __future__ import annotations
 
@@ -11,12 +12,38 @@ from bptrain.sweep.worker import RunResult
 from bptrain.train.progress import choose
 
 
+class SweepReporter:
+    """Where a sweep's lines go: ``line`` for its plan, progress and results, ``error`` for why
+    it stopped. This one says nothing."""
+
+    def line(self, text: str = "", flush: bool = False) -> None:
+        pass
+
+    def error(self, text: str) -> None:
+        pass
+
+
+Quiet = SweepReporter
+
+
+class Console(SweepReporter):
+    """Lines on stdout, errors on stderr: the command line's reporter."""
+
+    def line(self, text: str = "", flush: bool = False) -> None:
+        print(text, flush=flush)
+
+    def error(self, text: str) -> None:
+        print(text, file=sys.stderr)
+
+
 class Progress:
     """One tqdm bar over the runs with the best trial so far (in a terminal), or one plain line
-    per finished run."""
+    per finished run (through ``out``)."""
 
-    def __init__(self, spec: SweepSpec, runs: list[Run], results: dict, mode: str):
-        self.spec = spec
+    def __init__(
+        self, spec: SweepSpec, runs: list[Run], results: dict, mode: str, out: SweepReporter
+    ):
+        self.spec, self.out = spec, out
         self.trial_of = {r.number: r.trial for r in runs}
         self.names = {r.number: r.name for r in runs}
         self.scores: dict[int, list[float]] = {}
@@ -62,7 +89,7 @@ class Progress:
                 if result.status == "done"
                 else f"FAILED: {result.error}"
             )
-            print(
+            self.out.line(
                 f"[{self.count}/{self.total}] {self.names[result.number]}: {what}  "
                 f"({result.seconds:.1f}s; best {self.best()})",
                 flush=True,

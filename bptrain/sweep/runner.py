@@ -15,7 +15,6 @@ import fnmatch
 import os
 import shutil
 import signal
-import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ from bptrain.runs.rundir import timestamped_dir
 from bptrain.sweep import journal, leaderboard, plots
 from bptrain.sweep.executors import make_executor
 from bptrain.sweep.plan import Run, plan_runs
-from bptrain.sweep.progress import Progress
+from bptrain.sweep.progress import Progress, Quiet, SweepReporter
 from bptrain.sweep.space import Params, format_value
 from bptrain.sweep.spec import SweepSpec, load_sweep
 from bptrain.sweep.worker import RunTask
@@ -47,6 +46,7 @@ class SweepOptions:
     dry_run: bool = False
     runs_root: Path = field(default_factory=lambda: Path("runs"))
     progress: str = "auto"  # "auto", "bar", "plain" or "none"
+    out: SweepReporter = field(default_factory=Quiet)  # where the plan and results go
 
 
 def run_sweep(
@@ -65,9 +65,9 @@ def run_sweep(
     spec = load_sweep(sweep_file, overrides)
     trials = spec.trials(options.max_trials)
     runs = plan_runs(trials, spec.seeds, spec.folds)
-    _print_plan(spec, trials, runs)
+    _print_plan(spec, trials, runs, options.out)
     if options.dry_run:
-        print("dry run: nothing started")
+        options.out.line("dry run: nothing started")
         return 0
     executor, threads = _executor(options, len(runs))  # fails before anything is written
     with contextlib.closing(executor):
@@ -125,14 +125,17 @@ def _resume(sweep_dir: Path, sweep_file, options: SweepOptions, overrides: list[
         )
     done = journal.finished(events)
     pending = [r for r in runs if r.number not in done]
-    print(f"resuming {sweep_dir}: {len(done)} of {len(runs)} runs finished, {len(pending)} to run")
+    out = options.out
+    out.line(
+        f"resuming {sweep_dir}: {len(done)} of {len(runs)} runs finished, {len(pending)} to run"
+    )
     if options.dry_run:
         for run in pending:
-            print(f"  {run.name}")
-        print("dry run: nothing started")
+            out.line(f"  {run.name}")
+        out.line("dry run: nothing started")
         return 0
     if not pending:
-        return _finish(spec, trials, runs, done, sweep_dir, stopped=None)
+        return _finish(spec, trials, runs, done, sweep_dir, None, out)
     executor, threads = _executor(options, len(pending))
     with contextlib.closing(executor), journal.Journal(sweep_dir / journal.FILENAME) as log:
         log.write({"event": "resume", "pending": [r.number for r in pending]})
@@ -188,12 +191,13 @@ def _execute(
     options: SweepOptions,
 ) -> int:
     """Run ``tasks``, journaling each start and result; then the leaderboard and plots."""
-    print(f"sweep directory: {sweep_dir}")
+    out = options.out
+    out.line(f"sweep directory: {sweep_dir}")
     threads = tasks[0].config["training"]["threads"]
     blas = _count(threads, "BLAS thread")
-    print(f"running {_count(len(tasks), 'run')} on {executor.description}, {blas} each")
+    out.line(f"running {_count(len(tasks), 'run')} on {executor.description}, {blas} each")
     results = dict(done)  # run number -> its done or failed event
-    board = Progress(spec, runs, results, options.progress)
+    board = Progress(spec, runs, results, options.progress, out)
     stopped = None
     try:
         stream = executor.run(tasks, lambda t: log.write(_start_event(t)))
@@ -207,7 +211,7 @@ def _execute(
         stopped = getattr(exc, "signum", signal.SIGINT)
     finally:
         board.close()
-    return _finish(spec, trials, runs, results, sweep_dir, stopped)
+    return _finish(spec, trials, runs, results, sweep_dir, stopped, out)
 
 
 @contextlib.contextmanager
@@ -230,21 +234,21 @@ def _terminate_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-def _finish(spec, trials, runs, results: dict, sweep_dir: Path, stopped: int | None) -> int:
-    """Write the leaderboard and plots, print the ranking; the exit status (128 + the signal
+def _finish(
+    spec, trials, runs, results: dict, sweep_dir: Path, stopped: int | None, out: SweepReporter
+) -> int:
+    """Write the leaderboard and plots, report the ranking; the exit status (128 + the signal
     number when ``stopped`` by one)."""
     ranked = leaderboard.summarize(spec, trials, runs, results)
     leaderboard.write(spec, ranked, sweep_dir)
     plots.plot_sweep(spec, ranked, runs, results, sweep_dir)
-    _print_results(spec, trials, ranked, sweep_dir)
+    _print_results(spec, trials, ranked, sweep_dir, out)
     if stopped is not None:
         name = signal.Signals(stopped).name
-        print(
-            f"{name}: stopped; continue with: bptrain sweep --resume {sweep_dir}", file=sys.stderr
-        )
+        out.error(f"{name}: stopped; continue with: bptrain sweep --resume {sweep_dir}")
         return 128 + stopped
     if not any(e["event"] == "done" for e in results.values()):
-        print(f"every run failed; see {sweep_dir / 'leaderboard.md'}", file=sys.stderr)
+        out.error(f"every run failed; see {sweep_dir / 'leaderboard.md'}")
         return EXIT_ALL_FAILED
     return 0
 
@@ -254,43 +258,43 @@ def _start_event(task: RunTask) -> dict:
 
 
 # -- output -----------------------------------------------------------------------------------
-def _print_plan(spec: SweepSpec, trials: list[Params], runs: list[Run]) -> None:
+def _print_plan(spec: SweepSpec, trials: list[Params], runs: list[Run], out) -> None:
     parts = [_count(len(trials), "trial"), _count(len(spec.seeds), "seed")]
     if spec.folds:
         parts.append(_count(spec.folds, "fold"))
-    print(
+    out.line(
         f"sweep {spec.name}: {' x '.join(parts)} = {len(runs)} runs; "
         f"ranking by {spec.metric} ({spec.mode})"
     )
     if spec.overrides:
-        print(f"  overrides: {' '.join(spec.overrides)}")
+        out.line(f"  overrides: {' '.join(spec.overrides)}")
     for t, params in enumerate(trials):
         values = " ".join(f"{k}={format_value(v)}" for k, v in params.items()) or "(base config)"
-        print(f"  trial {t}: {values}")
+        out.line(f"  trial {t}: {values}")
 
 
 def _count(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
 
-def _print_results(spec, trials, ranked, sweep_dir: Path) -> None:
-    print(f"\nleaderboard ({sweep_dir / 'leaderboard.md'}):")
+def _print_results(spec, trials, ranked, sweep_dir: Path, out) -> None:
+    out.line(f"\nleaderboard ({sweep_dir / 'leaderboard.md'}):")
     for rank, s in enumerate(ranked[:10], 1):
         score = leaderboard.format_score(s) if s.mean is not None else s.status
         values = " ".join(f"{k}={format_value(v)}" for k, v in trials[s.trial].items())
         runs = f"{len(s.scores)}/{s.runs} runs"
-        print(f"  {rank:>2}. trial {s.trial}: {spec.metric} {score} ({runs})  {values}")
+        out.line(f"  {rank:>2}. trial {s.trial}: {spec.metric} {score} ({runs})  {values}")
     if len(ranked) > 10:
-        print(f"  ... {len(ranked) - 10} more in leaderboard.md")
+        out.line(f"  ... {len(ranked) - 10} more in leaderboard.md")
     best = ranked[0]
     if best.mean is None:
         return
-    print(
+    out.line(
         f"\nbest: trial {best.trial}, {spec.metric} {leaderboard.format_score(best)} over "
         f"{_count(len(best.scores), 'run')}"
     )
     command, notes = leaderboard.retrain(spec, trials[best.trial])
-    print("retrain it on the full training set:")
-    print(f"  {command}")
+    out.line("retrain it on the full training set:")
+    out.line(f"  {command}")
     for note in notes:
-        print(f"  ({note})")
+        out.line(f"  ({note})")

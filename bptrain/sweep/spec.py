@@ -129,7 +129,8 @@ class SweepSpec:
             training["threads"] = threads if given is None else min(given, threads)
             if (training.get("replicas") or 1) > threads:
                 training["replicas"] = threads
-        return resolve(raw, where, default_name=default_name(self.base_path))
+        # plain data: a run's config crosses process and machine boundaries (RunTask)
+        return resolve(raw, where, default_name=default_name(self.base_path)).to_dict()
 
     def _set(self, raw: dict, where: Locations, values: Params) -> None:
         for key, value in values.items():
@@ -161,6 +162,7 @@ def load_sweep(path: str | Path, overrides=()) -> SweepSpec:
     base, base_where = load_file(base_path)
     base = apply_overrides(base, overrides, base_where)
     resolved = resolve(copy.deepcopy(base), copy.deepcopy(base_where), default_name(base_path))
+    resolved = resolved.to_dict()  # looked up by the sweep's key paths
 
     spec = SweepSpec(
         path=path,

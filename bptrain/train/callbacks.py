@@ -50,7 +50,7 @@ class EarlyStopping:
     """Keras' EarlyStopping: stop after ``patience`` epochs without an improvement of more
     than ``min_delta`` in ``monitor``."""
 
-    def __init__(self, monitor: str, mode: str, patience: int, min_delta: float, **_):
+    def __init__(self, monitor: str, mode: str, patience: int, min_delta: float):
         self.monitor, self.mode = monitor, mode
         self.patience, self.min_delta = patience, abs(min_delta)
         self.best: float | None = None

@@ -1,5 +1,6 @@
-"""Data-parallel training: every rank computes a slice of each global batch, one Allreduce per
-step sums the slices' gradients, and every rank applies the same update to the same weights.
+"""Data-parallel training on MPI ranks (the ``MPIRanks`` strategy): every rank computes a slice
+of each global batch, one Allreduce per step sums the slices' gradients, and every rank applies
+the same update to the same weights.
 
 The result equals training in one process with the same global batch size, to float32
 round-off, and checkpoints do not depend on the number of ranks:
@@ -10,10 +11,11 @@ round-off, and checkpoints do not depend on the number of ranks:
   sum over ranks is the global gradient, uneven last batches included; penalties are scaled
   alike and sum to one penalty. A batch smaller than the number of ranks is computed whole by
   every rank with ``scale`` 1/N (no rank has an empty slice; this stays exact).
-- BatchNorm uses the global batch's statistics: its ``reducer`` sums per-channel sums across
-  ranks (synchronized batch normalization), forward and backward.
-- Dropout draws the mask of the whole global batch from the shared generator and keeps its
-  slice's rows: the masks are exactly one process's, and every rank's generator stays in step.
+- The rank computes inside ``bptrain.nn.context.sharing`` with its rows and an Allreduce:
+  BatchNorm uses the global batch's statistics, summing per-channel sums across ranks
+  (synchronized batch normalization), forward and backward; Dropout draws the mask of the
+  whole global batch from the shared generator and keeps its slice's rows: the masks are
+  exactly one process's, and every rank's generator stays in step.
 - The logged loss is the global batch loss, and the training metrics' sums of each global batch
   are summed across ranks in the same Allreduce (a batch every rank computes whole is counted
   by the leader alone); validation is split across ranks and the outputs gathered, so every
@@ -29,52 +31,25 @@ import signal
 
 import numpy as np
 
-from bptrain.nn.layers import BatchNorm, Dropout
+from bptrain.nn.context import BatchShare, sharing
 from bptrain.train.evaluate import evaluate_arrays
-from bptrain.train.loop import Trainer
+from bptrain.train.metrics import RunningMetrics
 from bptrain.train.signals import StopFlag
+from bptrain.train.strategy import SingleProcess
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def sublayers(layer):
-    """``layer`` and every layer inside it (the layers of nested models)."""
-    yield layer
-    for inner in getattr(layer, "layers", ()):
-        yield from sublayers(inner)
+class MPIRanks(SingleProcess):
+    """This rank's part of training on ``world`` (an MPIWorld): see the module docstring."""
 
-
-class NullLog:
-    """metrics.csv as ranks other than the leader see it: nothing is written."""
-
-    def start(self) -> int:
-        return 0
-
-    def append(self, row: dict) -> int:
-        return 0
-
-    def resume(self, length: int) -> None:
-        pass
-
-
-class DataParallelTrainer(Trainer):
-    """A Trainer for one rank of ``world`` (an MPIWorld): see the module docstring."""
-
-    def __init__(self, config, data, model, run, reporter, world):
-        super().__init__(config, data, model, run, reporter)
+    def __init__(self, model, world):
+        super().__init__(model)
         self.world = world
-        layers = list(sublayers(model))
-        self.dropouts = [layer for layer in layers if isinstance(layer, Dropout)]
-        for layer in layers:
-            if isinstance(layer, BatchNorm):
-                layer.reducer = world.allreduce_sum
+        self.leader = world.leader
         self._caught = StopFlag()  # this rank's signals
         self._agreed = StopFlag()  # the stop flag every rank sees alike
-        if not world.leader:
-            self.log = NullLog()
-            self.plots = False
 
-    # -- the step ---------------------------------------------------------------------------
     def slice_of(self, n: int) -> tuple[int, int, float]:
         """(start, stop, share): this rank's rows of a batch of ``n`` and their share of it."""
         size, rank = self.world.size, self.world.rank
@@ -83,23 +58,20 @@ class DataParallelTrainer(Trainer):
         start, stop = n * rank // size, n * (rank + 1) // size
         return start, stop, (stop - start) / n
 
-    def compute_gradients(self, xb, yb):
+    def compute_gradients(self, xb, yb, metrics: RunningMetrics) -> tuple[float, np.ndarray]:
         n = len(xb)
         start, stop, share = self.slice_of(n)
-        for layer in self.dropouts:
-            layer.batch_slice = (start, stop, n)
-        loss = self.model.compute_gradients(xb[start:stop], yb[start:stop], scale=share)
+        with sharing(BatchShare(start, stop, n, self.world.allreduce_sum)):
+            loss = self.model.compute_gradients(xb[start:stop], yb[start:stop], scale=share)
         if n < self.world.size and not self.world.leader:
-            sums = self.train_metrics.zeros()  # every rank computed the whole batch
-        else:
-            sums = self.train_metrics.batch(self.model.last_outputs, yb[start:stop])
-        return self.reduce_gradients(self.model.parameters(), loss, sums)
+            return loss, metrics.zeros()  # every rank computed the whole batch
+        return loss, metrics.batch(self.model.last_outputs, yb[start:stop])
 
-    def reduce_gradients(self, params, loss: float, sums) -> tuple[float, np.ndarray]:
+    def reduce(self, loss: float, sums: np.ndarray) -> tuple[float, np.ndarray]:
         """Sum the ranks' gradients in place, with one Allreduce over the flat gradient buffer,
         and in one more their losses and training-metric sums; agree on stop signals. Returns
         the global batch loss and metric sums."""
-        world = self.world
+        world, params = self.world, self.model.parameters()
         if params.flat_grad is not None:
             world.allreduce_sum(params.flat_grad)
         else:
@@ -117,28 +89,15 @@ class DataParallelTrainer(Trainer):
             self._agreed.signum = int(caught[0]) if caught else None
         return float(shared[0]), shared[1 + signals :]
 
-    def run_epochs(self, stop: StopFlag) -> None:
+    def agreed_stop(self, stop: StopFlag) -> StopFlag:
         self._caught = stop
-        super().run_epochs(self._agreed)
+        return self._agreed
 
-    # -- validation and files ---------------------------------------------------------------
-    def validate(self) -> tuple[float, np.ndarray]:
+    def validate(self, x, y, batch_size: int) -> tuple[float, np.ndarray]:
         """Each rank scores its part of the validation set; every rank gets the whole result."""
-        x, y = self.data.x_val, self.data.y_val
         n, size, rank = len(x), self.world.size, self.world.rank
         start, stop = n * rank // size, n * (rank + 1) // size
-        loss, outputs = evaluate_arrays(
-            self.model, x[start:stop], y[start:stop], self.config["training"]["eval_batch_size"]
-        )
+        loss, outputs = evaluate_arrays(self.model, x[start:stop], y[start:stop], batch_size)
         parts = self.world.allgather((loss * (stop - start) / n, outputs))
         outputs = np.concatenate([out for _, out in parts if len(out)])
         return float(sum(part for part, _ in parts)), outputs
-
-    def _encode(self) -> bytes | None:
-        return super()._encode() if self.world.leader else None
-
-    def _write(self, data, paths) -> None:
-        if self.world.leader:
-            super()._write(data, paths)
-        elif self.run.last in paths:
-            self.saved_last = str(self.run.last)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bptrain.config import build_model, resolve_with_overrides
+from bptrain.config import Config, build_model, resolve_with_overrides
 from bptrain.data import load_dataset
 from bptrain.data.preprocess import unscale_targets
 from bptrain.data.weights import with_sample_weights
@@ -71,14 +71,15 @@ def checkpoint_path(path) -> Path:
     return path
 
 
-def restore_model(ckpt: checkpoint.Checkpoint, overrides=()) -> tuple[dict, object]:
+def restore_model(ckpt: checkpoint.Checkpoint, overrides=()) -> tuple[Config, object]:
     """(config, model with the checkpoint's weights); ``overrides`` may change data settings
     (``data.root=DIR``, ``data.test_limit=1000``) but not the model."""
     # (the saved config resolved too: it may predate a new option with its default)
-    saved = resolve_with_overrides(ckpt.state["config"], source="checkpoint config")
+    saved = resolve_with_overrides(ckpt.state["config"], source="checkpoint config").to_dict()
     config = resolve_with_overrides(saved, overrides, source="checkpoint config")
+    resolved = config.to_dict()
     for section in FIXED_FOR_EVAL:
-        if config[section] != saved[section]:
+        if resolved[section] != saved[section]:
             raise ConfigError(
                 f"{section}: an override changed it, but a checkpoint is evaluated with the "
                 "model it was trained as; override data settings only"
@@ -111,7 +112,7 @@ def evaluate_checkpoint(path, split: str = "test", overrides=(), plots: bool = T
     path = checkpoint_path(path)
     ckpt = checkpoint.load(path)
     config, model = restore_model(ckpt, overrides)
-    data = load_dataset(config["data"], config["seed"], recorded=ckpt.state["data"], only=split)
+    data = load_dataset(dict(config.data), config.seed, recorded=ckpt.state["data"], only=split)
     data = with_sample_weights(data, ckpt.state["data"].get("class_weight"))
     x, y = data.split(split)
     if len(x) == 0:
@@ -120,7 +121,7 @@ def evaluate_checkpoint(path, split: str = "test", overrides=(), plots: bool = T
             + (" (data.validation_split is 0)" if split == "val" else "")
         )
     weights = getattr(data, f"w_{split}")
-    loss, outputs = evaluate_arrays(model, x, y, config["training"]["eval_batch_size"], weights)
+    loss, outputs = evaluate_arrays(model, x, y, config.training.eval_batch_size, weights)
     if data.task == "classification":
         report = {
             "loss": loss,
@@ -147,7 +148,7 @@ def evaluate_checkpoint(path, split: str = "test", overrides=(), plots: bool = T
                 report["confusion_matrix"],
                 report["class_names"],
                 run.plots / name,
-                title=f"{config['name']}: {split} split, epoch {ckpt.state['epoch']}",
+                title=f"{config.name}: {split} split, epoch {ckpt.state['epoch']}",
             )
         )
     return Evaluation(split, data.task, report, run, path, files)

@@ -27,10 +27,10 @@ def generate_text(
         raise ConfigError(f"--temperature must be 0 or more, got {temperature}")
     ckpt = checkpoint.load(checkpoint_path(path))
     config, model = restore_model(ckpt)
-    if config["data"]["dataset"] != "text":
+    if config.data["dataset"] != "text":
         raise ConfigError(
             f"--prompt needs a character model (data.dataset: text); this checkpoint was "
-            f"trained on {config['data']['dataset']!r}: give an INPUT file instead"
+            f"trained on {config.data['dataset']!r}: give an INPUT file instead"
         )
     info = ckpt.state["data"]
     vocab: list[str] = info["class_names"]

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bptrain.config import Config
 from bptrain.errors import BptrainError
 from bptrain.nn.gradcheck import GradcheckReport, check_model
-from bptrain.train.fit import prepare
+from bptrain.train.prepare import prepare
 
 
 class GradcheckFailed(BptrainError):
@@ -37,7 +38,7 @@ JITTER = 0.1
 
 
 def gradcheck_config(
-    config: dict, samples: int = 4, tolerance: float = 1e-6, training: bool = False
+    config: Config, samples: int = 4, tolerance: float = 1e-6, training: bool = False
 ) -> GradcheckResult:
     """Check every parameter's gradient on the first ``samples`` training samples.
 
@@ -51,12 +52,12 @@ def gradcheck_config(
     data, model = prepare(config)
     x, y = np.asarray(data.x_train[:samples]), np.asarray(data.y_train[:samples])
     if np.issubdtype(x.dtype, np.floating):
-        noise = np.random.default_rng([config["seed"], 0x6C]).standard_normal(x.shape)
+        noise = np.random.default_rng([config.seed, 0x6C]).standard_normal(x.shape)
         x = x.astype(np.float64) + JITTER * (float(x.std()) or 1.0) * noise
-    rng = np.random.default_rng([config["seed"], 0x6D])
+    rng = np.random.default_rng([config.seed, 0x6D])
     for p in model.parameters():
         if p.size > 1 and float(p.value.std()) == 0.0:
             p.value += JITTER * rng.standard_normal(p.shape).astype(p.value.dtype)
-    report = check_model(model, x, y, seed=config["seed"], training=training)
+    report = check_model(model, x, y, seed=config.seed, training=training)
     shapes = {name: tuple(p.shape) for name, p in model.named_parameters()}
     return GradcheckResult(report, shapes, tolerance, len(x))

@@ -1,7 +1,8 @@
 """The training loop: epochs of minibatch steps, validation, callbacks and checkpoints.
 
-One step is ``compute_gradients`` (a hook: a data-parallel trainer computes its slice of the batch
-and sums gradients across ranks there) -> divergence checks -> ``optimizer.step``. The batch order
+One step is the strategy's ``compute_gradients`` and ``reduce`` (one model computes the batch
+whole; replicas or MPI ranks compute slices and sum them: ``bptrain.train.strategy``) ->
+divergence checks -> ``optimizer.step``. The batch order
 of epoch ``e`` is a permutation drawn from ``default_rng([seed, ORDER_STREAM, e])``, so the
 position in training is just (epoch, step): a checkpoint taken anywhere, mid-epoch included,
 resumes exactly.
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bptrain import faults
+from bptrain.config import Config
 from bptrain.data import Dataset, iterate_minibatches
 from bptrain.data.augment import augmenter
 from bptrain.data.preprocess import unscale_targets
@@ -43,6 +45,7 @@ from bptrain.train.evaluate import evaluate_arrays
 from bptrain.train.metrics import RunningMetrics
 from bptrain.train.progress import Reporter
 from bptrain.train.signals import Interrupted, StopFlag
+from bptrain.train.strategy import SingleProcess
 
 ORDER_STREAM = 0x0BDE  # separates the batch-order stream from other uses of the seed
 # Plots are redrawn after an epoch at most this often (a redraw costs ~0.1 s), and always
@@ -79,51 +82,74 @@ class Position:
         )
 
 
-class Trainer:
-    """Trains ``model`` on ``data`` as the resolved ``config`` says, writing into ``run``."""
+class NullLog:
+    """metrics.csv as workers other than the leader see it: nothing is written."""
 
-    def __init__(self, config: dict, data: Dataset, model, run: RunDir, reporter: Reporter):
+    def start(self) -> int:
+        return 0
+
+    def append(self, row: dict) -> int:
+        return 0
+
+    def resume(self, length: int) -> None:
+        pass
+
+
+class Trainer:
+    """Trains ``model`` on ``data`` as the resolved ``config`` says, writing into ``run``;
+    ``strategy`` shares the work of each step (default: ``SingleProcess``)."""
+
+    def __init__(
+        self,
+        config: Config,
+        data: Dataset,
+        model,
+        run: RunDir,
+        reporter: Reporter,
+        strategy: SingleProcess | None = None,
+    ):
         self.config, self.data, self.model, self.run = config, data, model, run
         self.reporter = reporter
-        t = config["training"]
+        self.strategy = strategy if strategy is not None else SingleProcess(model)
+        t = config.training
         # A step's batch: accumulate x batch_size samples, computed batch_size at a time.
-        self.slice_size, self.accumulate = t["batch_size"], t["accumulate"]
-        self.epochs, self.batch_size = t["epochs"], t["batch_size"] * t["accumulate"]
+        self.slice_size, self.accumulate = t.batch_size, t.accumulate
+        self.epochs, self.batch_size = t.epochs, t.batch_size * t.accumulate
         self.position = Position()
         self.has_val = len(data.x_val) > 0
-        self.best = BestTracker(t["checkpoint"]["monitor"], t["checkpoint"]["mode"])
-        es = t["early_stopping"]
-        self.early = EarlyStopping(**es) if es else None
-        self.schedule_monitor = (t["schedule"] or {}).get("monitor")
+        self.best = BestTracker(t.checkpoint.monitor, t.checkpoint.mode)
+        es = t.early_stopping
+        self.early = EarlyStopping(es.monitor, es.mode, es.patience, es.min_delta) if es else None
+        self.schedule_monitor = (t.schedule or {}).get("monitor")
         self.guard = ExplosionGuard()
-        self.augment = augmenter(config["data"], config["seed"])  # training batches only
+        self.augment = augmenter(config.data, config.seed)  # training batches only
         self.train_metrics = running_metrics(config, data, model)
         self.position.metric_sums = self.train_metrics.zeros()
-        self.log = MetricsLog(run.metrics, log_columns(config["metrics"], self.has_val))
+        columns = log_columns(config.metrics, self.has_val)
+        self.log = MetricsLog(run.metrics, columns) if self.strategy.leader else NullLog()
         self.saved_last: str | None = None
         self._held: tuple[bytes, tuple] | None = None  # a checkpoint not yet written (hold)
-        self.plots = t["plots"]
+        self.plots = t.plots and self.strategy.leader
         self._plotted = -math.inf
 
     # -- the step ---------------------------------------------------------------------------
     def compute_gradients(self, xb, yb, wb=None) -> tuple[float, np.ndarray]:
         """The loss of batch (xb, yb) (weighted by ``wb``), with its gradient in every
-        parameter's ``grad``, and the batch's training-metric sums (``RunningMetrics.batch``)."""
-        if self.accumulate > 1:
+        parameter's ``grad``, and the batch's training-metric sums (``RunningMetrics.batch``),
+        over all workers. Sample weights and gradient accumulation train a single model
+        (``engine.check_single_model``): its batch is computed ``batch_size`` rows at a time."""
+        if wb is not None or self.accumulate > 1:
             return accumulated_gradients(
                 self.model, xb, yb, self.slice_size, wb, self.train_metrics
             )
-        loss = self.model.compute_gradients(xb, yb, sample_weight=wb)
-        return loss, self.train_metrics.batch(self.model.last_outputs, yb)
+        strategy = self.strategy
+        return strategy.reduce(*strategy.compute_gradients(xb, yb, self.train_metrics))
 
     def train_step(self, xb, yb, wb=None) -> float:
         """One update; returns the batch loss. Raises DivergenceError, before the update, when
         the loss or a gradient is not finite or the loss has exploded."""
         model, pos = self.model, self.position
-        # (trainers that split batches take no sample weights: fit refuses them there)
-        loss, sums = (
-            self.compute_gradients(xb, yb) if wb is None else self.compute_gradients(xb, yb, wb)
-        )
+        loss, sums = self.compute_gradients(xb, yb, wb)
         params = model.parameters()
         if not (math.isfinite(loss) and gradients_finite(params)):
             raise divergence(model, loss, pos.epoch + 1, pos.step + 1, self.saved_last)
@@ -141,12 +167,16 @@ class Trainer:
     def run_epochs(self, stop: StopFlag) -> None:
         """Train until ``epochs`` are done or early stopping; on a signal, checkpoint the
         current step and raise Interrupted."""
-        pos, t = self.position, self.config["training"]
+        with self.strategy.running():
+            self._run_epochs(self.strategy.agreed_stop(stop))
+
+    def _run_epochs(self, stop: StopFlag) -> None:
+        pos, t = self.position, self.config.training
         x, y = self.data.x_train, self.data.y_train
         steps = math.ceil(len(x) / self.batch_size)
-        every = t["checkpoint"]["every_steps"]
+        every = t.checkpoint.every_steps
         while not self.finished:
-            order = epoch_order(self.config["seed"], pos.epoch, len(x), t["shuffle"])
+            order = epoch_order(self.config.seed, pos.epoch, len(x), t.shuffle)
             self.reporter.start_epoch(pos.epoch + 1, self.epochs, steps, pos.step)
             started = time.perf_counter()
             rest = order[pos.step * self.batch_size :]
@@ -176,7 +206,7 @@ class Trainer:
 
     def end_epoch(self, seconds: float) -> dict:
         """Validate, log, run the callbacks and write checkpoints and plots."""
-        pos, t = self.position, self.config["training"]
+        pos = self.position
         row = {"epoch": pos.epoch + 1, "loss": pos.loss_sum / max(pos.seen, 1)}
         row.update(self.train_metrics.scores(pos.metric_sums))
         if self.has_val:
@@ -191,7 +221,7 @@ class Trainer:
                 )  # fmt: skip
             row["val_loss"] = val_loss
             scores = metrics_mod.compute(
-                self.config["metrics"],
+                self.config.metrics,
                 *self.original_units(self.data.y_val, outputs),
                 self.data.num_classes,
             )
@@ -203,11 +233,11 @@ class Trainer:
         pos.csv_bytes = self.log.append(row)
         faults.point("metrics.appended")
         if self.schedule_monitor:
-            self.model.optimizer.schedule.observe(row[self.schedule_monitor])
+            self.model.optimizer.observe(row[self.schedule_monitor])
         improved = self.best.update(row)
         if self.early is not None and self.early.update(row):
             pos.stopped_early = True
-        paths = [self.run.best] if improved and t["checkpoint"]["best"] else []
+        paths = [self.run.best] if improved and self.config.training.checkpoint.best else []
         # The validation loss has vetted these weights; without one, the next batch's loss will.
         (self.save if self.has_val else self.hold)(*paths, self.run.last)
         now = time.monotonic()
@@ -219,8 +249,11 @@ class Trainer:
 
     def validate(self) -> tuple[float, np.ndarray]:
         """(loss, outputs) of the model on the validation set (see ``evaluate_arrays``)."""
-        t, data = self.config["training"], self.data
-        return evaluate_arrays(self.model, data.x_val, data.y_val, t["eval_batch_size"], data.w_val)
+        data = self.data
+        batch_size = self.config.training.eval_batch_size
+        if data.w_val is not None:  # (a single model: see compute_gradients)
+            return evaluate_arrays(self.model, data.x_val, data.y_val, batch_size, data.w_val)
+        return self.strategy.validate(data.x_val, data.y_val, batch_size)
 
     def original_units(self, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
         """Targets or outputs in the units of the data's files (``data.scale_target`` undone),
@@ -244,7 +277,7 @@ class Trainer:
             plot_history(
                 self.position.history,
                 self.run.plots,
-                title=f"{self.config['name']} ({self.run.path.name})",
+                title=f"{self.config.name} ({self.run.path.name})",
                 best_epoch=self.best.best_epoch,
                 monitor=self.best.monitor,
             )
@@ -275,12 +308,13 @@ class Trainer:
             self._held = None
             self._write(data, paths)
 
-    def _encode(self) -> bytes:
-        return checkpoint.encode(*self.snapshot())
+    def _encode(self) -> bytes | None:
+        return checkpoint.encode(*self.snapshot()) if self.strategy.leader else None
 
-    def _write(self, data: bytes, paths) -> None:
-        for path in paths:
-            write_bytes(path, data)
+    def _write(self, data: bytes | None, paths) -> None:
+        if self.strategy.leader:
+            for path in paths:
+                write_bytes(path, data)
         if self.run.last in paths:
             self.saved_last = str(self.run.last)
 
@@ -291,7 +325,7 @@ class Trainer:
         arrays = {f"model/{k}": v for k, v in model.weights().items()}
         arrays.update({f"optimizer/{k}": v for k, v in opt["slots"].items()})
         state = {
-            "config": self.config,
+            "config": self.config.to_dict(),
             "epoch": pos.epoch,
             "step": pos.step,
             "loss_sum": pos.loss_sum,
@@ -303,7 +337,7 @@ class Trainer:
             "history": pos.history,
             "metrics_csv_bytes": pos.csv_bytes,
             "optimizer": {"iterations": opt["iterations"], "schedule": opt["schedule"]},
-            "rng": model.rng.bit_generator.state,
+            "rng": model.rng_state(),
             "best": self.best.state(),
             "early_stopping": self.early.state() if self.early else None,
             "data": data_info(data),
@@ -320,7 +354,7 @@ class Trainer:
             "slots": ckpt.section("optimizer"),
         }
         model.optimizer.load_state(opt_state, model.parameters())
-        model.rng.bit_generator.state = s["rng"]
+        model.set_rng_state(s["rng"])
         self.best.load_state(s["best"])
         if self.early is not None and s.get("early_stopping"):
             self.early.load_state(s["early_stopping"])
@@ -329,7 +363,7 @@ class Trainer:
             # columns of its metrics.csv, and no training metrics (its epoch in progress has
             # no sums for the steps done).
             self.train_metrics = RunningMetrics([], self.data.task)
-            self.log.columns = log_columns(self.config["metrics"], self.has_val, train=False)
+            self.log.columns = log_columns(self.config.metrics, self.has_val, train=False)
         if s.get("divergence_guard"):
             self.guard.load_state(s["divergence_guard"])
         self.position = Position(
@@ -364,7 +398,7 @@ def running_metrics(config: dict, data: Dataset, model) -> RunningMetrics:
         shift = y.reshape(len(y), -1).mean(axis=0)
         unit = (data.extra.get("scale_target") or {}).get("divisor", 1.0)
     return RunningMetrics(
-        config["metrics"],
+        config.metrics,
         data.task,
         data.num_classes,
         num_outputs(data),

@@ -10,12 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-CLASSIFICATION = ("accuracy", "precision", "recall", "f1")
-REGRESSION = ("mse", "mae", "r2")
-EPOCH_METRICS = {
-    **dict.fromkeys(CLASSIFICATION, "classification"),
-    **dict.fromkeys(REGRESSION, "regression"),
-}
+from bptrain.metric_names import EPOCH_METRICS
 
 
 def predicted_classes(outputs: np.ndarray, threshold: float = 0.5) -> np.ndarray:

@@ -20,29 +20,33 @@ another order), as with MPI ranks (``data_parallel``), and is deterministic for 
   replica i computes the gradient of its slice's share of the batch loss (``scale`` = slice
   size / n), so the sum over replicas is the batch gradient. The sums are added into the
   model's gradient in replica order, on the main thread.
-- BatchNorm uses the whole batch's statistics: its ``reducer`` sums the replicas' per-channel
-  sums behind a barrier, every replica adding them in replica order (so all get the same bits).
-- Dropout draws the whole batch's mask and keeps the slice's rows (``batch_slice``). Before each
-  step every replica's generator is set to the model's state, so all draw the same numbers and
-  the model's generator (the one checkpoints save) advances exactly as a single model's does.
+- Each replica computes inside ``bptrain.nn.context.sharing`` with its rows and a reducer:
+  BatchNorm uses the whole batch's statistics, the reducer summing the replicas' per-channel
+  sums behind a barrier, every replica adding them in replica order (so all get the same bits);
+  Dropout draws the whole batch's mask and keeps the slice's rows. Before each step every
+  replica's generator is set to the model's state, so all draw the same numbers and the model's
+  generator (the one checkpoints save) advances exactly as a single model's does.
 - An exception in any replica breaks the barrier (no thread waits forever) and is raised in the
   main thread, the lowest-numbered replica's own error first.
 """
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
-from bptrain.nn.layers import BatchNorm, Dropout
-from bptrain.train.data_parallel import sublayers
-from bptrain.train.loop import Trainer
+import numpy as np
+
+from bptrain.nn.context import BatchShare, sharing
+from bptrain.train.metrics import RunningMetrics
+from bptrain.train.strategy import SingleProcess
 
 
 class ReplicaSum:
-    """Elementwise sums of float64 vectors over the ``k`` replicas taking part in a step (a
-    BatchNorm ``reducer`` per replica; see ``reducer``). Every call is a barrier."""
+    """Elementwise sums of float64 vectors over the ``k`` replicas taking part in a step (the
+    ``reduce`` of each replica's ``BatchShare``; see ``reducer``). Every call is a barrier."""
 
     def __init__(self, replicas: int):
         self.start(replicas)
@@ -149,97 +153,73 @@ def share_values(model, replica) -> None:
     theirs.flat_value = own.flat_value
 
 
-class Replicas:
+class ThreadReplicas(SingleProcess):
     """``models`` (built alike; the first is the model trained) computing each batch's gradient
     together, in ``len(models)`` threads: see the module docstring. The caller limits BLAS to
-    one thread and steps the optimizer on ``models[0].parameters()``."""
+    one thread; the optimizer steps ``models[0].parameters()``."""
 
     def __init__(self, models: Sequence):
+        super().__init__(models[0])
         self.models = list(models)
         for replica in self.models[1:]:
-            share_values(self.models[0], replica)
+            share_values(self.model, replica)
         self.sums = ReplicaSum(len(self.models))
-        self.dropouts = [[x for x in sublayers(m) if isinstance(x, Dropout)] for m in self.models]
-        self.batchnorms = [
-            [x for x in sublayers(m) if isinstance(x, BatchNorm)] for m in self.models
-        ]
         self._workers: WorkerThreads | None = None
-
-    def _start(self) -> None:
-        """Start the worker threads and connect the replicas' BatchNorm layers."""
-        self._workers = WorkerThreads(len(self.models) - 1)
-        for i, layers in enumerate(self.batchnorms):
-            for layer in layers:
-                layer.reducer = self.sums.reducer(i)
+        self._taking_part = 1  # replicas that computed the last batch
 
     def slices(self, n: int) -> list[tuple[int, int]]:
         """The rows (start, stop) of a batch of ``n`` that replicas 0, 1, ... compute."""
         k = min(len(self.models), n)
         return [(n * i // k, n * (i + 1) // k) for i in range(k)]
 
-    def compute_gradients(self, xb, yb) -> float:
-        """The loss of batch (xb, yb), with its gradient in ``models[0]``'s parameters; each
-        replica keeps its slice's outputs (``last_outputs``)."""
-        n, main = len(xb), self.models[0]
+    def compute_gradients(self, xb, yb, metrics: RunningMetrics) -> tuple[float, np.ndarray]:
+        """Each replica's slice of (xb, yb) in a thread of its own; the batch loss and metric
+        sums. Each replica keeps its slice's gradient and outputs (``last_outputs``)."""
+        n = len(xb)
         slices = self.slices(n)
-        k = len(slices)
-        state = main.rng.bit_generator.state
+        self._taking_part = k = len(slices)
+        state = self.model.rng_state()
         for replica in self.models[1:k]:
-            replica.rng.bit_generator.state = state
+            replica.set_rng_state(state)
         self.sums.start(k)
         if self._workers is None:
-            self._start()
+            self._workers = WorkerThreads(len(self.models) - 1)
 
         def task(i: int) -> Callable[[], float]:
             start, stop = slices[i]
+            share = BatchShare(start, stop, n, self.sums.reducer(i))
 
             def run() -> float:
-                for layer in self.dropouts[i]:
-                    layer.batch_slice = (start, stop, n)
-                model = self.models[i]
-                return model.compute_gradients(xb[start:stop], yb[start:stop], (stop - start) / n)
+                with sharing(share):
+                    return self.models[i].compute_gradients(
+                        xb[start:stop], yb[start:stop], (stop - start) / n
+                    )
 
             return run
 
         losses = self._workers.run([task(i) for i in range(k)], on_error=self.sums.abort)
-        grad = main.parameters().flat_grad
-        for replica in self.models[1:k]:
-            grad += replica.parameters().flat_grad
         total = 0.0
         for loss in losses:
             total += float(loss)
-        return total
+        sums = metrics.zeros()
+        for model, (start, stop) in zip(self.models, slices, strict=False):
+            sums += metrics.batch(model.last_outputs, yb[start:stop])
+        return total, sums
 
-    def close(self) -> None:
-        """Stop the worker threads (a later step starts new ones) and leave the model as a
-        single model again (no BatchNorm reducer, no Dropout batch slice)."""
-        if self._workers is not None:
-            self._workers.close()
-            self._workers = None
-        for layer in self.batchnorms[0]:
-            layer.reducer = None
-        for layer in self.dropouts[0]:
-            layer.batch_slice = None
-
-
-class ReplicaTrainer(Trainer):
-    """A Trainer whose steps run on ``model`` and ``replicas`` (models built from the same
-    config) in threads (``Replicas``). BLAS should be limited to one thread."""
-
-    def __init__(self, config, data, model, run, reporter, replicas: Sequence):
-        super().__init__(config, data, model, run, reporter)
-        self.replicas = Replicas([model, *replicas])
-
-    def compute_gradients(self, xb, yb):
-        loss = self.replicas.compute_gradients(xb, yb)
-        sums = self.train_metrics.zeros()
-        for i, (start, stop) in enumerate(self.replicas.slices(len(xb))):
-            outputs = self.replicas.models[i].last_outputs
-            sums += self.train_metrics.batch(outputs, yb[start:stop])
+    def reduce(self, loss: float, sums: np.ndarray) -> tuple[float, np.ndarray]:
+        """The replicas' gradients added into the model's, in replica order."""
+        grad = self.model.parameters().flat_grad
+        for replica in self.models[1 : self._taking_part]:
+            grad += replica.parameters().flat_grad
         return loss, sums
 
-    def run_epochs(self, stop) -> None:
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        """Worker threads start with the first step and stop at the end (a later step starts
+        new ones)."""
         try:
-            super().run_epochs(stop)
+            yield
         finally:
-            self.replicas.close()
+            if self._workers is not None:
+                self._workers.close()
+                self._workers = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from bptrain.config import Config
 from bptrain.runs import RunDir
 from bptrain.train.progress import format_row
 
@@ -18,9 +19,9 @@ def _rel(path) -> str:
         return str(path)
 
 
-def fit_summary(result, config: dict) -> str:
+def fit_summary(result, config: Config) -> str:
     run = RunDir(Path(result.run_dir))
-    monitor = config["training"]["checkpoint"]["monitor"]
+    monitor = config.training.checkpoint.monitor
     lines = []
     last = result.history[-1]["epoch"] if result.history else 0
     if result.stopped_early:
@@ -32,7 +33,7 @@ def fit_summary(result, config: dict) -> str:
     ckpts = [p.name for p in (run.best, run.last) if p.exists()]
     lines.append(f"  checkpoints: {', '.join(_rel(run.checkpoints / c) for c in ckpts)}")
     lines.append(f"  metrics:     {_rel(run.metrics)}")
-    if config["training"]["plots"]:
+    if config.training.plots:
         plots = sorted(p.name for p in run.plots.glob("*.png"))
         lines.append(f"  plots:       {_rel(run.plots)}{os.sep} ({', '.join(plots)})")
     lines.append(f"evaluate on the test set: bptrain eval {_rel(run.path)}")

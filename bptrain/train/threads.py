@@ -1,4 +1,4 @@
-"""How many BLAS threads a training run uses.
+"""How many BLAS threads a training run uses (``blas_threads``).
 
 Small models run fastest on one thread: their GEMMs are too small to split, and threads cost
 synchronisation on every call. Measured on the 2-core dev machine (Adam steps of a 784-W-10
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 import os
+
+from bptrain.config.sections import TrainingOptions
 
 # Multiply-adds per training step above which more threads pay off (measured on 2 cores).
 PARALLEL_WORK = 500e6
@@ -37,3 +39,12 @@ def usable_cores() -> int:
 
 def default_threads(model, batch_size: int) -> int:
     return 1 if step_work(model, batch_size) < PARALLEL_WORK else usable_cores()
+
+
+def blas_threads(training: TrainingOptions, model, world) -> int:
+    """The BLAS threads of a run: ``training.threads``, else the default for the model, shared
+    with the other MPI ranks on this machine; 1 with thread replicas, which run side by side with
+    one BLAS thread each (threadpoolctl's limit is process-wide)."""
+    if training.replicas > 1:
+        return 1
+    return world.share_cores(training.threads or default_threads(model, training.batch_size))

@@ -34,7 +34,7 @@ def test_sine_regression_reaches_r2_099(bptrain):
 def test_linear_regression_matches_least_squares_within_1_percent(bptrain):
     report = fit_and_eval(bptrain, "linear_regression", "training.plots=false")
     config = load_config(CONFIGS / "linear_regression.yaml")
-    data = load_dataset(config["data"], config["seed"])
+    data = load_dataset(dict(config.data), config.seed)
     design = np.c_[data.x_train.astype(np.float64), np.ones(len(data.x_train))]
     coef, *_ = np.linalg.lstsq(design, data.y_train.astype(np.float64), rcond=None)
     test = np.c_[data.x_test.astype(np.float64), np.ones(len(data.x_test))]
@@ -71,7 +71,7 @@ GRADCHECK_DATA = {
 )
 def test_every_shipped_config_passes_gradcheck(bptrain, name):
     config = load_config(CONFIGS / f"{name}.yaml")
-    dataset = config["data"]["dataset"]
+    dataset = config.data["dataset"]
     if dataset in ("mnist", "fashion_mnist") and not os.environ.get("BPTRAIN_DATA_DIR"):
         pytest.skip("needs BPTRAIN_DATA_DIR with the MNIST files (make test sets it)")
     code, out, err = bptrain(

@@ -25,7 +25,7 @@ def resolved(layers: list) -> dict:
 
 def assert_matches_build(config: dict, input_shape: tuple) -> None:
     model = build_model(config, input_shape)
-    estimated = layer_footprints(config["model"]["layers"], input_shape)
+    estimated = layer_footprints(config.model.layers, input_shape)
 
     def built(layers):  # nested Sequentials flattened, as the estimate lists them
         for layer in layers:
@@ -131,7 +131,7 @@ SHIPPED_INPUTS = {
 )
 def test_the_shipped_configs_match_their_build(name):
     config = load_config(CONFIGS / f"{name}.yaml")
-    data = config["data"]
+    data = config.data
     if data.get("sequence"):
         shape = (28, 28)
     elif data["dataset"] == "text":
@@ -153,6 +153,6 @@ def test_the_walk_stops_where_shapes_do_not_fit():
             {"type": "Dense", "units": 10_000_000},
         ]
     )
-    (only,) = layer_footprints(config["model"]["layers"], (2,))
+    (only,) = layer_footprints(config.model.layers, (2,))
     assert only.path == ("model", "layers", 0) and only.params == 12
     assert only.values == 3 * 4

@@ -16,7 +16,7 @@ def schedule(spec: str, *overrides) -> dict:
     config = resolve_with_overrides(
         small_config(), [f"training.schedule={spec}", *overrides], source="test"
     )
-    return config["training"]["schedule"]
+    return config.training.schedule
 
 
 def test_steps_are_batches_and_the_last_partial_batch_counts():
@@ -142,6 +142,6 @@ def test_a_warmup_in_steps_that_fills_the_run_is_an_error_once_the_run_is_known(
 @pytest.mark.parametrize("name", ["linear_regression", "sine_regression", "mnist_lstm"])
 def test_the_shipped_schedules_span_their_runs(name):
     """No hand-counted steps: the shipped configs' schedules decay over the whole run."""
-    spec = load_config(REPO / "configs" / f"{name}.yaml")["training"]["schedule"]
+    spec = load_config(REPO / "configs" / f"{name}.yaml").training.schedule
     assert spec["type"] == "cosine" and spec["decay_steps"] is None
     assert spec["decay_epochs"] is None

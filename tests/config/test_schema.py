@@ -35,41 +35,56 @@ def error(write_config, text=MNIST_YAML, overrides=()) -> str:
 
 def test_defaults_are_filled_in(write_config):
     config = load(write_config)
-    assert list(config) == [
+    assert list(config.to_dict()) == [
         "name", "seed", "data", "model", "loss", "optimizer", "metrics", "training"
     ]  # fmt: skip
-    assert config["seed"] == 0
+    assert config.seed == 0
     # every option of the dataset's options dataclass, with its default
     from dataclasses import fields
 
     from bptrain.data import DATASETS
 
-    assert list(config["data"]) == ["dataset", *(f.name for f in fields(DATASETS["mnist"]))]
-    assert config["data"]["scale"] == "minmax" and config["data"]["validation_split"] == 0.1
-    assert config["data"]["limit"] is None and config["data"]["download"] is True
-    dense = config["model"]["layers"][1]
+    assert list(config.data) == ["dataset", *(f.name for f in fields(DATASETS["mnist"]))]
+    assert config.data["scale"] == "minmax" and config.data["validation_split"] == 0.1
+    assert config.data["limit"] is None and config.data["download"] is True
+    dense = config.model.layers[1]
     assert dense["units"] == 128 and dense["kernel_initializer"] == "glorot_uniform"
     assert dense["use_bias"] is True and dense["kernel_regularizer"] is None
-    assert config["loss"] == {
+    assert config.loss == {
         "type": "sparse_categorical_crossentropy",
         "from_logits": False,
         "label_smoothing": 0.0,
     }
-    assert config["optimizer"]["learning_rate"] == 0.001 and "lr" not in config["optimizer"]
-    assert config["optimizer"]["beta_2"] == 0.999
-    assert config["metrics"] == ["accuracy"]
-    assert config["training"]["checkpoint"] == {
+    assert config.optimizer["learning_rate"] == 0.001 and "lr" not in config.optimizer
+    assert config.optimizer["beta_2"] == 0.999
+    assert config.metrics == ("accuracy",)
+    assert config.to_dict()["training"]["checkpoint"] == {
         "monitor": "val_loss",
         "mode": "min",
         "best": True,
         "every_steps": None,
     }
+    assert config.training.checkpoint.monitor == "val_loss"
 
 
 def test_resolving_is_idempotent_and_survives_yaml(write_config):
     config = load(write_config)
     assert resolve(config) == config
-    assert resolve(load_text(dump(config), "x")[0]) == config
+    assert resolve(config.to_dict()) == config
+    assert resolve(load_text(dump(config.to_dict()), "x")[0]) == config
+
+
+def test_the_resolved_config_is_typed_frozen_and_pickles(write_config):
+    import dataclasses
+    import pickle
+
+    config = load(write_config)
+    assert config.training.batch_size == 32 and config.training.early_stopping is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.training.epochs = 3
+    with pytest.raises(TypeError):
+        config.optimizer["learning_rate"] = 0.1
+    assert pickle.loads(pickle.dumps(config)) == config
 
 
 def test_the_documented_error_format(write_config):
@@ -127,7 +142,7 @@ def test_lr_and_learning_rate_both_in_a_file_is_an_error_an_override_settles(wri
         ":9: optimizer.lr: give either lr or learning_rate, not both"
     )
     for override in ("optimizer.lr=0.5", "optimizer.learning_rate=0.5"):
-        assert load(write_config, text, [override])["optimizer"]["learning_rate"] == 0.5
+        assert load(write_config, text, [override]).optimizer["learning_rate"] == 0.5
 
 
 def test_required_sections(write_config):
@@ -139,7 +154,7 @@ def test_required_sections(write_config):
 
 def test_monitor_needs_a_validation_split(write_config):
     config = load(write_config, overrides=["data.validation_split=0"])
-    assert config["training"]["checkpoint"]["monitor"] == "loss"
+    assert config.training.checkpoint.monitor == "loss"
     message = error(
         write_config,
         overrides=["data.validation_split=0", "training.checkpoint.monitor=val_accuracy"],
@@ -155,11 +170,11 @@ def test_modes_follow_the_monitor(write_config):
             "training.schedule={type: reduce_on_plateau, monitor: val_accuracy}",
         ],
     )
-    t = config["training"]
-    assert t["early_stopping"]["mode"] == "max"
-    assert t["schedule"]["mode"] == "max"
+    t = config.training
+    assert t.early_stopping.mode == "max"
+    assert t.schedule["mode"] == "max"
     # restore_best reloads the best checkpoint, so it follows early stopping's monitor
-    assert (t["checkpoint"]["monitor"], t["checkpoint"]["mode"]) == ("val_accuracy", "max")
+    assert (t.checkpoint.monitor, t.checkpoint.mode) == ("val_accuracy", "max")
 
 
 def test_restore_best_and_checkpoint_must_agree(write_config):
@@ -174,9 +189,9 @@ def test_aliases():
     config = resolve_with_overrides(
         load_text(MNIST_YAML, "x")[0], ["optimizer=momentum", "loss=mse"]
     )
-    assert config["optimizer"]["type"] == "sgd" and config["optimizer"]["momentum"] == 0.9
-    assert config["loss"]["type"] == "mean_squared_error"
-    assert config["metrics"] == ["mse", "mae", "r2"]  # regression defaults
+    assert config.optimizer["type"] == "sgd" and config.optimizer["momentum"] == 0.9
+    assert config.loss["type"] == "mean_squared_error"
+    assert config.metrics == ("mse", "mae", "r2")  # regression defaults
 
 
 class Gizmo(Layer):
@@ -198,7 +213,7 @@ def test_a_newly_registered_layer_is_validated_from_its_signature(monkeypatch, w
     monkeypatch.setitem(LAYERS, "Gizmo", Gizmo)
     base = ["model.layers.1={type: Gizmo, size: 2, kernel_size: [3, 5]}"]
     config = load(write_config, overrides=base)
-    assert config["model"]["layers"][1] == {
+    assert config.model.layers[1] == {
         "type": "Gizmo",
         "size": 2,
         "kernel_size": [3, 5],
@@ -219,7 +234,7 @@ def test_a_newly_registered_layer_is_validated_from_its_signature(monkeypatch, w
     # lists become tuples where the constructor's hint says tuple
     from bptrain.config.build import build_layer
 
-    assert build_layer(config["model"]["layers"][1], ("x",)).kernel_size == (3, 5)
+    assert build_layer(config.model.layers[1], ("x",)).kernel_size == (3, 5)
 
 
 def test_build_model_checks_shapes_and_outputs(write_config):
@@ -262,12 +277,12 @@ def test_wrapped_and_nested_layers_are_specs_too(monkeypatch, write_config):
         "    - type: Sequential\n      layers:\n        - {type: Dense, units: 64}\n",
     )
     config = load(write_config, text)
-    wrapped = config["model"]["layers"][1]["layer"]
+    wrapped = config.model.layers[1]["layer"]
     assert wrapped["type"] == "Dense" and wrapped["kernel_initializer"] == "glorot_uniform"
-    assert config["model"]["layers"][2]["layers"][0]["units"] == 64
+    assert config.model.layers[2]["layers"][0]["units"] == 64
     from bptrain.config.build import build_layer
 
-    assert build_layer(config["model"]["layers"][1], ("x",)).inner.units == 128
+    assert build_layer(config.model.layers[1], ("x",)).inner.units == 128
     bad = text.replace("{type: Dense, units: 64}", "{type: Dense, units: 64, activaton: relu}")
     assert error(write_config, bad).endswith(
         ":10: model.layers[2].layers[0].activaton: unknown key; did you mean 'activation'?"

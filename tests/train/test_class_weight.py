@@ -15,7 +15,7 @@ from bptrain.train.evaluate import evaluate_arrays, evaluate_checkpoint
 def test_weighted_losses_agree_and_metrics_count_each_sample_once(tmp_path, small_config):
     config = small_config(epochs=2, class_weight={"0": 5.0, "2": 0.5})
     result = fit(config, run_dir=tmp_path / "run", progress="none")
-    data = load_dataset(result.config["data"], result.config["seed"])
+    data = load_dataset(dict(result.config.data), result.config.seed)
     w_val = np.array([5.0, 1.0, 0.5], np.float32)[data.y_val]
     val_loss, outputs = evaluate_arrays(result.model, data.x_val, data.y_val, 1024, w_val)
     last = result.history[-1]

@@ -23,7 +23,7 @@ from bptrain.cli import main
 from bptrain.errors import ConfigError
 from bptrain.runs import checkpoint
 from bptrain.train import distributed, fit
-from bptrain.train.data_parallel import DataParallelTrainer
+from bptrain.train.data_parallel import MPIRanks
 from tests.conftest import parallel_mlp_config
 
 MPIEXEC = Path(sys.executable).parent / "mpiexec"
@@ -125,21 +125,21 @@ import sys
 from bptrain.cli import main
 from bptrain.errors import DataError
 from bptrain.train import distributed
-from bptrain.train.data_parallel import DataParallelTrainer
+from bptrain.train.data_parallel import MPIRanks
 
-original = DataParallelTrainer.compute_gradients
+original = MPIRanks.compute_gradients
 steps = 0
 
 
-def compute_gradients(self, xb, yb):
+def compute_gradients(self, xb, yb, metrics):
     global steps
     steps += 1
     if distributed.world().rank == 1 and steps == 3:
         raise {error}
-    return original(self, xb, yb)
+    return original(self, xb, yb, metrics)
 
 
-DataParallelTrainer.compute_gradients = compute_gradients
+MPIRanks.compute_gradients = compute_gradients
 main(sys.argv[1:])
 """
 
@@ -220,7 +220,7 @@ def test_two_ranks_count_the_training_metrics_of_every_row_once(tmp_path):
     done = mpirun(2, ["frozen.yaml", "--run-dir", "run"], tmp_path)
     assert done.returncode == 0, done.stderr
     one = fit(config, run_dir=tmp_path / "one", progress="none")
-    data = load_dataset(one.config["data"], one.config["seed"])
+    data = load_dataset(dict(one.config.data), one.config.seed)
     want = compute(names, data.y_train, one.model.predict(data.x_train), data.num_classes)
     assert 0.2 < want["accuracy"] < 0.8
     for row in rows(tmp_path / "run"):
@@ -322,7 +322,7 @@ def test_a_process_started_by_mpiexec_without_mpi4py_refuses_to_train_alone(monk
 )
 def test_each_rank_takes_a_slice_and_the_shares_sum_to_one(n, size, expected):
     slices = [
-        DataParallelTrainer.slice_of(SimpleNamespace(world=SimpleNamespace(size=size, rank=r)), n)
+        MPIRanks.slice_of(SimpleNamespace(world=SimpleNamespace(size=size, rank=r)), n)
         for r in range(size)
     ]
     assert slices == expected

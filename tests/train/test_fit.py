@@ -350,7 +350,7 @@ def test_training_metrics_are_those_of_the_training_batches(tmp_path, small_conf
     names = ["accuracy", "precision", "recall", "f1"]
     config = frozen(small_config(epochs=2, batch_size=19, replicas=replicas), names)
     result = fit(config, run_dir=tmp_path / "run", progress="none")
-    data = load_dataset(result.config["data"], result.config["seed"])
+    data = load_dataset(dict(result.config.data), result.config.seed)
     outputs = result.model.predict(data.x_train)
     want = metrics_mod.compute(names, data.y_train, outputs, data.num_classes)
     assert 0.2 < want["accuracy"] < 0.8  # an untrained model: some right, some wrong
@@ -370,7 +370,7 @@ def test_training_regression_metrics_are_those_of_the_training_batches(tmp_path,
     config["model"] = {"layers": [{"type": "Dense", "units": 8}, {"type": "Dense", "units": 1}]}
     config["loss"] = "mse"
     result = fit(config, run_dir=tmp_path / "run", progress="none")
-    data = load_dataset(result.config["data"], result.config["seed"])
+    data = load_dataset(dict(result.config.data), result.config.seed)
     want = metrics_mod.regression_metrics(data.y_train, result.model.predict(data.x_train))
     row = result.history[0]
     for name in names:  # to float32 rounding: GEMMs of 19 rows and of predict's 256 differ
@@ -405,4 +405,4 @@ def test_a_run_without_validation_logs_and_plots_training_metrics(tmp_path):
     assert accuracy == [r["accuracy"] for r in result.history]
     plots = sorted(p.name for p in (tmp_path / "run" / "plots").iterdir())
     assert plots == ["accuracy.png", "loss.png"]
-    assert result.config["training"]["checkpoint"]["monitor"] == "loss"
+    assert result.config.training.checkpoint.monitor == "loss"

@@ -15,7 +15,7 @@ def test_a_smoothed_run_reports_the_smoothed_loss(tmp_path, small_config):
     config["loss"] = {"type": "sparse_categorical_crossentropy", "label_smoothing": 0.2}
     result = fit(config, run_dir=tmp_path / "run", progress="none")
     assert result.model.step_loss.label_smoothing == 0.2  # fused with the softmax, still smoothed
-    data = load_dataset(result.config["data"], result.config["seed"])
+    data = load_dataset(dict(result.config.data), result.config.seed)
     val_loss, _ = evaluate_arrays(result.model, data.x_val, data.y_val, 1024)
     assert result.history[-1]["val_loss"] == pytest.approx(val_loss, rel=1e-6)
     plain = config | {"loss": "sparse_categorical_crossentropy"}
@@ -28,4 +28,4 @@ def test_a_checkpoint_from_before_label_smoothing_still_evaluates(tmp_path, smal
     ckpt = checkpoint.load(run / "checkpoints" / "last.safetensors")
     del ckpt.state["config"]["loss"]["label_smoothing"]  # as older versions wrote it
     config, model = restore_model(ckpt)
-    assert config["loss"]["label_smoothing"] == 0.0
+    assert config.loss["label_smoothing"] == 0.0

@@ -70,7 +70,7 @@ def test_the_model_estimate_covers_what_training_takes(tmp_path):
             "training": {"epochs": 1, "plots": False},
         }
     )
-    data = load_dataset(config["data"])
+    data = load_dataset(dict(config.data))
     refused = []
     for limit in range(1 << 20, 1 << 30, 1 << 20):  # the smallest limit the estimate passes
         try:

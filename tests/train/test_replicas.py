@@ -13,9 +13,10 @@ from bptrain.config import build_model, resolve
 from bptrain.errors import ConfigError
 from bptrain.runs import checkpoint
 from bptrain.train import fit
-from bptrain.train.fit import ranks_replace_replicas
+from bptrain.train.engine import ranks_replace_replicas
 from bptrain.train.loop import Trainer
-from bptrain.train.replicas import Replicas, ReplicaSum, WorkerThreads
+from bptrain.train.metrics import RunningMetrics
+from bptrain.train.replicas import ReplicaSum, ThreadReplicas, WorkerThreads
 from tests.conftest import parallel_mlp_config
 
 pytestmark = pytest.mark.timeout(60)
@@ -113,8 +114,9 @@ def test_mlp_with_batchnorm_and_dropout_equals_one_model(tmp_path, replicas):
         assert r2["loss"] == pytest.approx(r1["loss"], rel=1e-5)
         assert r2["val_loss"] == pytest.approx(r1["val_loss"], rel=1e-5)
     # The model is left as a single model: training-mode steps of its own still work.
-    bn = many.model.layers[1]
-    assert bn.reducer is None and many.model.layers[2].batch_slice is None
+    from bptrain.nn import context
+
+    assert context.current() is None and many.model.layers[1].reducer is None
 
 
 def test_cnn_equals_one_model(tmp_path, cnn_config):
@@ -159,16 +161,16 @@ def one_step(config: dict, replicas: int, rows: int):
     from bptrain.data import load_dataset
 
     config = resolve(config)
-    data = load_dataset(config["data"], config["seed"])
+    data = load_dataset(dict(config.data), config.seed)
     x, y = data.x_train[:rows], data.y_train[:rows]
     single = build_model(config, data.input_shape)
     loss = single.compute_gradients(x, y)
     models = [build_model(config, data.input_shape) for _ in range(replicas)]
-    together = Replicas(models)
-    try:
-        assert together.compute_gradients(x, y) == pytest.approx(float(loss), rel=1e-6)
-    finally:
-        together.close()
+    together = ThreadReplicas(models)
+    metrics = RunningMetrics([], "classification")
+    with together.running():
+        total, _ = together.reduce(*together.compute_gradients(x, y, metrics))
+    assert total == pytest.approx(float(loss), rel=1e-6)
     g1, g2 = single.parameters().flat_grad, models[0].parameters().flat_grad
     assert np.abs(g1 - g2).max() <= 1e-5 * np.abs(g1).max()
     assert single.rng.bit_generator.state == models[0].rng.bit_generator.state
@@ -254,8 +256,8 @@ def test_replicas_are_validated_and_give_way_to_mpi_ranks():
         resolve(mlp_config(replicas=0))
     config = resolve(mlp_config(replicas=2))
     on_ranks, line = ranks_replace_replicas(config, 2)
-    assert on_ranks["training"]["replicas"] == 1 and config["training"]["replicas"] == 2
-    assert {**on_ranks, "training": config["training"]} == config  # nothing else changes
+    assert on_ranks.training.replicas == 1 and config.training.replicas == 2
+    assert on_ranks.replace(training=config.training) == config  # nothing else changes
     assert line == (
         "training.replicas: 1 instead of 2: the 2 MPI ranks split each batch (ranks and thread "
         "replicas do not combine)"

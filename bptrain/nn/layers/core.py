@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from bptrain.nn import activations, backend
+from bptrain.nn import activations, backend, context
 from bptrain.nn.layer import Layer
 
 
@@ -140,13 +140,10 @@ class Dropout(Layer):
     rest by 1/(1-rate), so inference is the identity. Masks come from the model's seeded
     generator, so a run is reproducible and resumable.
 
-    Data-parallel training sets ``batch_slice = (start, stop, total)``: the input is rows
-    start:stop of a global batch of ``total`` rows. The mask is then drawn for the whole batch
-    and sliced, so every worker's generator advances alike and the masks are exactly those of a
-    single worker.
+    In data-parallel training (``bptrain.nn.context``) the input is rows start:stop of a
+    global batch of ``total`` rows. The mask is then drawn for the whole batch and sliced, so
+    every worker's generator advances alike and the masks are exactly those of a single worker.
     """
-
-    batch_slice: tuple[int, int, int] | None = None
 
     def __init__(self, rate: float, name: str | None = None):
         super().__init__(name)
@@ -163,9 +160,9 @@ class Dropout(Layer):
             self._mask = None
             return x
         shape, rows = x.shape, slice(None)
-        if self.batch_slice is not None:
-            start, stop, total = self.batch_slice
-            shape, rows = (total, *x.shape[1:]), slice(start, stop)
+        share = context.current()
+        if share is not None:
+            shape, rows = (share.total, *x.shape[1:]), slice(share.start, share.stop)
         keep = self.rng.random(shape, dtype=np.float32)[rows] >= self.rate
         scale = x.dtype.type(1.0 / (1.0 - self.rate))
         self._mask = backend.xp.multiply(backend.asarray(keep), scale, dtype=x.dtype)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bptrain.nn import backend, initializers
+from bptrain.nn import backend, context, initializers
 from bptrain.nn.layer import Layer
 
 
@@ -18,15 +18,19 @@ class BatchNorm(Layer):
     In inference the running statistics are used. They are buffers, not parameters: ``state()``
     returns them (checkpoints save them) and ``load_state`` writes them in place.
 
-    ``reducer`` (None by default) makes the batch statistics those of a global batch split
-    across data-parallel workers (synchronized batch normalization): a callable that takes a
-    float64 vector and returns its elementwise sum over all workers, each worker passing its
-    own. The forward pass then sums per-channel sums and counts, and then squared deviations
-    from the global mean; the backward pass sums the two per-channel gradient sums. Every worker
-    computes the same statistics, so the running statistics stay equal too.
+    ``reducer``, in data-parallel training the ``reduce`` of ``bptrain.nn.context`` (else
+    None), makes the batch statistics those of a global batch split across the workers
+    (synchronized batch normalization): a callable that takes a float64 vector and returns its
+    elementwise sum over all workers, each worker passing its own. The forward pass then sums
+    per-channel sums and counts, and then squared deviations from the global mean; the backward
+    pass sums the two per-channel gradient sums. Every worker computes the same statistics, so
+    the running statistics stay equal too.
     """
 
-    reducer = None
+    @property
+    def reducer(self):
+        share = context.current()
+        return share.reduce if share is not None else None
 
     def __init__(
         self,

@@ -169,6 +169,14 @@ class Sequential(Layer):
             if own:
                 layer.load_state(own)
 
+    def rng_state(self) -> dict:
+        """The state of the generator that drives dropout (JSON-ready; see ``set_rng_state``)."""
+        return self.rng.bit_generator.state
+
+    def set_rng_state(self, state: dict) -> None:
+        """Continue the dropout generator from ``rng_state()``'s ``state``."""
+        self.rng.bit_generator.state = state
+
     def zero_grad(self) -> None:
         if self._params.flat_grad is not None:
             self._params.flat_grad.fill(0)

@@ -1,5 +1,6 @@
 """The core's hooks for data-parallel training, with workers simulated by threads of this
-process: BatchNorm's ``reducer`` (synchronized statistics), Dropout's ``batch_slice``, and
+process: the share of the batch that ``bptrain.nn.context.sharing`` tells the layers (BatchNorm's
+reducer for synchronized statistics, Dropout's rows of the whole batch's mask), and
 ``Sequential.compute_gradients(scale=...)``. Each worker's part must add up to the whole batch."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from bptrain.nn import BatchNorm, Dense, Dropout, Sequential
+from bptrain.nn.context import BatchShare, sharing
 
 SLICES = [(0, 5), (5, 13)]  # two workers, uneven slices of a batch of 13
 
@@ -34,13 +36,18 @@ class ThreadSum:
         return reduce
 
 
-def on_workers(fn, n: int) -> list:
-    """[fn(0), ..., fn(n - 1)], each called in a thread of its own."""
+def on_workers(fn, n: int, shares=None) -> list:
+    """[fn(0), ..., fn(n - 1)], each called in a thread of its own (within ``sharing`` its
+    share of ``shares``, if given)."""
     results, errors = [None] * n, []
 
     def run(i):
         try:
-            results[i] = fn(i)
+            if shares is None:
+                results[i] = fn(i)
+            else:
+                with sharing(shares[i]):
+                    results[i] = fn(i)
         except BaseException as exc:  # re-raised in the test's thread
             errors.append(exc)
 
@@ -61,13 +68,13 @@ def batchnorm(shape) -> BatchNorm:
     return layer
 
 
-def synced(layer: BatchNorm, workers: int) -> list[BatchNorm]:
-    """Copies of ``layer``, one per worker, whose statistics are summed across the workers."""
-    reducer = ThreadSum(workers)
-    copies = [copy.deepcopy(layer) for _ in range(workers)]
-    for i, c in enumerate(copies):
-        c.reducer = reducer.worker(i)
-    return copies
+def synced(layer: BatchNorm, slices) -> tuple[list[BatchNorm], list[BatchShare]]:
+    """Copies of ``layer``, one per worker, and the workers' shares of the batch, whose
+    reducers sum the statistics across the workers."""
+    reducer = ThreadSum(len(slices))
+    total = slices[-1][1]
+    shares = [BatchShare(a, b, total, reducer.worker(i)) for i, (a, b) in enumerate(slices)]
+    return [copy.deepcopy(layer) for _ in slices], shares
 
 
 @pytest.mark.parametrize("shape", [(13, 4), (13, 3, 4, 5)])
@@ -76,14 +83,14 @@ def test_synchronized_batchnorm_equals_batchnorm_on_the_whole_batch(shape):
     x = rng.standard_normal(shape) * 2.0 + 3.0
     dy = rng.standard_normal(shape)
     whole = batchnorm(shape)
-    workers = synced(whole, len(SLICES))
+    workers, shares = synced(whole, SLICES)
     y, dx = whole.forward(x, training=True), whole.backward(dy)
 
     def step(i):
         (a, b), layer = SLICES[i], workers[i]
         return layer.forward(x[a:b], training=True), layer.backward(dy[a:b])
 
-    parts = on_workers(step, len(SLICES))
+    parts = on_workers(step, len(SLICES), shares)
     np.testing.assert_allclose(np.concatenate([p[0] for p in parts]), y, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(np.concatenate([p[1] for p in parts]), dx, rtol=1e-10, atol=1e-12)
     for name in ("gamma", "beta"):  # each worker holds its share; the trainer sums them
@@ -106,23 +113,23 @@ def test_synchronized_batchnorm_gradients_match_finite_differences(shape):
     layer = batchnorm(shape)
 
     def total_loss(x, gamma, beta) -> float:
-        workers = synced(layer, 2)
+        workers, shares = synced(layer, slices)
 
         def forward(i):
             (a, b), w = slices[i], workers[i]
             w.gamma.value[...], w.beta.value[...] = gamma, beta
             return float((w.forward(x[a:b], training=True) * r[a:b]).sum())
 
-        return sum(on_workers(forward, 2))
+        return sum(on_workers(forward, 2, shares))
 
-    workers = synced(layer, 2)
+    workers, shares = synced(layer, slices)
 
     def backward(i):
         (a, b), w = slices[i], workers[i]
         w.forward(x[a:b], training=True)
         return w.backward(r[a:b])
 
-    dx = np.concatenate(on_workers(backward, 2))
+    dx = np.concatenate(on_workers(backward, 2, shares))
     analytic = {
         "x": dx,
         "gamma": sum(w.gamma.grad for w in workers),
@@ -151,9 +158,9 @@ def test_dropout_slices_are_the_rows_of_the_whole_batch_mask():
     workers = [copy.deepcopy(whole) for _ in SLICES]  # each worker's generator, in step
     masks = [whole.forward(x, training=True) for _ in range(2)]
     for w, (a, b) in zip(workers, SLICES, strict=True):
-        w.batch_slice = (a, b, 13)
         for mask in masks:
-            np.testing.assert_array_equal(w.forward(x[a:b], training=True), mask[a:b])
+            with sharing(BatchShare(a, b, 13)):
+                np.testing.assert_array_equal(w.forward(x[a:b], training=True), mask[a:b])
         assert w.rng.bit_generator.state == whole.rng.bit_generator.state
     assert not np.array_equal(masks[0], masks[1])
 
