@@ -50,7 +50,7 @@ def build_model(config: dict, input_shape: tuple, num_outputs: int | None = None
     """
     specs = config["model"]["layers"]
     layers = [build_layer(spec, ("model", "layers", i)) for i, spec in enumerate(specs)]
-    model = Sequential(layers)
+    model = Sequential(layers, fuse=config["model"].get("fuse", True))
     try:
         model.build(tuple(input_shape), rng_for(config["seed"], "model"))
     except (ValueError, MemoryError) as exc:  # MemoryError: weights larger than the memory

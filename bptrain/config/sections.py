@@ -1,4 +1,5 @@
-"""The options of the ``training`` section, as typed dataclasses (the schema is the fields).
+"""The options of the ``model`` and ``training`` sections, as typed dataclasses (the schema is
+the fields).
 
 Monitors and modes left as None / "auto" are filled in by ``resolve``: the monitor is
 ``val_loss`` when there is a validation split and ``loss`` otherwise, the mode is "max" for
@@ -34,6 +35,15 @@ class CheckpointOptions:
     mode: Mode = "auto"
     best: bool = True
     every_steps: int | None = None
+
+
+@dataclass(kw_only=True)
+class ModelOptions:
+    """The ``model`` section besides its ``layers``. fuse: run neighbours that compute faster
+    together (Conv2D -> MaxPool2D, a ReLU before a MaxPool2D) as one fused layer with the same
+    values (``bptrain.nn.fusion``); false runs the plain layers."""
+
+    fuse: bool = True
 
 
 @dataclass(kw_only=True)

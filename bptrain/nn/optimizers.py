@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 from bptrain.nn import backend, registry, schedules
-from bptrain.nn.layers.scratch import Scratch
+from bptrain.nn.kernels.scratch import Scratch
 from bptrain.nn.parameter import flat_views
 
 

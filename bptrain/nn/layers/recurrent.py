@@ -37,8 +37,8 @@ from __future__ import annotations
 import numpy as np
 
 from bptrain.nn import activations, backend
+from bptrain.nn.kernels.scratch import Scratch
 from bptrain.nn.layer import Layer
-from bptrain.nn.layers.scratch import Scratch
 
 
 def apply(activation: activations.Activation, z, out) -> None:
