@@ -14,7 +14,8 @@ single bias (3*units,) in the input projection.
 from __future__ import annotations
 
 from bptrain.nn import backend
-from bptrain.nn.layers.recurrent import GateActivations, GatedRecurrent
+from bptrain.nn.kernels.recurrent import GateActivations, columns
+from bptrain.nn.layers.recurrent import GatedRecurrent
 
 
 class GRU(GatedRecurrent):
@@ -149,14 +150,14 @@ class GRU(GatedRecurrent):
     def _recurrent_grads(self, dzc):
         u, n = self.units, self._h.shape[2]
         grad = self.recurrent_kernel.grad
-        hc = self._columns("hc", self._h[:-1])
+        hc = columns(self._scratch, "hc", self._h[:-1])
         if self.reset_after:
             # every step, the first included: the ones row of h collects the recurrent bias
-            g = self._columns("drc", self._drec) @ hc.T  # (3u, u + 1)
+            g = columns(self._scratch, "drc", self._drec) @ hc.T  # (3u, u + 1)
             grad += g[:, :u].T
             if self.use_bias:
                 self.bias.grad[1] += g[:, u]
         else:
             grad[:, : 2 * u] += (dzc[: 2 * u, n:] @ hc[:, n:].T).T
-            rhc = self._columns("rhc", self._rec)
+            rhc = columns(self._scratch, "rhc", self._rec)
             grad[:, 2 * u :] += (dzc[2 * u :] @ rhc.T).T
