@@ -15,6 +15,8 @@ algorithm: im2col with -inf padding, argmax, max.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from bptrain.nn import backend
@@ -86,6 +88,15 @@ def window_gradient(dy, factor, geometry: Windows, x_shape: tuple, scratch):
     for k, part in enumerate(parts.reshape(-1, *dy.shape)):
         xp.multiply(dy, factor(k), out=part)
     return scatter(parts, geometry, xp.empty(x_shape, dtype=dy.dtype))
+
+
+@functools.cache
+def window_sizes(geometry: Windows) -> np.ndarray:
+    """The number of real (unpadded) pixels in each window, (H', W'), as float64."""
+    count = np.zeros(geometry.out_hw)
+    for _, _, orow, ocol, _, _ in geometry.offsets():
+        count[orow, ocol] += 1
+    return count
 
 
 def max_pool_reference(x, geometry: Windows):

@@ -17,10 +17,20 @@ from bptrain.nn.kernels.pooling import (
     gather_windows,
     max_of_windows,
     window_gradient,
+    window_sizes,
 )
 from bptrain.nn.kernels.scratch import Scratch
 from bptrain.nn.kernels.windows import Windows, check_padding, pair
 from bptrain.nn.layer import Layer
+
+
+def _image_shape(layer: Layer, input_shape) -> tuple:
+    if len(input_shape) != 3:
+        raise ValueError(
+            f"{type(layer).__name__} expects (channels, height, width) inputs, "
+            f"got {tuple(input_shape)}"
+        )
+    return tuple(input_shape)
 
 
 class _Pool2D(Layer):
@@ -47,27 +57,19 @@ class _Pool2D(Layer):
         self._scratch = Scratch()
 
     def build(self, input_shape, rng):
-        if len(input_shape) != 3:
-            raise ValueError(
-                f"{type(self).__name__} expects (channels, height, width) inputs, "
-                f"got {tuple(input_shape)}"
-            )
-        c, h, w = input_shape
+        c, h, w = _image_shape(self, input_shape)
         self.geometry = Windows.create((h, w), self.pool_size, self.strides, (1, 1), self.padding)
         return (c, *self.geometry.out_hw)
 
     def _stored(self, x):
-        """x (N, C, H, W) as the pool works on it: (C, N, H, W) when stored channel-major, else
-        x itself; remembers that order, and the shape, for backward."""
+        """x (N, C, H, W) as the pool works on it, (C, N, H, W) if stored so (kept for backward)."""
         self._channel_major = channel_major(x)
         x = self._swapped(x)
         self._x_shape = x.shape
         return x
 
     def _swapped(self, a):
-        """An (N, C, ...) array in the order the pool works in, or such an array back (a view
-        either way: the swap is its own inverse). Backward's operations accept a gradient
-        stored in either order."""
+        """An (N, C, ...) array in the order the pool works in, or back: a view, its own inverse."""
         return a.transpose(1, 0, 2, 3) if self._channel_major else a
 
     def config(self):
@@ -77,10 +79,13 @@ class _Pool2D(Layer):
 class MaxPool2D(_Pool2D):
     """The maximum of each window. x: (N, C, H, W) -> y: (N, C, H', W').
 
-    Forward keeps each window's argmax as a small integer, the offset k = i * pw + j (ties go to
-    the first offset, as in PyTorch); backward sends each output gradient to that one pixel.
-    The plain algorithm, im2col with -inf padding, argmax and max, is
-    ``kernels.pooling.max_pool_reference``, which the tests hold this layer to.
+        windows = im2col(x, padding -inf)     (ph*pw, N*C*H'*W'), one row per window offset
+        k = argmax(windows);  y = max(windows)
+        backward: dwindows[k] = dy, zero elsewhere;  dx = col2im(dwindows)
+
+    as ``kernels.pooling.max_pool_reference`` writes it, which the tests hold this layer to.
+    The layer keeps k as a small integer per output (ties go to the first offset, as in
+    PyTorch) and runs the same steps on windows gathered offset-major (``kernels.pooling``).
     """
 
     pad_value = -np.inf
@@ -101,22 +106,14 @@ class AvgPool2D(_Pool2D):
     """The mean of each window. x: (N, C, H, W) -> y: (N, C, H', W').
 
     With "same" padding a window's mean is over its real pixels only (Keras' rule), so each
-    output position has its own divisor, counted once in ``build``.
+    output position has its own divisor.
     """
-
-    def build(self, input_shape, rng):
-        shape = super().build(input_shape, rng)
-        count = np.zeros(self.geometry.out_hw)
-        for _, _, orow, ocol, _, _ in self.geometry.offsets():
-            count[orow, ocol] += 1
-        self._inv_count = 1.0 / count
-        return shape
 
     def _scale(self, dtype):
         """1 / window size: a scalar when all windows are full, else per position (H', W')."""
-        if self.geometry.padded:
-            return backend.asarray(self._inv_count, dtype=dtype)
-        return dtype.type(1.0 / (self.pool_size[0] * self.pool_size[1]))
+        if not self.geometry.padded:
+            return dtype.type(1.0 / (self.pool_size[0] * self.pool_size[1]))
+        return backend.asarray(1.0 / window_sizes(self.geometry), dtype=dtype)
 
     def forward(self, x, training=False):
         y = gather_windows(self._stored(x), self.geometry, self._scratch, self.pad_value)
@@ -135,12 +132,7 @@ class GlobalAvgPool2D(Layer):
     """The mean over all positions of each channel. x: (N, C, H, W) -> y: (N, C)."""
 
     def build(self, input_shape, rng):
-        if len(input_shape) != 3:
-            raise ValueError(
-                f"GlobalAvgPool2D expects (channels, height, width) inputs, "
-                f"got {tuple(input_shape)}"
-            )
-        return (input_shape[0],)
+        return (_image_shape(self, input_shape)[0],)
 
     def forward(self, x, training=False):
         self._x_shape, self._channel_major = x.shape, channel_major(x)
@@ -150,11 +142,9 @@ class GlobalAvgPool2D(Layer):
         """dx in the storage order of the input (see ``layout``): the Conv2D below then takes
         it without a transposed copy."""
         n, c, h, w = self._x_shape
-        g = dy * dy.dtype.type(1.0 / (h * w))
+        g = dy * dy.dtype.type(1.0 / (h * w))  # (N, C)
         if self._channel_major:
             dx = backend.xp.empty((c, n, h, w), dtype=dy.dtype)
             dx[...] = g.T[:, :, None, None]
             return dx.transpose(1, 0, 2, 3)
-        dx = backend.xp.empty(self._x_shape, dtype=dy.dtype)
-        dx[...] = g[:, :, None, None]
-        return dx
+        return backend.xp.broadcast_to(g[:, :, None, None], self._x_shape).copy()

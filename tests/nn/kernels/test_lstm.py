@@ -6,6 +6,8 @@ import pytest
 
 from bptrain.nn import LSTM
 from bptrain.nn.kernels.lstm import lstm_reference, lstm_reference_backward
+from tests.nn.kernels.recurrent_reference import assert_matches_reference, built
+from tests.nn.kernels.recurrent_reference import weights as layer_weights
 
 rng = np.random.default_rng(0)
 
@@ -19,52 +21,17 @@ OPTIONS = [
 ]
 
 
-def built(options, d=3):
-    layer = LSTM(5, **options)
-    layer.dtype = np.float64
-    layer.build((4, d), rng)
-    layer.cast(np.float64)
-    for p in layer.parameters():
-        p.value[...] = rng.normal(scale=0.5, size=p.shape)
-    return layer
-
-
 @pytest.mark.parametrize("options", OPTIONS)
 def test_lstm_kernels_match_the_textbook_cell(options):
-    layer = built(options)
-    x = rng.normal(size=(2, 4, 3))
-    weights = (
-        layer.kernel.value,
-        layer.recurrent_kernel.value,
-        layer.bias.value,
-        layer.recurrent_activation,
-        layer.cell_activation,
+    layer = built(LSTM, options)
+    assert_matches_reference(
+        layer, lambda x: lstm_reference(x, layer_weights(layer)), lstm_reference_backward
     )
-    xs = x[:, ::-1] if layer.go_backwards else x
-    hs, cache = lstm_reference(xs, weights)
-    y = layer.forward(x)
-    np.testing.assert_allclose(y, hs if layer.return_sequences else hs[:, -1], rtol=1e-12)
-    dy = rng.normal(size=y.shape)
-    dhs = dy if layer.return_sequences else np.zeros_like(hs)
-    if not layer.return_sequences:
-        dhs[:, -1] = dy
-    dx_ref, dkernel, drecurrent, dbias = lstm_reference_backward(dhs, cache, layer.truncate_bptt)
-    dx = layer.backward(dy)
-    np.testing.assert_allclose(dx, dx_ref[:, ::-1] if layer.go_backwards else dx_ref, rtol=1e-10)
-    np.testing.assert_allclose(layer.kernel.grad, dkernel, rtol=1e-10)
-    np.testing.assert_allclose(layer.recurrent_kernel.grad, drecurrent, rtol=1e-10)
-    np.testing.assert_allclose(layer.bias.grad, dbias, rtol=1e-10)
 
 
 def test_the_textbook_cell_passes_a_gradient_check():
-    layer = built({})
-    weights = [
-        layer.kernel.value,
-        layer.recurrent_kernel.value,
-        layer.bias.value,
-        layer.recurrent_activation,
-        layer.cell_activation,
-    ]
+    layer = built(LSTM, {})
+    weights = list(layer_weights(layer))
     x = rng.normal(size=(2, 4, 3))
     r = rng.normal(size=(2, 4, 5))
     _, cache = lstm_reference(x, weights)
