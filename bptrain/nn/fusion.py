@@ -13,7 +13,7 @@ built with ``fuse=False`` (``model.fuse: false`` in a config) runs its plain lay
 
 from __future__ import annotations
 
-from bptrain.nn.activations import ReLU
+from bptrain.nn.activations import ReLU, Softmax
 from bptrain.nn.layer import Layer
 from bptrain.nn.layers.conv import Conv2D
 from bptrain.nn.layers.fused import ConvMaxPool2D, ReLUAfterMaxPool
@@ -43,7 +43,12 @@ def _fused_pair(layer: Layer, after: Layer) -> Layer | None:
 
 def writes_pool_windows(conv: Conv2D, pool: MaxPool2D) -> bool:
     """Whether ``conv`` should compute its output directly as the windows of ``pool``: the
-    windows tile the output and the columns are smaller than it (C*kh*kw < filters). For the
-    benchmark CNN's second layer (32 -> 64) the columns are 4.5x the output and the pool's own
-    gather is cheaper."""
-    return pool.geometry.tiles and conv.kernel.value[0].size < conv.filters
+    windows tile the output, the columns are smaller than it (C*kh*kw < filters) and the
+    activation is elementwise (softmax over the last axis of windows would mix positions).
+    For the benchmark CNN's second layer (32 -> 64) the columns are 4.5x the output and the
+    pool's own gather is cheaper."""
+    return (
+        pool.geometry.tiles
+        and conv.kernel.value[0].size < conv.filters
+        and not isinstance(conv.activation, Softmax)
+    )

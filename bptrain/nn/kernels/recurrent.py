@@ -17,7 +17,9 @@ and kernel gradient GEMMs 595 + 251 us against 732 us joint.
 Sigmoid as tanh (``GateActivations.fused``): when every gate block is sigmoid or tanh, the
 layer multiplies the sigmoid rows of its weights by 1/2, so that one tanh over all rows and
 ``0.5 t + 0.5`` on the sigmoid rows give every gate: sigmoid(z) = 0.5 tanh(z / 2) + 0.5, which
-never overflows and is one NumPy call per step for all gates instead of one per block.
+never overflows and is one tanh per step for all gates instead of one per block: LSTM(128)'s
+gates for a batch of 64, 21.7 against 26.8 us a step (best of 7 runs, 2-core machine under load).
+The plain per-block path (``fused=False``, and any other activation) is beside it.
 """
 
 from __future__ import annotations

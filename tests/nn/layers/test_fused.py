@@ -181,3 +181,15 @@ def test_relu_after_max_pool_gradients():
     assert isinstance(fused, ReLUAfterMaxPool)
     report = check_layer(fused, rng.normal(size=(2, 2, 7, 7)))
     assert report.passed(1e-6) and len(report.errors) == 3, report
+
+
+def test_a_softmax_conv_is_not_computed_in_window_order():
+    """Softmax is over the last axis: on the pool's windows it would mix other positions."""
+    models = [
+        Sequential([Conv2D(16, 3, activation="softmax"), MaxPool2D(2)], fuse=f) for f in (1, 0)
+    ]
+    for model in models:
+        model.build((1, 8, 8), np.random.default_rng(0), dtype=np.float64)
+    assert models[0].runs == models[0].layers
+    x = rng.normal(size=(2, 1, 8, 8))
+    np.testing.assert_array_equal(models[0].forward(x), models[1].forward(x))
