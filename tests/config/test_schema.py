@@ -291,9 +291,9 @@ def test_model_fuse_runs_the_plain_layers_when_false(write_config):
         "model.layers.1={type: MaxPool2D, pool_size: 2}",
     ]
     fused = load(write_config, overrides=cnn)
-    assert fused["model"]["fuse"] is True
+    assert fused.model.fuse is True and fused.to_dict()["model"]["fuse"] is True
     plain = load(write_config, overrides=[*cnn, "model.fuse=false"])
-    assert plain["model"]["fuse"] is False
+    assert plain.model.fuse is False
     kinds = [
         [type(run).__name__ for run in build_model(c, (1, 8, 8), 10).runs] for c in (fused, plain)
     ]
