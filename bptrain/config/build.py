@@ -59,7 +59,7 @@ def build_model(
     """
     specs = config.model.layers
     layers = [build_layer(spec, ("model", "layers", i)) for i, spec in enumerate(specs)]
-    model = Sequential(layers)
+    model = Sequential(layers, fuse=config.model.fuse)
     try:
         model.build(tuple(input_shape), rng_for(config.seed, "model"))
     except (ValueError, MemoryError) as exc:  # MemoryError: weights larger than the memory

@@ -126,13 +126,18 @@ def _model(value, where: Locations) -> dict:
     path = ("model",)
     if not isinstance(value, dict):
         raise where.error(path, f"expected a mapping with 'layers', got {yaml_type(value)}")
-    reject_unknown_keys(value, ("layers",), path, where)
+    params = {k: p for k, p in dataclass_params(sections.ModelOptions).items() if k != "layers"}
+    reject_unknown_keys(value, ("layers", *params), path, where)
     layers = value.get("layers")
     if not isinstance(layers, list) or not layers:
         raise where.error(
             (*path, "layers"), "expected a non-empty list of layers like {type: Dense, units: 10}"
         )
-    return {"layers": _layers(layers, (*path, "layers"), where)}
+    options = {k: v for k, v in value.items() if k != "layers"}
+    return {
+        "layers": _layers(layers, (*path, "layers"), where),
+        **_kwargs(options, params, path, where, "model"),
+    }
 
 
 def _layers(specs: list, path: tuple, where: Locations) -> list:

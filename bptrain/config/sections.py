@@ -86,9 +86,13 @@ class TrainingOptions:
 
 @dataclass(frozen=True, kw_only=True)
 class ModelOptions:
-    """``layers``: each layer's spec, ``{type: Dense, units: 10, ...}`` with every default."""
+    """``layers``: each layer's spec, ``{type: Dense, units: 10, ...}`` with every default.
+    fuse: run neighbours that compute faster together (Conv2D -> MaxPool2D, a ReLU before a
+    MaxPool2D) as one fused layer with the same values (``bptrain.nn.fusion``); false runs
+    the plain layers."""
 
     layers: tuple[Mapping[str, Any], ...]
+    fuse: bool = True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -121,7 +125,10 @@ class Config:
             name=resolved["name"],
             seed=resolved["seed"],
             data=_frozen(resolved["data"]),
-            model=ModelOptions(layers=tuple(_frozen(s) for s in resolved["model"]["layers"])),
+            model=ModelOptions(
+                layers=tuple(_frozen(s) for s in resolved["model"]["layers"]),
+                fuse=resolved["model"].get("fuse", True),
+            ),
             loss=_frozen(resolved["loss"]),
             optimizer=_frozen(resolved["optimizer"]),
             metrics=tuple(resolved["metrics"]),

@@ -90,7 +90,6 @@ def check_layer(
     rng = rng if rng is not None else np.random.default_rng(seed)
     x = np.array(x, dtype=np.float64) if np.issubdtype(np.asarray(x).dtype, np.floating) else x
     layer.needs_input_grad = True
-    layer.activation_moved = False  # checked alone, a layer applies its own activation
     if not layer.built:
         layer.dtype = np.float64
         layer.output_shape = layer.build(x.shape[1:], rng)

@@ -31,9 +31,6 @@ class Layer:
     # A model sets this False on its first trainable layer: nothing upstream needs dL/dx, and
     # skipping it saves a GEMM (and col2im for a convolution). Such a backward returns None.
     needs_input_grad: bool = True
-    # Set by Sequential when the next layer, a MaxPool2D, applies this layer's activation
-    # after pooling (exact, and on fewer values); forward then returns the pre-activation.
-    activation_moved: bool = False
 
     def __init__(self, name: str | None = None):
         self.name = name
@@ -64,7 +61,7 @@ class Layer:
     def _activate(self, z, activate: bool):
         """Apply the activation to ``z`` (caching both for backward) unless told not to."""
         self._z = z
-        self._activated = activate and self.activation is not None and not self.activation_moved
+        self._activated = activate and self.activation is not None
         self._a = self.activation.forward(z) if self._activated else z
         return self._a
 
@@ -103,3 +100,24 @@ class Layer:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
         return f"{type(self).__name__}({args})"
+
+
+class Composite(Layer):
+    """A layer made of other layers, ``parts`` (a wrapper such as Bidirectional, a fused
+    layer): their parameters, named under each part's name, and cast with them."""
+
+    @property
+    def parts(self) -> tuple:
+        raise NotImplementedError
+
+    def parameters(self) -> list[Parameter]:
+        return [p for part in self.parts for p in part.parameters()]
+
+    def named_parameters(self, prefix: str = ""):
+        for part in self.parts:
+            yield from part.named_parameters(f"{prefix}{part.name}/")
+
+    def cast(self, dtype) -> None:
+        self.dtype = dtype
+        for part in self.parts:
+            part.cast(dtype)

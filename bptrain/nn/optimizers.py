@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 from bptrain.nn import backend, registry, schedules
-from bptrain.nn.layers.scratch import Scratch
+from bptrain.nn.kernels.scratch import Scratch
 from bptrain.nn.parameter import flat_views
 
 
@@ -185,13 +185,14 @@ class RMSprop(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba) with Keras' update ``w -= lr_t * m / (sqrt(v) + eps)``, where
-    ``lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t)`` folds in the bias correction.
+    """Adam (Kingma & Ba) as Keras writes it, with slots ``m`` and ``v`` the moments:
 
-    To save passes over memory the slots hold ``m / (1 - b1)`` and ``v / (1 - b2)``, so each
-    moment update is ``s = b*s + g`` (or ``g^2``); the constant factors are folded back into the
-    step size and epsilon (the textbook moments are ``m_slot * (1 - b1)`` and
-    ``v_slot * (1 - b2)``).
+        m = b1 m + (1 - b1) g
+        v = b2 v + (1 - b2) g^2
+        w -= lr_t m / (sqrt(v) + eps),   lr_t = lr sqrt(1 - b2^t) / (1 - b1^t)
+
+    (lr_t folds in the bias correction.) Twelve passes over the flat buffers per step, with one
+    temporary kept per parameter shape.
     """
 
     name = "adam"
@@ -214,18 +215,17 @@ class Adam(Optimizer):
         b1, b2, t = self.beta_1, self.beta_2, self.iterations
         m, v = slots["m"], slots["v"]
         tmp = self._scratch.get(f"tmp{w.shape}", w.shape, w.dtype)  # one per parameter shape
+        xp.multiply(g, 1 - b1, out=tmp)
         m *= b1
-        m += g
-        v *= b2
+        m += tmp
         xp.multiply(g, g, out=tmp)
+        tmp *= 1 - b2
+        v *= b2
         v += tmp
-        # m/(sqrt(v)+eps) in textbook moments = (1-b1)/sqrt(1-b2) * ms/(sqrt(vs) + eps/sqrt(1-b2))
-        c2 = math.sqrt(1 - b2)
-        step = lr * math.sqrt(1 - b2**t) / (1 - b1**t) * (1 - b1) / c2
         xp.sqrt(v, out=tmp)
-        tmp += self.epsilon / c2
+        tmp += self.epsilon
         xp.divide(m, tmp, out=tmp)
-        tmp *= step
+        tmp *= lr * math.sqrt(1 - b2**t) / (1 - b1**t)
         w -= tmp
 
 

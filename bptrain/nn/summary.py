@@ -1,4 +1,4 @@
-"""A text table of a built model: layers, output shapes, parameter counts."""
+"""A text table of a built model: layers, output shapes, parameter counts, and what was fused."""
 
 from __future__ import annotations
 
@@ -22,4 +22,15 @@ def summary(model) -> str:
     out = [fmt(rows[0]), line, *(fmt(r) for r in rows[1:]), line]
     out.append(f"Trainable params: {trainable:,}")
     out.append(f"Non-trainable params: {buffers:,}")
-    return "\n".join(out)
+    return "\n".join(out + fused_lines(model))
+
+
+def fused_lines(model) -> list[str]:
+    """One line per fused layer that runs (``fusion.fuse``) and for a loss computed from
+    logits; none for a model built with ``fuse=False``."""
+    lines = [f"Fused: {run.describe()}" for run in model.runs if hasattr(run, "describe")]
+    if getattr(model, "fused", False):
+        lines.append(
+            f"Fused: {model.output_activation} + {model.loss.name}: the loss from the logits"
+        )
+    return lines

@@ -24,8 +24,11 @@ from bptrain.errors import CheckpointError
 from bptrain.runs.atomic import write_bytes
 
 FORMAT = "bptrain-checkpoint"
-FORMAT_VERSION = 1
-SUPPORTED_VERSIONS = (1,)
+FORMAT_VERSION = 2
+SUPPORTED_VERSIONS = (1, 2)
+# Version 1 stored Adam's (and AdamW's) slots as m / (1 - beta_1) and v / (1 - beta_2); version
+# 2 stores the moments m and v themselves. ``load`` converts version 1 files.
+ADAM_DEFAULT_BETAS = {"beta_1": 0.9, "beta_2": 0.999}
 # Leading bytes of files people may pass by mistake (or malice), for a clearer refusal.
 FOREIGN = {
     b"PK": " but a zip archive (.npz, .pt)",
@@ -100,7 +103,24 @@ def load(path: str | os.PathLike) -> Checkpoint:
         state = json.loads(text)
     except ValueError:
         raise CheckpointError(f"{path} has unreadable metadata") from None
+    if version == "1":
+        arrays = _adam_moments_from_version_1(arrays, state)
     return Checkpoint(arrays, state)
+
+
+def _adam_moments_from_version_1(arrays: dict, state: dict) -> dict:
+    """Version 1's Adam slots m / (1 - beta_1) and v / (1 - beta_2) as the moments m and v
+    (equal to float32 rounding: one multiplication each)."""
+    optimizer = state.get("config", {}).get("optimizer", {})
+    if optimizer.get("type") not in ("adam", "adamw"):
+        return arrays
+    arrays = dict(arrays)
+    for slot, beta in (("m", "beta_1"), ("v", "beta_2")):
+        name = f"optimizer/{slot}"
+        if name in arrays:
+            factor = 1.0 - optimizer.get(beta, ADAM_DEFAULT_BETAS[beta])
+            arrays[name] = arrays[name] * arrays[name].dtype.type(factor)
+    return arrays
 
 
 def _header_metadata(path: Path, data: bytes) -> dict:

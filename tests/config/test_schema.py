@@ -287,3 +287,20 @@ def test_wrapped_and_nested_layers_are_specs_too(monkeypatch, write_config):
     assert error(write_config, bad).endswith(
         ":10: model.layers[2].layers[0].activaton: unknown key; did you mean 'activation'?"
     )
+
+
+def test_model_fuse_runs_the_plain_layers_when_false(write_config):
+    cnn = [
+        "model.layers.0={type: Conv2D, filters: 16, kernel_size: 3, activation: relu}",
+        "model.layers.1={type: MaxPool2D, pool_size: 2}",
+    ]
+    fused = load(write_config, overrides=cnn)
+    assert fused.model.fuse is True and fused.to_dict()["model"]["fuse"] is True
+    plain = load(write_config, overrides=[*cnn, "model.fuse=false"])
+    assert plain.model.fuse is False
+    kinds = [
+        [type(run).__name__ for run in build_model(c, (1, 8, 8), 10).runs] for c in (fused, plain)
+    ]
+    assert kinds == [["ConvMaxPool2D", "Dense"], ["Conv2D", "MaxPool2D", "Dense"]]
+    assert "model.fuse: expected true or false" in error(write_config, overrides=["model.fuse=1"])
+    assert "did you mean 'fuse'?" in error(write_config, overrides=["model.fused=false"])

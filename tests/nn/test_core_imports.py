@@ -41,3 +41,26 @@ def test_library_usage():
     for _ in range(200):
         model.train_step(x, y)
     assert (model.predict(x).argmax(axis=1) == y).mean() > 0.9
+
+
+def test_imports_go_one_way_layers_to_kernels():
+    """Kernels know no layers; optimizers know no layers; a layer knows no other layer
+    (only fused layers, wrappers and containers name the layers they hold)."""
+    for path in NN.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        modules = {
+            node.module
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module
+        }
+        layers = {m for m in modules if m.startswith("bptrain.nn.layers")}
+        if path.parent.name == "kernels" or path.name == "optimizers.py":
+            assert not layers, f"{path.relative_to(NN)} imports {layers}"
+        if path.parent.name == "layers" and path.stem not in (
+            "fused",
+            "sequential",
+            "bidirectional",
+            "__init__",
+        ):
+            base = {"bptrain.nn.layers.recurrent"}  # the shared base of SimpleRNN, LSTM, GRU
+            assert layers <= base, f"{path.relative_to(NN)} imports {layers}"

@@ -171,3 +171,16 @@ def test_bad_arguments():
         optimizers.Adam(0.0)
     with pytest.raises(ValueError, match="unknown optimizer 'adamax'"):
         optimizers.get("adamax")
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw"])
+def test_adam_slots_hold_the_first_and_second_moments(name):
+    opt = optimizers.get({"type": name, "beta_1": 0.8, "beta_2": 0.99})
+    w = Parameter(np.array([1.0, -2.0, 3.0]))
+    m = v = 0.0
+    for g in np.random.default_rng(0).normal(size=(4, 3)):
+        w.grad[...] = g
+        opt.step([w])
+        m, v = 0.8 * m + 0.2 * g, 0.99 * v + 0.01 * g**2
+    np.testing.assert_allclose(opt.state()["slots"]["m"], m, rtol=1e-14)
+    np.testing.assert_allclose(opt.state()["slots"]["v"], v, rtol=1e-14)

@@ -75,7 +75,7 @@ def _rewrite_metadata(path, **changes):
 
 def test_unsupported_versions_are_refused_with_the_supported_ones(saved):
     _rewrite_metadata(saved, format_version="99")
-    with pytest.raises(CheckpointError, match=r"format version 99, .* \(supported: 1\)"):
+    with pytest.raises(CheckpointError, match=r"format version 99, .* \(supported: 1, 2\)"):
         checkpoint.load(saved)
 
 

@@ -2,12 +2,14 @@
 
 from bptrain.nn.layers.bidirectional import Bidirectional
 from bptrain.nn.layers.conv import Conv2D
-from bptrain.nn.layers.core import Activation, Dense, Dropout, Flatten, Reshape
+from bptrain.nn.layers.core import Activation, Dense
+from bptrain.nn.layers.dropout import Dropout
 from bptrain.nn.layers.embedding import Embedding
 from bptrain.nn.layers.gru import GRU
 from bptrain.nn.layers.lstm import LSTM
 from bptrain.nn.layers.normalization import BatchNorm
 from bptrain.nn.layers.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
+from bptrain.nn.layers.reshaping import Flatten, Reshape
 from bptrain.nn.layers.rnn import SimpleRNN
 from bptrain.nn.layers.sequential import Sequential
 

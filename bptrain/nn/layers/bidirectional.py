@@ -5,13 +5,13 @@ from __future__ import annotations
 import copy
 
 from bptrain.nn import backend
-from bptrain.nn.layer import Layer
+from bptrain.nn.layer import Composite, Layer
 from bptrain.nn.layers.recurrent import Recurrent
 
 MERGE_MODES = ("concat", "sum", "ave", "mul")
 
 
-class Bidirectional(Layer):
+class Bidirectional(Composite):
     """x: (N, T, D) -> merge(forward(x), backward(x)) as Keras' ``Bidirectional``.
 
     ``layer`` is an unbuilt recurrent layer or a mapping such as ``{type: LSTM, units: 64}``.
@@ -43,11 +43,11 @@ class Bidirectional(Layer):
         self.return_sequences = layer.return_sequences
 
     @property
-    def _layers(self) -> tuple[Recurrent, Recurrent]:
+    def parts(self) -> tuple[Recurrent, Recurrent]:
         return self.forward_layer, self.backward_layer
 
     def build(self, input_shape, rng):
-        for layer in self._layers:
+        for layer in self.parts:
             layer.dtype = self.dtype
             shape = layer.build(input_shape, rng)
             layer.input_shape, layer.output_shape, layer.built = tuple(input_shape), shape, True
@@ -81,23 +81,10 @@ class Bidirectional(Layer):
             dyf, dyb = dy * self._yb, dy * self._yf
         if self.return_sequences:
             dyb = dyb[:, ::-1]
-        for layer in self._layers:
+        for layer in self.parts:
             layer.needs_input_grad = self.needs_input_grad
         dxf, dxb = self.forward_layer.backward(dyf), self.backward_layer.backward(dyb)
         return dxf + dxb if self.needs_input_grad else None
-
-    # -- parameters -----------------------------------------------------------------------------
-    def parameters(self):
-        return [p for layer in self._layers for p in layer.parameters()]
-
-    def named_parameters(self, prefix: str = ""):
-        for layer in self._layers:
-            yield from layer.named_parameters(f"{prefix}{layer.name}/")
-
-    def cast(self, dtype) -> None:
-        self.dtype = dtype
-        for layer in self._layers:
-            layer.cast(dtype)
 
     def config(self):
         return {"layer": repr(self.forward_layer), "merge_mode": self.merge_mode}

@@ -1,12 +1,8 @@
-"""Dense, Activation, Flatten, Reshape and Dropout."""
+"""Dense and Activation."""
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
-
-from bptrain.nn import activations, backend, context
+from bptrain.nn import activations
 from bptrain.nn.layer import Layer
 
 
@@ -90,86 +86,3 @@ class Activation(Layer):
 
     def config(self):
         return {"activation": self.activation.name}
-
-
-class Flatten(Layer):
-    """(N, d1, d2, ...) -> (N, d1*d2*...)."""
-
-    def build(self, input_shape, rng):
-        return (math.prod(input_shape),)
-
-    def forward(self, x, training=False):
-        self._shape = x.shape
-        return x.reshape(x.shape[0], -1)
-
-    def backward(self, dy):
-        return dy.reshape(self._shape)
-
-
-class Reshape(Layer):
-    """(N, *input_shape) -> (N, *target_shape); one entry of target_shape may be -1."""
-
-    def __init__(self, target_shape: list[int], name: str | None = None):
-        super().__init__(name)
-        self.target_shape = tuple(target_shape)
-
-    def build(self, input_shape, rng):
-        size = math.prod(input_shape)
-        known = math.prod(d for d in self.target_shape if d != -1)
-        shape = tuple(size // known if d == -1 else d for d in self.target_shape)
-        if math.prod(shape) != size or sum(d == -1 for d in self.target_shape) > 1:
-            raise ValueError(
-                f"cannot reshape input of shape {tuple(input_shape)} to {self.target_shape}"
-            )
-        self.resolved_shape = shape
-        return shape
-
-    def forward(self, x, training=False):
-        self._shape = x.shape
-        return x.reshape(x.shape[0], *self.resolved_shape)
-
-    def backward(self, dy):
-        return dy.reshape(self._shape)
-
-    def config(self):
-        return {"target_shape": list(self.target_shape)}
-
-
-class Dropout(Layer):
-    """Inverted dropout: in training, zero each input with probability ``rate`` and scale the
-    rest by 1/(1-rate), so inference is the identity. Masks come from the model's seeded
-    generator, so a run is reproducible and resumable.
-
-    In data-parallel training (``bptrain.nn.context``) the input is rows start:stop of a
-    global batch of ``total`` rows. The mask is then drawn for the whole batch and sliced, so
-    every worker's generator advances alike and the masks are exactly those of a single worker.
-    """
-
-    def __init__(self, rate: float, name: str | None = None):
-        super().__init__(name)
-        if not 0.0 <= rate < 1.0:
-            raise ValueError(f"Dropout rate must be in [0, 1), got {rate}")
-        self.rate = rate
-
-    def build(self, input_shape, rng):
-        self.rng = rng
-        return tuple(input_shape)
-
-    def forward(self, x, training=False):
-        if not training or self.rate == 0.0:
-            self._mask = None
-            return x
-        shape, rows = x.shape, slice(None)
-        share = context.current()
-        if share is not None:
-            shape, rows = (share.total, *x.shape[1:]), slice(share.start, share.stop)
-        keep = self.rng.random(shape, dtype=np.float32)[rows] >= self.rate
-        scale = x.dtype.type(1.0 / (1.0 - self.rate))
-        self._mask = backend.xp.multiply(backend.asarray(keep), scale, dtype=x.dtype)
-        return x * self._mask
-
-    def backward(self, dy):
-        return dy if self._mask is None else dy * self._mask
-
-    def config(self):
-        return {"rate": self.rate}

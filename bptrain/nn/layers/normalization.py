@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bptrain.nn import backend, context, initializers
+from bptrain.nn.kernels.normalization import batch_means, batch_moments
 from bptrain.nn.layer import Layer
 
 
@@ -83,25 +84,6 @@ class BatchNorm(Layer):
         """(1, C, 1, ...): per-channel arrays broadcast against x."""
         return (1, x.shape[1]) + (1,) * (x.ndim - 2)
 
-    def _batch_moments(self, x, axes, cshape):
-        """(mean, x - mean, biased variance) of the batch per channel: this worker's batch, or
-        with a ``reducer`` the global batch of all workers (two rounds, like the local code:
-        the mean, then the squares around it, which stays accurate when the mean is large)."""
-        if self.reducer is None:
-            mean = x.mean(axis=axes)
-            centered = x - mean.reshape(cshape)
-            return mean, centered, (centered * centered).mean(axis=axes)
-        xp, c = backend.xp, x.shape[1]
-        sums = xp.empty(c + 1, dtype=xp.float64)
-        sums[:c] = x.sum(axis=axes)
-        sums[c] = x.size // c
-        sums = self.reducer(sums)
-        self._count = sums[c]
-        mean = (sums[:c] / self._count).astype(x.dtype)
-        centered = x - mean.reshape(cshape)
-        squares = self.reducer((centered * centered).sum(axis=axes).astype(xp.float64))
-        return mean, centered, (squares / self._count).astype(x.dtype)
-
     def forward(self, x, training=False):
         xp = backend.xp
         if x.ndim not in (2, 4):
@@ -110,7 +92,7 @@ class BatchNorm(Layer):
         cshape = self._channel_shape(x)
         one = x.dtype.type(1.0)
         if training:
-            mean, centered, var = self._batch_moments(x, axes, cshape)
+            mean, centered, var, self._count = batch_moments(x, axes, self.reducer)
             m = self.momentum
             self.moving_mean *= m
             self.moving_mean += (1.0 - m) * mean
@@ -144,14 +126,7 @@ class BatchNorm(Layer):
         # dx = g * (dy - mean(dy) - xhat * mean(dy * xhat)), the means over the whole batch:
         # all workers' with a reducer (gamma and beta above keep this worker's sums; the trainer
         # sums parameter gradients across workers).
-        if self.reducer is None:
-            m = dy.dtype.type(dy.size // dy.shape[1])
-            mean_dy, mean_dy_xhat = sum_dy / m, sum_dy_xhat / m
-        else:
-            xp, c = backend.xp, dy.shape[1]
-            sums = self.reducer(xp.concatenate([sum_dy, sum_dy_xhat]).astype(xp.float64))
-            sums /= self._count
-            mean_dy, mean_dy_xhat = sums[:c].astype(dy.dtype), sums[c:].astype(dy.dtype)
+        mean_dy, mean_dy_xhat = batch_means([sum_dy, sum_dy_xhat], self._count, self.reducer)
         dx = xhat * mean_dy_xhat.reshape(cshape)
         dx += mean_dy.reshape(cshape)
         dx -= dy

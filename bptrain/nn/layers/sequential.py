@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from bptrain.nn import backend, regularizers
-from bptrain.nn.activations import ReLU
+from bptrain.nn import backend, fusion, regularizers
 from bptrain.nn.layer import Layer, snake_case
-from bptrain.nn.layers.conv import Conv2D
-from bptrain.nn.layers.pooling import MaxPool2D
 from bptrain.nn.parameter import ParameterList, flat_views
 
 
@@ -17,15 +14,21 @@ class Sequential(Layer):
     every shape from the input shape, and packs all parameters into one flat value buffer and one
     flat gradient buffer (each parameter a view), so zeroing gradients and optimizer updates are
     single large array operations.
+
+    ``layers`` are the layers as written; ``runs`` the layers that compute, after
+    ``fusion.fuse`` (or ``layers`` itself with ``fuse=False``). Weights keep the names of
+    ``layers``; the summary lists what was fused.
     """
 
     # A model trained on its own needs no gradient for its input; check_layer and an enclosing
     # model that has trainable layers below this one set it True.
     needs_input_grad = False
 
-    def __init__(self, layers=(), name: str | None = None):
+    def __init__(self, layers=(), name: str | None = None, fuse: bool = True):
         super().__init__(name)
         self.layers: list[Layer] = list(layers)
+        self.fuse = fuse
+        self.runs: list[Layer] = self.layers
         self.loss = None
         self.optimizer = None
         self.step_loss = None
@@ -65,41 +68,12 @@ class Sequential(Layer):
             layer.built = True
         self.output_shape = shape
         self.built = True
-        self._move_relus_past_max_pools()
-        self._let_convs_feed_pools()
+        self.runs = fusion.fuse(self.layers) if self.fuse else list(self.layers)
         self._first_trainable = next(
-            (i for i, layer in enumerate(self.layers) if layer.parameters()), len(self.layers)
+            (i for i, layer in enumerate(self.runs) if layer.parameters()), len(self.runs)
         )
         self._pack()
         return shape
-
-    def _move_relus_past_max_pools(self) -> None:
-        """Let each MaxPool2D apply the ReLU of the layer just before it, to its output.
-
-        ReLU does not decrease, so relu(maxpool(z)) == maxpool(relu(z)) bit for bit, and the
-        pooled array is 4x smaller for 2x2 pools (forward and backward). The gradients agree
-        too: a window whose maximum is > 0 has the same argmax in z as in relu(z) (relu only
-        lowers values below it to 0), and one whose maximum is <= 0 gets zero gradient either
-        way. The layer keeps its ``activation`` (summaries, configs); only where it is applied
-        moves.
-        """
-        for layer, after in zip(self.layers, [*self.layers[1:], None], strict=True):
-            moved = isinstance(layer.activation, ReLU) and isinstance(after, MaxPool2D)
-            layer.activation_moved = moved
-            if isinstance(after, MaxPool2D):
-                after.post_activation = layer.activation if moved else None
-
-    def _let_convs_feed_pools(self) -> None:
-        """Let each Conv2D that ``feeds`` the MaxPool2D after it compute its output as that
-        pool's windows (``Conv2D.pool_windows``, ``MaxPool2D.takes_windows``): the same values,
-        without the pool's gather and scatter. Positions no window covers are not computed; they
-        cannot affect the loss."""
-        for layer, after in zip(self.layers, [*self.layers[1:], None], strict=True):
-            feeds = isinstance(layer, Conv2D) and layer.feeds(after)
-            if isinstance(layer, Conv2D):
-                layer.pool_windows = after.pool_size if feeds else None
-            if isinstance(after, MaxPool2D):
-                after.takes_windows = feeds
 
     def _pack(self) -> None:
         params = [p for layer in self.layers for p in layer.parameters()]
@@ -115,7 +89,7 @@ class Sequential(Layer):
         self._params = ParameterList(params, flat_value, flat_grad)
 
     def cast(self, dtype) -> None:
-        for layer in self.layers:
+        for layer in self.runs:  # a fused layer casts the layers it joins
             layer.cast(dtype)
         self.dtype = dtype
         self._pack()
@@ -123,8 +97,8 @@ class Sequential(Layer):
     # -- computing ------------------------------------------------------------------------------
     def forward(self, x, training: bool = False, logits: bool = False):
         """Run all layers; with ``logits=True`` the last layer's activation is left out."""
-        last = len(self.layers) - 1
-        for i, layer in enumerate(self.layers):
+        last = len(self.runs) - 1
+        for i, layer in enumerate(self.runs):
             if i == last and logits and layer.activation is not None:
                 x = layer.forward(x, training, activate=False)
             else:
@@ -135,9 +109,9 @@ class Sequential(Layer):
         """Back-propagate ``dy``; returns dL/dx, or None when ``needs_input_grad`` is False
         (then layers below the first trainable one are skipped altogether)."""
         stop = 0 if self.needs_input_grad else self._first_trainable
-        if self._first_trainable < len(self.layers):  # set every call: the flag may change
-            self.layers[self._first_trainable].needs_input_grad = self.needs_input_grad
-        for layer in reversed(self.layers[stop:]):
+        if self._first_trainable < len(self.runs):  # set every call: the flag may change
+            self.runs[self._first_trainable].needs_input_grad = self.needs_input_grad
+        for layer in reversed(self.runs[stop:]):
             dy = layer.backward(dy)
         return dy if self.needs_input_grad else None
 
@@ -146,7 +120,7 @@ class Sequential(Layer):
     @property
     def output_activation(self) -> str | None:
         """The name of the last layer's activation (``"softmax"``, ...) or None."""
-        act = self.layers[-1].activation if self.layers else None
+        act = self.runs[-1].activation if self.runs else None
         return None if act is None or act.name == "linear" else act.name
 
     # -- parameters and buffers -----------------------------------------------------------------

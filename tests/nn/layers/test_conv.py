@@ -5,7 +5,6 @@ import pytest
 
 from bptrain.nn import (
     Adam,
-    AvgPool2D,
     BatchNorm,
     Conv2D,
     Dense,
@@ -16,7 +15,7 @@ from bptrain.nn import (
     check_layer,
     check_model,
 )
-from bptrain.nn.layers.layout import channel_major
+from bptrain.nn.kernels.layout import channel_major
 
 rng = np.random.default_rng(0)
 
@@ -174,73 +173,6 @@ def test_whole_cnn_gradient():
     report = check_model(model, x, y, training=True)
     assert report.passed(1e-6), report
     assert len(report.errors) == 7  # 2 + 1 conv parameters, gamma, beta, dense kernel and bias
-
-
-def feeding_cnn(activation, **conv):
-    """A conv on 2 channels that feeds its pool (18 < 24 filters) above one that needs its
-    input gradient, so both of its passes run."""
-    return Sequential(
-        [
-            Conv2D(2, 2, activation="tanh"),
-            Conv2D(24, 3, activation=activation, **conv),
-            MaxPool2D(2),
-            Flatten(),
-            Dense(4, activation="softmax"),
-        ]
-    )
-
-
-FEEDING = [
-    ("relu", {}),
-    ("tanh", {"padding": "same"}),
-    ("relu", {"strides": 2, "padding": 1}),
-    (None, {"dilation": 2}),
-]
-
-
-@pytest.mark.parametrize("activation, conv", FEEDING)
-def test_a_conv_feeding_its_pool_computes_the_same_values(activation, conv):
-    fed, apart = (feeding_cnn(activation, **conv) for _ in range(2))
-    for model in (fed, apart):
-        model.build((3, 11, 11), np.random.default_rng(0), dtype=np.float64)
-        model.compile("sparse_categorical_crossentropy", "sgd")
-    assert fed.layers[1].pool_windows == (2, 2) and fed.layers[2].takes_windows
-    apart.layers[1].pool_windows, apart.layers[2].takes_windows = None, False
-    x, y = rng.normal(size=(5, 3, 11, 11)), np.array([0, 3, 1, 2, 3])
-    np.testing.assert_allclose(fed.forward(x), apart.forward(x), rtol=1e-12)
-    assert fed.compute_gradients(x, y) == pytest.approx(apart.compute_gradients(x, y), rel=1e-12)
-    for (name, p), q in zip(fed.named_parameters(), apart.parameters(), strict=True):
-        np.testing.assert_allclose(p.grad, q.grad, rtol=1e-10, atol=1e-14, err_msg=name)
-
-
-@pytest.mark.parametrize("activation, conv", FEEDING)
-def test_a_conv_feeding_its_pool_passes_the_gradient_check(activation, conv):
-    model = feeding_cnn(activation, **conv)
-    model.build((3, 11, 11), np.random.default_rng(1))
-    model.compile("sparse_categorical_crossentropy", "adam")
-    report = check_model(model, rng.normal(size=(3, 3, 11, 11)), np.array([2, 0, 1]))
-    assert report.passed(1e-6), report
-
-
-def test_which_convs_feed_their_pool():
-    model = Sequential(
-        [
-            Conv2D(32, 3),  # 9 column rows < 32 filters: feeds
-            MaxPool2D(2),
-            Conv2D(64, 3),  # 288 > 64: the pool gathers for itself
-            MaxPool2D(2),
-            Conv2D(64, 1),  # feeds by size, but the pool's windows overlap
-            MaxPool2D(2, strides=1),
-            Conv2D(128, 1),
-            AvgPool2D(2),  # only max pools take windows
-        ]
-    )
-    model.build((1, 28, 28))
-    convs, pools = model.layers[::2], model.layers[1::2]
-    assert [c.pool_windows for c in convs] == [(2, 2), None, None, None]
-    assert [p.takes_windows for p in pools[:3]] == [True, False, False]
-    out = model.forward(np.ones((2, 1, 28, 28), dtype=np.float32))
-    assert out.shape == (2, 128, 2, 2) == (2, *model.output_shape)
 
 
 def test_conv_outputs_are_stored_channel_major():

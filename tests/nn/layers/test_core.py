@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from bptrain.nn import Activation, Dense, Dropout, Flatten, Reshape
+from bptrain.nn import Activation, Dense
 from bptrain.nn.gradcheck import check_layer
 
 rng = np.random.default_rng(0)
@@ -56,46 +56,3 @@ def test_dense_rejects_bad_units():
 @pytest.mark.parametrize("name", ["relu", "gelu", "softmax", "sigmoid"])
 def test_activation_layer_gradient(name):
     assert check_layer(Activation(name), rng.normal(size=(3, 2, 4))).passed(1e-6)
-
-
-def test_flatten_and_reshape():
-    x = rng.normal(size=(2, 3, 4, 5))
-    flat = Flatten()
-    assert flat.build((3, 4, 5), rng) == (60,)
-    assert flat.forward(x).shape == (2, 60)
-    assert flat.backward(np.ones((2, 60))).shape == (2, 3, 4, 5)
-    assert check_layer(Flatten(), x).passed(1e-6)
-    reshape = Reshape([-1, 5])
-    assert reshape.build((3, 4, 5), rng) == (12, 5)
-    assert check_layer(Reshape([4, 15]), x).passed(1e-6)
-    with pytest.raises(ValueError, match="cannot reshape"):
-        Reshape([7, -1]).build((3, 4, 5), rng)
-
-
-def test_dropout_fixed_mask_gradient():
-    layer = Dropout(0.4)
-    assert check_layer(layer, rng.normal(size=(6, 5)), training=True).passed(1e-6)
-
-
-def test_dropout_statistics_and_inference():
-    layer = Dropout(0.25)
-    layer.build((1000,), np.random.default_rng(3))
-    x = np.ones((200, 1000), dtype=np.float32)
-    y = layer.forward(x, training=True)
-    kept = y != 0
-    assert abs(kept.mean() - 0.75) < 0.01
-    np.testing.assert_allclose(y[kept], 1 / 0.75, rtol=1e-6)
-    np.testing.assert_array_equal(layer.backward(x), y)  # same mask, same scaling
-    assert layer.forward(x, training=False) is x
-    with pytest.raises(ValueError, match="rate"):
-        Dropout(1.0)
-
-
-def test_dropout_is_driven_by_the_seeded_generator():
-    def masks(seed):
-        layer = Dropout(0.5)
-        layer.build((10,), np.random.default_rng(seed))
-        return [layer.forward(np.ones((2, 10)), training=True) for _ in range(3)]
-
-    np.testing.assert_array_equal(masks(1), masks(1))
-    assert not np.array_equal(masks(1), masks(2))

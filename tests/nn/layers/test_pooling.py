@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from bptrain.nn import AvgPool2D, GlobalAvgPool2D, MaxPool2D, check_layer
-from bptrain.nn.layers.layout import channel_major
+from bptrain.nn.kernels.layout import channel_major
 
 rng = np.random.default_rng(0)
 

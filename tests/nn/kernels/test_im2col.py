@@ -1,71 +1,19 @@
 import numpy as np
 import pytest
 
-from bptrain.nn.layers.im2col import (
-    Windows,
+from bptrain.nn.kernels.im2col import (
     col2im,
     col2im_pooled,
+    col2im_reference,
     im2col,
     im2col_pooled,
-    pair,
+    im2col_reference,
 )
-from bptrain.nn.layers.layout import channel_major
+from bptrain.nn.kernels.layout import channel_major
+from bptrain.nn.kernels.windows import Windows
+from tests.nn.kernels.test_windows import GEOMETRIES
 
 rng = np.random.default_rng(0)
-
-GEOMETRIES = [
-    # (in_hw, kernel, stride, dilation, padding)
-    ((7, 8), (3, 3), (1, 1), (1, 1), "valid"),
-    ((6, 7), (3, 3), (1, 1), (1, 1), "same"),
-    ((7, 8), (3, 2), (2, 2), (1, 1), "same"),
-    ((9, 6), (3, 3), (1, 2), (2, 1), 2),
-    ((6, 6), (2, 2), (2, 2), (1, 1), "valid"),  # tiles: the reshape fast path
-    ((7, 7), (2, 2), (2, 2), (1, 1), "valid"),  # tiles, last row and column left out
-    ((5, 5), (5, 5), (3, 3), (1, 1), "same"),  # windows mostly padding
-]
-
-
-def test_output_sizes_follow_keras_and_pytorch():
-    assert Windows.create((28, 28), (3, 3)).out_hw == (26, 26)
-    # "same": ceil(size / stride); the odd extra padding goes after (bottom, right)
-    g = Windows.create((7, 8), (3, 3), (2, 2), padding="same")
-    assert g.out_hw == (4, 4)
-    assert g.pad == (1, 1, 0, 1)
-    assert Windows.create((5, 5), (3, 3), padding="same").pad == (1, 1, 1, 1)
-    # int padding on every side, as PyTorch's padding=p
-    g = Windows.create((9, 6), (3, 3), (1, 2), (2, 1), padding=2)
-    assert g.pad == (2, 2, 2, 2)
-    assert g.out_hw == ((9 + 4 - 5) // 1 + 1, (6 + 4 - 3) // 2 + 1)
-
-
-def test_geometry_flags():
-    assert Windows.create((6, 6), (2, 2), (2, 2)).tiles
-    assert Windows.create((6, 6), (2, 2), (2, 2)).covers
-    odd = Windows.create((7, 7), (2, 2), (2, 2))
-    assert odd.tiles and not odd.covers and odd.disjoint
-    overlapping = Windows.create((7, 7), (3, 3), (2, 2))
-    assert not overlapping.tiles and not overlapping.disjoint
-    assert Windows.create((7, 7), (3, 3), padding="same").padded
-    assert not Windows.create((7, 7), (3, 3)).padded
-
-
-def test_window_too_large_is_an_error():
-    with pytest.raises(ValueError, match="does not fit"):
-        Windows.create((4, 4), (5, 5))
-    with pytest.raises(ValueError, match="does not fit"):
-        Windows.create((5, 5), (3, 3), dilation=(3, 3))
-
-
-def test_bad_arguments():
-    with pytest.raises(ValueError, match="kernel_size must be positive"):
-        pair(0, "kernel_size")
-    with pytest.raises(ValueError, match="int or a pair"):
-        pair("3", "strides")
-    with pytest.raises(ValueError, match="'valid', 'same' or an int"):
-        Windows.create((5, 5), (3, 3), padding="full")
-    with pytest.raises(ValueError, match="non-negative"):
-        Windows.create((5, 5), (3, 3), padding=-1)
-    assert Windows.create((5, 5), (3, 3), padding="SAME").out_hw == (5, 5)
 
 
 def reference_im2col(x, g: Windows):
@@ -184,3 +132,21 @@ def test_col2im_pooled_is_the_adjoint_of_im2col_pooled(geometry, pool):
     dx = col2im_pooled(cols, x.shape, g, pool)
     assert channel_major(dx) or 1 in x.shape[:2]
     assert float((cols_x * cols).sum()) == pytest.approx(float((x * dx).sum()), rel=1e-12)
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+def test_im2col_matches_its_reference_in_the_source(geometry):
+    g = Windows.create(*geometry)
+    x = rng.normal(size=(2, 3, *g.in_hw))
+    np.testing.assert_array_equal(im2col_reference(x, g), reference_im2col(x, g))
+    np.testing.assert_array_equal(im2col(x, g), im2col_reference(x, g))
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+def test_col2im_matches_its_reference_in_the_source(geometry):
+    g = Windows.create(*geometry)
+    x_shape = (2, 3, *g.in_hw)
+    cols = rng.normal(size=im2col_reference(np.zeros(x_shape), g).shape)
+    np.testing.assert_allclose(
+        col2im(cols, x_shape, g), col2im_reference(cols, x_shape, g), rtol=1e-12, atol=1e-15
+    )

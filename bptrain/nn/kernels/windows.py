@@ -1,4 +1,4 @@
-"""Sliding-window geometry, and im2col / col2im for convolutions.
+"""Sliding-window geometry, and ``gather`` / ``scatter``: windows out of an image and back.
 
 A 2-D sliding window (a convolution or pooling kernel) is described by ``Windows``: input size,
 kernel size, stride, dilation and padding, and from them the output size. For each kernel
@@ -8,24 +8,7 @@ adjoint, gradients back into the image) loop over kernel offsets only, never ove
 channels or positions. Padding is never materialised: padded positions are not read (their
 entries in a reused buffer keep the fill value they were given once) and not written back.
 
-Column layout: ``im2col`` fills cols (C, kh, kw, N, H', W'), the matrix (C*kh*kw, N*H'*W'), and
-the layer computes ``kernel (F, C*kh*kw) @ cols``, one GEMM giving (F, N, H', W'); adding the
-bias there and one transposed copy give NCHW. Measured alternatives (batch 64, 3x3, 32 -> 64
-channels, 13x13 input, one thread, OpenBLAS AVX2 kernels): per-sample GEMMs straight into NCHW
-(one batched matmul, (N, C*kh*kw, H'*W') columns) cost 2.76 ms against 2.62 for this GEMM plus
-copy; position-major columns (N*H'*W', C*kh*kw) make every im2col write a scatter; "wide"
-columns over whole input rows (H' x W instead of H' x W') make the copies contiguous but the
-three GEMMs 18% bigger, which costs more than it saves. What is left of the copying is done in
-two passes where that pays (``Windows.two_pass``).
-
-Pool-ordered columns (``im2col_pooled``): when a convolution's output goes straight into a max
-pool whose windows tile it, its columns can be put in the order of the pool's windows, (C, kh,
-kw, ph, pw, N, H'', W'') with H'' = H' // ph, so the GEMM gives every window offset as its own
-contiguous block and the pool needs no gather (nor its backward a scatter, nor the layer a
-transposed copy). Output positions no pool window covers (the last row of an odd H') are not
-computed: they cannot affect the loss. This pays when the columns are smaller than the output
-(C*kh*kw < filters, e.g. a first layer on one input channel), since the strided copies then run
-on the smaller array: see ``Conv2D.feeds``.
+Shapes: x (..., H, W) for any leading axes (N, C or C, N); windows (kh, kw, ..., H', W').
 """
 
 from __future__ import annotations
@@ -34,8 +17,6 @@ import functools
 import math
 import operator
 from dataclasses import dataclass
-
-from bptrain.nn import backend
 
 
 def _ints(value, what: str, expected: str) -> tuple[int, int]:
@@ -83,7 +64,7 @@ def _pad_1d(padding, size: int, kernel: int, stride: int, dilation: int, axis: i
     return padding[axis], padding[axis]
 
 
-def _seen(size: int, shift: int, step: int, n_out: int) -> tuple[slice, slice] | None:
+def seen(size: int, shift: int, step: int, n_out: int) -> tuple[slice, slice] | None:
     """Along one axis of ``size`` input pixels, outputs 0..n_out-1 that read input pixel
     ``shift + step * output``: (the outputs that read a real pixel, those pixels) as slices, or
     None when every one reads padding."""
@@ -154,8 +135,8 @@ class Windows:
             size, k = self.in_hw[axis], self.kernel[axis]
             s, d, n_out = self.stride[axis], self.dilation[axis], self.out_hw[axis]
             # shift: the input index that output 0 reads through kernel offset i
-            seen = [(i, _seen(size, i * d - self.pad[2 * axis], s, n_out)) for i in range(k)]
-            result.append([(i, *slices) for i, slices in seen if slices])
+            found = [(i, seen(size, i * d - self.pad[2 * axis], s, n_out)) for i in range(k)]
+            result.append([(i, *slices) for i, slices in found if slices])
         return tuple(result)
 
     @functools.cached_property
@@ -217,31 +198,6 @@ class Windows:
 _ALL = (Ellipsis,)
 
 
-@functools.cache
-def pooled_offsets(geometry: Windows, pool: tuple[int, int]) -> list:
-    """For a convolution of ``geometry`` whose output a tiling (ph, pw) pool reads:
-    (i, j, a, b, out_rows, out_cols, in_rows, in_cols) for every kernel offset (i, j) and pool
-    offset (a, b) that sees some input. Pooled position (h'', w'') of offset (a, b) is output
-    position (ph*h'' + a, pw*w'' + b), which reads input pixel (ph*h''*sh + a*sh + i*dh - top,
-    ...): a strided slice of stride ph*sh along the rows (pw*sw along the columns)."""
-    per_axis = []
-    for axis in (0, 1):
-        size, k, p = geometry.in_hw[axis], geometry.kernel[axis], pool[axis]
-        s, d = geometry.stride[axis], geometry.dilation[axis]
-        n_out, step = geometry.out_hw[axis] // p, p * s
-        seen = [
-            (i, a, _seen(size, a * s + i * d - geometry.pad[2 * axis], step, n_out))
-            for i in range(k)
-            for a in range(p)
-        ]
-        per_axis.append([(i, a, *slices) for i, a, slices in seen if slices])
-    return [
-        (i, j, a, b, orow, ocol, irow, icol)
-        for i, a, orow, irow in per_axis[0]
-        for j, b, ocol, icol in per_axis[1]
-    ]
-
-
 def gather(x, geometry: Windows, out, work=None):
     """Copy every window's pixels out of x (..., H, W) into ``out`` (kh, kw, ..., H', W').
 
@@ -301,51 +257,3 @@ def _sum_along(out, axis: int, offsets: list, part) -> None:
         rest = offsets
     for k, o, i in rest:
         out[at(i)] += part(k, o)
-
-
-def im2col(x, geometry: Windows, out=None, work=None):
-    """x: (N, C, H, W) -> cols (C*kh*kw, N*H'*W'), rows ordered (c, i, j), columns (n, h', w').
-
-    ``out`` (C, kh, kw, N, H', W') may be a reused buffer, zeroed once when allocated if the
-    geometry is padded; so may ``work`` (kw, C, N, H, W') (see ``Windows.two_pass``).
-    """
-    n, c = x.shape[:2]
-    (kh, kw), (ho, wo) = geometry.kernel, geometry.out_hw
-    if out is None:
-        out = backend.xp.zeros((c, kh, kw, n, ho, wo), dtype=x.dtype)
-    gather(x.transpose(1, 0, 2, 3), geometry, out.transpose(1, 2, 0, 3, 4, 5), work)
-    return out.reshape(c * kh * kw, n * ho * wo)
-
-
-def col2im(cols, x_shape: tuple, geometry: Windows, work=None):
-    """The adjoint of ``im2col``: cols (C*kh*kw, N*H'*W') -> dx (N, C, H, W), stored
-    channel-major (a transposed view of a (C, N, H, W) array: see ``layout``); ``work`` as for
-    ``im2col`` (its contents are overwritten)."""
-    n, c, h, w = x_shape
-    (kh, kw), (ho, wo) = geometry.kernel, geometry.out_hw
-    dxt = backend.xp.empty((c, n, h, w), dtype=cols.dtype)
-    cols = cols.reshape(c, kh, kw, n, ho, wo).transpose(1, 2, 0, 3, 4, 5)
-    scatter(cols, geometry, dxt, work)
-    return dxt.transpose(1, 0, 2, 3)
-
-
-def im2col_pooled(x, geometry: Windows, pool: tuple[int, int], out):
-    """x: (N, C, H, W) -> cols (C*kh*kw, ph*pw*N*H''*W''), columns in a (ph, pw) pool's window
-    order (see the module docstring); ``out`` (C, kh, kw, ph, pw, N, H'', W'') is a buffer whose
-    entries that fall into padding were zeroed once and are never written."""
-    xt = x.transpose(1, 0, 2, 3)
-    for i, j, a, b, orow, ocol, irow, icol in pooled_offsets(geometry, pool):
-        out[:, i, j, a, b, :, orow, ocol] = xt[:, :, irow, icol]
-    return out.reshape(out.shape[0] * out.shape[1] * out.shape[2], -1)
-
-
-def col2im_pooled(cols, x_shape: tuple, geometry: Windows, pool: tuple[int, int]):
-    """The adjoint of ``im2col_pooled``: cols -> dx (N, C, H, W), stored channel-major."""
-    n, c, h, w = x_shape
-    (kh, kw), (ph, pw) = geometry.kernel, pool
-    ho, wo = geometry.out_hw[0] // ph, geometry.out_hw[1] // pw
-    cols = cols.reshape(c, kh, kw, ph, pw, n, ho, wo)
-    dxt = backend.xp.zeros((c, n, h, w), dtype=cols.dtype)
-    for i, j, a, b, orow, ocol, irow, icol in pooled_offsets(geometry, pool):
-        dxt[:, :, irow, icol] += cols[:, i, j, a, b, :, orow, ocol]
-    return dxt.transpose(1, 0, 2, 3)
