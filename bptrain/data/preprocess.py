@@ -53,15 +53,7 @@ def scale(ds: Dataset, method: str, saved: dict | None = None) -> Dataset:
         shift = x.min(axis=axes, keepdims=True).astype(np.float64)
         divisor = x.max(axis=axes, keepdims=True).astype(np.float64) - shift
         divisor[divisor < _EPS] = 1.0
-    shift32, divisor32 = shift.astype(np.float32), divisor.astype(np.float32)
-    for part in (ds.x_train, ds.x_val, ds.x_test):
-        part -= shift32
-        part /= divisor32
-    ds.extra["scale"] = {
-        "method": method,
-        "shift": shift.ravel().tolist(),
-        "divisor": divisor.ravel().tolist(),
-    }
+    ds.extra["scale"] = _standardize((ds.x_train, ds.x_val, ds.x_test), method, shift, divisor)
     return ds
 
 
@@ -83,16 +75,19 @@ def scale_targets(ds: Dataset, method: str, saved: dict | None = None) -> Datase
         shift = y.mean(axis=0, dtype=np.float64, keepdims=True)
         divisor = _std(y, shift, (0,))
         divisor[divisor < _EPS] = 1.0
+    parts = (ds.y_train, ds.y_val, ds.y_test)
+    ds.extra["scale_target"] = _standardize(parts, method, shift, divisor)
+    return ds
+
+
+def _standardize(parts, method: str, shift: np.ndarray, divisor: np.ndarray) -> dict:
+    """(part - shift) / divisor in place for every part, in float32; returns the statistics
+    as a checkpoint keeps them: {"method", "shift", "divisor"}."""
     shift32, divisor32 = shift.astype(np.float32), divisor.astype(np.float32)
-    for part in (ds.y_train, ds.y_val, ds.y_test):
+    for part in parts:
         part -= shift32
         part /= divisor32
-    ds.extra["scale_target"] = {
-        "method": method,
-        "shift": shift.ravel().tolist(),
-        "divisor": divisor.ravel().tolist(),
-    }
-    return ds
+    return {"method": method, "shift": shift.ravel().tolist(), "divisor": divisor.ravel().tolist()}
 
 
 def unscale_targets(values: np.ndarray, statistics: dict | None) -> np.ndarray:

@@ -10,7 +10,7 @@ from bptrain.errors import ConfigError
 from bptrain.nn import Adam, Dense, Sequential
 from bptrain.train import fit
 from bptrain.train.accumulate import accumulated_gradients
-from tests.train.test_fit import Crash, assert_same_run, crash_at
+from tests.train.test_fit import assert_crash_resume_exact
 
 
 def float64_model() -> Sequential:
@@ -51,13 +51,8 @@ def test_a_run_accumulating_two_batches_trains_as_batches_twice_as_large(tmp_pat
 
 def test_resume_with_accumulation_is_exact(tmp_path, monkeypatch, small_config):
     config = small_config(batch_size=8, accumulate=2, checkpoint={"every_steps": 3})
-    full = fit(config, run_dir=tmp_path / "full", progress="none").run_dir
-    crash_at(monkeypatch, 13)  # epoch 2, after its checkpoint at step 3
-    with pytest.raises(Crash):
-        fit(config, run_dir=tmp_path / "crashed", progress="none")
-    monkeypatch.undo()
-    fit(resume=tmp_path / "crashed", progress="none")
-    assert_same_run(full, tmp_path / "crashed")
+    # crashes in epoch 2, after its checkpoint at step 3
+    assert_crash_resume_exact(config, tmp_path, monkeypatch, 13)
 
 
 def test_accumulation_is_refused_with_replicas(tmp_path, small_config):

@@ -107,6 +107,18 @@ def crash_at(monkeypatch, call: int, action=None):
     monkeypatch.setattr(Trainer, "train_step", step)
 
 
+def assert_crash_resume_exact(config, tmp_path, monkeypatch, call: int) -> None:
+    """A run of ``config`` that crashes at its ``call``-th step and is resumed ends exactly
+    like an uninterrupted one."""
+    full = fit(config, run_dir=tmp_path / "full", progress="none").run_dir
+    crash_at(monkeypatch, call)
+    with pytest.raises(Crash):
+        fit(config, run_dir=tmp_path / "crashed", progress="none")
+    monkeypatch.undo()
+    fit(resume=tmp_path / "crashed", progress="none")
+    assert_same_run(full, tmp_path / "crashed")
+
+
 def test_resume_mid_epoch_after_a_crash_is_exact(tmp_path, monkeypatch, with_dropout):
     config = with_dropout(epochs=3, checkpoint={"every_steps": 3})  # 8 steps per epoch
     full = fit(config, run_dir=tmp_path / "full", progress="none").run_dir

@@ -10,7 +10,7 @@ import yaml
 from bptrain.train import fit
 from tests.data.test_images import write_folder
 from tests.reliability.conftest import assert_same_files, bptrain
-from tests.train.test_fit import Crash, assert_same_run, crash_at
+from tests.train.test_fit import assert_crash_resume_exact
 
 pytest.importorskip("PIL")
 
@@ -76,13 +76,8 @@ def test_augmentation_changes_every_training_batch(tmp_path, photos, monkeypatch
 
 def test_crash_and_resume_with_augmentation_is_bit_identical(tmp_path, photos, monkeypatch):
     config = image_config(photos, checkpoint={"every_steps": 3})
-    full = fit(config, run_dir=tmp_path / "full", progress="none").run_dir
-    crash_at(monkeypatch, 13)  # epoch 2, after its checkpoint at step 3
-    with pytest.raises(Crash):
-        fit(config, run_dir=tmp_path / "crashed", progress="none")
-    monkeypatch.undo()
-    fit(resume=tmp_path / "crashed", progress="none")
-    assert_same_run(full, tmp_path / "crashed")
+    # crashes in epoch 2, after its checkpoint at step 3
+    assert_crash_resume_exact(config, tmp_path, monkeypatch, 13)
 
 
 def test_sigkill_and_resume_with_augmentation_is_bit_identical(tmp_path, photos):
