@@ -25,3 +25,14 @@ def as_channel_major(x):
     """``x`` (N, C, H, W) as a contiguous (C, N, H, W) array: a view when ``x`` is stored
     channel-major, else a copy."""
     return backend.xp.ascontiguousarray(x.transpose(1, 0, 2, 3))
+
+
+def in_storage_order(f, *arrays, like):
+    """``f(*arrays)`` for an elementwise ``f`` on (N, C, H, W) arrays, computed in the order
+    ``like`` is stored: on their (C, N, H, W) views when it is channel-major, so the result
+    is channel-major too. NumPy runs an elementwise operation several times slower when its
+    operands' orders differ, and the layer that gets the result then works in the wrong order:
+    the benchmark CNN's second ReLU and max pool measured 0.4 ms slower a step that way."""
+    if channel_major(like):
+        return f(*(a.transpose(1, 0, 2, 3) for a in arrays)).transpose(1, 0, 2, 3)
+    return f(*arrays)

@@ -11,6 +11,7 @@ from bptrain.nn import backend
 from bptrain.nn.activations import ReLU
 from bptrain.nn.kernels.conv import conv_forward, conv_input_gradient, conv_weight_gradients
 from bptrain.nn.kernels.im2col import col2im_pooled, im2col_pooled
+from bptrain.nn.kernels.layout import in_storage_order
 from bptrain.nn.kernels.pooling import argmax_hits, max_of_windows
 from bptrain.nn.kernels.scratch import Scratch
 from bptrain.nn.layer import Composite, Layer
@@ -46,11 +47,11 @@ class ReLUAfterMaxPool(_Fused):
 
     def forward(self, x, training=False):
         pooled = self.pool.forward(self.layer.forward(x, training, activate=False), training)
-        self._pooled, self._y = pooled, self.relu.forward(pooled)
+        self._pooled, self._y = pooled, in_storage_order(self.relu.forward, pooled, like=pooled)
         return self._y
 
     def backward(self, dy):
-        dpooled = self.relu.backward(dy, self._pooled, self._y)
+        dpooled = in_storage_order(self.relu.backward, dy, self._pooled, self._y, like=self._y)
         self.layer.needs_input_grad = self.needs_input_grad
         return self.layer.backward(self.pool.backward(dpooled))
 
