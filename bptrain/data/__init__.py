@@ -134,23 +134,30 @@ def load_dataset(
         hints["only_test"] = True
     ds = loader(opts, seed, **hints)
     if not test_only:  # (else there is no training part to split)
-        w = ds.w_train  # sample weights follow their rows: the same split from the same draws
-        if opts.folds is None:
-            w_rng = copy.deepcopy(val_rng)
-            x_train, y_train, x_val, y_val = holdout(
-                ds.x_train, ds.y_train, opts.validation_split, val_rng, "validation_split"
-            )
-            if w is not None:
-                _, w_train, _, w_val = holdout(w, w, opts.validation_split, w_rng, "")
-        else:
-            fold_rng = rng_for(seed, "folds")
-            x_train, y_train, x_val, y_val = kfold(
-                ds.x_train, ds.y_train, opts.folds, opts.fold, fold_rng
-            )
-            if w is not None:
-                _, w_train, _, w_val = kfold(w, w, opts.folds, opts.fold, rng_for(seed, "folds"))
-        ds = dataclasses.replace(ds, x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val)
-        if w is not None:
-            ds = dataclasses.replace(ds, w_train=w_train, w_val=w_val)
+        ds = _split_training(ds, opts, seed, val_rng)
     ds = scale(ds, opts.scale, saved_scale)
     return scale_targets(ds, opts.scale_target, saved_target)
+
+
+def _split_training(ds: Dataset, opts, seed: int, val_rng) -> Dataset:
+    """``ds`` with its training part split into training and validation rows: a seeded
+    hold-out of ``validation_split`` (drawn from ``val_rng``), or fold ``fold`` of ``folds``.
+    Sample weights follow their rows (the same split from the same draws)."""
+    w = ds.w_train
+    if opts.folds is None:
+        w_rng = copy.deepcopy(val_rng)
+        x_train, y_train, x_val, y_val = holdout(
+            ds.x_train, ds.y_train, opts.validation_split, val_rng, "validation_split"
+        )
+        if w is not None:
+            _, w_train, _, w_val = holdout(w, w, opts.validation_split, w_rng, "")
+    else:
+        x_train, y_train, x_val, y_val = kfold(
+            ds.x_train, ds.y_train, opts.folds, opts.fold, rng_for(seed, "folds")
+        )
+        if w is not None:
+            _, w_train, _, w_val = kfold(w, w, opts.folds, opts.fold, rng_for(seed, "folds"))
+    ds = dataclasses.replace(ds, x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val)
+    if w is not None:
+        ds = dataclasses.replace(ds, w_train=w_train, w_val=w_val)
+    return ds

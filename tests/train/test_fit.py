@@ -321,13 +321,7 @@ def test_schedule_lengths_in_epochs(tmp_path, small_config):
 
 def test_resume_with_a_whole_run_schedule_is_exact(tmp_path, monkeypatch, small_config):
     config = small_config(epochs=3, schedule={"type": "cosine"}, checkpoint={"every_steps": 3})
-    full = fit(config, run_dir=tmp_path / "full", progress="none").run_dir
-    crash_at(monkeypatch, 14)
-    with pytest.raises(Crash):
-        fit(config, run_dir=tmp_path / "crashed", progress="none")
-    monkeypatch.undo()
-    fit(resume=tmp_path / "crashed", progress="none")
-    assert_same_run(full, tmp_path / "crashed")
+    assert_crash_resume_exact(config, tmp_path, monkeypatch, 14)
 
 
 def test_more_epochs_on_resume_stretch_a_whole_run_schedule(tmp_path, small_config, capsys):
