@@ -230,18 +230,29 @@ def _training(value, config: dict, where: Locations) -> dict:
         out["schedule"] = _schedule(
             out["schedule"], (*path, "schedule"), where, monitors, default_monitor, out["epochs"]
         )
-    stop = out["early_stopping"]
-    if stop is not None:
-        sub = (*path, "early_stopping")
-        options = dataclass_params(sections.EarlyStoppingOptions)
-        stop = _kwargs(stop, options, sub, where, "early_stopping")
-        _positive(stop, sub, where)
-        stop = _monitored(
-            stop, sub, where, monitors, default_monitor, fill_mode=stop["mode"] == "auto"
-        )
-        out["early_stopping"] = stop
-    sub = (*path, "checkpoint")
-    given = out["checkpoint"]
+    out["early_stopping"] = _early_stopping(
+        out["early_stopping"], (*path, "early_stopping"), where, monitors, default_monitor
+    )
+    out["checkpoint"] = _checkpoint(
+        out["checkpoint"], out["early_stopping"], (*path, "checkpoint"), where, monitors,
+        default_monitor,
+    )  # fmt: skip
+    return out
+
+
+def _early_stopping(stop, sub: tuple, where: Locations, monitors, default_monitor):
+    """training.early_stopping (null: off) with its defaults, monitor and mode filled in."""
+    if stop is None:
+        return None
+    options = dataclass_params(sections.EarlyStoppingOptions)
+    stop = _kwargs(stop, options, sub, where, "early_stopping")
+    _positive(stop, sub, where)
+    return _monitored(stop, sub, where, monitors, default_monitor, fill_mode=stop["mode"] == "auto")
+
+
+def _checkpoint(given, stop, sub: tuple, where: Locations, monitors, default_monitor) -> dict:
+    """training.checkpoint with its defaults; with early stopping's ``restore_best`` it must
+    keep the best checkpoint by the same monitor."""
     options = dataclass_params(sections.CheckpointOptions)
     ckpt = _kwargs(given, options, sub, where, "checkpoint")
     _positive(ckpt, sub, where)
@@ -260,8 +271,7 @@ def _training(value, config: dict, where: Locations) -> dict:
                 f"early_stopping.restore_best reloads the best checkpoint, so both must monitor "
                 f"the same: {stop['monitor']!r} ({stop['mode']}) here too",
             )
-    out["checkpoint"] = ckpt
-    return out
+    return ckpt
 
 
 def _class_weight(value, path: tuple, where: Locations) -> None:
