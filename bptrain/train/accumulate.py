@@ -23,11 +23,14 @@ def accumulated_gradients(
     x: (N, ...); y: (N, ...); weights: (N,) sample weights or None; metrics: the run's
     ``RunningMetrics`` (each slice's sums are added) or None.
     """
-    params = model.parameters()
-    grads = [p.grad for p in params]
-    flat = getattr(params, "flat_grad", None)
-    total = [backend.xp.zeros_like(g) for g in ([flat] if flat is not None else grads)]
     n = len(x)
+    if n <= slice_size:  # one slice: the model's own gradients, no buffers to add into
+        loss = model.compute_gradients(x, y, sample_weight=weights)
+        return loss, (metrics.batch(model.last_outputs, y) if metrics is not None else None)
+    params = model.parameters()
+    flat = getattr(params, "flat_grad", None)
+    buffers = [flat] if flat is not None else [p.grad for p in params]
+    total = [backend.xp.zeros_like(g) for g in buffers]
     loss, sums = 0.0, (metrics.zeros() if metrics is not None else None)
     for start in range(0, n, slice_size):
         stop = min(start + slice_size, n)
@@ -35,10 +38,10 @@ def accumulated_gradients(
         loss += model.compute_gradients(
             x[start:stop], y[start:stop], scale=(stop - start) / n, sample_weight=wb
         )
-        for acc, g in zip(total, [flat] if flat is not None else grads, strict=True):
+        for acc, g in zip(total, buffers, strict=True):
             acc += g
         if metrics is not None:
             sums += metrics.batch(model.last_outputs, y[start:stop])
-    for acc, g in zip(total, [flat] if flat is not None else grads, strict=True):
+    for acc, g in zip(total, buffers, strict=True):
         g[...] = acc
     return loss, sums

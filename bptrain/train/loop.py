@@ -27,6 +27,7 @@ import numpy as np
 
 from bptrain import faults
 from bptrain.config import Config
+from bptrain.config.run_length import run_length
 from bptrain.data import Dataset, iterate_minibatches
 from bptrain.data.augment import augmenter
 from bptrain.data.preprocess import unscale_targets
@@ -173,7 +174,7 @@ class Trainer:
     def _run_epochs(self, stop: StopFlag) -> None:
         pos, t = self.position, self.config.training
         x, y = self.data.x_train, self.data.y_train
-        steps = math.ceil(len(x) / self.batch_size)
+        steps = run_length(self.config, len(x)).steps_per_epoch  # the schedule counts these
         every = t.checkpoint.every_steps
         while not self.finished:
             order = epoch_order(self.config.seed, pos.epoch, len(x), t.shuffle)
