@@ -77,7 +77,7 @@ class Recurrent(Layer):
                 f"truncate_bptt must be a positive integer or null, got {truncate_bptt}"
             )
         self.units = units
-        # Not ``self.activation``: Sequential would try to fuse that into the loss.
+        # Not ``self.activation``: a Model would try to fuse that into the loss.
         self.cell_activation = _elementwise(activation)
         self.use_bias = use_bias
         self.return_sequences = return_sequences
