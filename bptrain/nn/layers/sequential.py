@@ -118,27 +118,20 @@ class Sequential(Layer):
         """Continue the dropout generator from ``rng_state()``'s ``state``."""
         self.rng.bit_generator.state = state
 
-    def zero_grad(self) -> None:
-        for p in self.parameters():
-            p.zero_grad()
-
     def weights(self) -> dict:
         """Every parameter and buffer by its path (``dense/kernel``), as NumPy arrays."""
-        out = {name: backend.to_numpy(p.value) for name, p in self.named_parameters()}
-        out.update({name: backend.to_numpy(v) for name, v in self.state().items()})
-        return out
+        return {name: backend.to_numpy(v) for name, v in self._arrays().items()}
 
     def load_weights(self, weights: dict) -> None:
         """Copy ``weights()`` arrays into this built model; names and shapes must match."""
-        own = dict(self.named_parameters())
-        buffers = self.state()
-        expected = set(own) | set(buffers)
-        if set(weights) != expected:
-            missing, extra = sorted(expected - set(weights)), sorted(set(weights) - expected)
+        targets = self._arrays()
+        names, given = set(targets), set(weights)
+        if given != names:
             raise ValueError(
-                f"weights do not match the model: missing {missing}, unexpected {extra}"
+                f"weights do not match the model: missing {sorted(names - given)}, "
+                f"unexpected {sorted(given - names)}"
             )
-        for name, target in [*((n, p.value) for n, p in own.items()), *buffers.items()]:
+        for name, target in targets.items():
             value = weights[name]
             if tuple(value.shape) != tuple(target.shape):
                 raise ValueError(
@@ -146,6 +139,10 @@ class Sequential(Layer):
                     f"{tuple(target.shape)}"
                 )
             target[...] = backend.asarray(value, dtype=target.dtype)
+
+    def _arrays(self) -> dict:
+        """Every parameter's value and every buffer, by its path."""
+        return {name: p.value for name, p in self.named_parameters()} | self.state()
 
     def count_params(self) -> int:
         return sum(p.size for p in self.parameters())

@@ -159,7 +159,6 @@ def test_relu_after_max_pool_is_bit_for_bit_the_plain_layers(dtype):
         for p in model.parameters():
             p.value[...] = np.random.default_rng(p.size).integers(-1, 2, size=p.value.shape)
         model.needs_input_grad = True
-        model.zero_grad()
         y = model.forward(x, training=True)
         dx = model.backward(dy)
         results.append((y, dx, [p.grad.copy() for p in model.parameters()]))
