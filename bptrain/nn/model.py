@@ -38,7 +38,7 @@ class Model:
         network.needs_input_grad = input_grad
         self.loss = losses.get(loss) if loss is not None else None
         self.optimizer = optimizers.get(optimizer) if optimizer is not None else None
-        fused = self.loss.fused_with(network.output_activation) if self.loss else None
+        fused = self.loss.fused_with(network.output_activation) if loss is not None else None
         # step_loss is the loss as computed: the from-logits twin when ``fused`` (then forward
         # leaves out the last activation); training, evaluation and gradient checks use it.
         self.step_loss = fused or self.loss
