@@ -19,13 +19,15 @@ from bench.common import (
     thread_counts,
     torch_loop,
 )
-from bptrain.nn import Adam, Dense, Flatten, Sequential
+from bptrain.nn import Adam, Dense, Flatten, Model, Sequential
 
 
 def bptrain_epoch(x, y, order, batch_size):
-    model = Sequential([Flatten(), Dense(128, activation="relu"), Dense(10, activation="softmax")])
-    model.build(x.shape[1:], np.random.default_rng(0))
-    model.compile("sparse_categorical_crossentropy", Adam(1e-3))
+    network = Sequential(
+        [Flatten(), Dense(128, activation="relu"), Dense(10, activation="softmax")]
+    )
+    network.build(x.shape[1:], np.random.default_rng(0))
+    model = Model(network, "sparse_categorical_crossentropy", Adam(1e-3))
     return bptrain_loop(model, x, y, order, batch_size)
 
 

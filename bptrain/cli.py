@@ -392,7 +392,7 @@ def config_check(args, build):
 
         with located(where):
             _, model = prepare(config)
-        what += f", {model.count_params():,} parameters"
+        what += f", {model.network.count_params():,} parameters"
     click.echo(f"{path}: valid ({what})")
     return 0
 

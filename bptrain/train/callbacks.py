@@ -90,7 +90,7 @@ def gradients_finite(params) -> bool:
 def first_nonfinite_layer(model) -> str | None:
     """The layer whose gradient went non-finite first in the backward pass (the one nearest
     the output), as ``layer (layer/param)``; None if all are finite."""
-    for layer in reversed(model.layers):
+    for layer in reversed(model.network.layers):
         for name, p in layer.named_parameters(f"{layer.name}/"):
             if not np.all(np.isfinite(p.grad)):
                 return f"{layer.name!r} ({name})"

@@ -32,7 +32,6 @@ import signal
 import numpy as np
 
 from bptrain.nn.context import BatchShare, sharing
-from bptrain.train.evaluate import evaluate_arrays
 from bptrain.train.metrics import RunningMetrics
 from bptrain.train.signals import StopFlag
 from bptrain.train.strategy import SingleProcess
@@ -97,7 +96,7 @@ class MPIRanks(SingleProcess):
         """Each rank scores its part of the validation set; every rank gets the whole result."""
         n, size, rank = len(x), self.world.size, self.world.rank
         start, stop = n * rank // size, n * (rank + 1) // size
-        loss, outputs = evaluate_arrays(self.model, x[start:stop], y[start:stop], batch_size)
+        loss, outputs = self.model.evaluate(x[start:stop], y[start:stop], batch_size)
         parts = self.world.allgather((loss * (stop - start) / n, outputs))
         outputs = np.concatenate([out for _, out in parts if len(out)])
         return float(sum(part for part, _ in parts)), outputs

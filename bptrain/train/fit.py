@@ -75,7 +75,7 @@ def fit(
     engine.check_single_model(config, world)
     # Data and model first: a config that fails here leaves nothing behind in runs/.
     data, model = prepare(config, recorded=start.recorded_data)
-    threads = blas_threads(config.training, model, world)
+    threads = blas_threads(config.training, model.network, world)
     strategy, sharing = engine.pick(config, data, model, world, note)
     run = start.run or open_fresh(world, run_dir, runs_root, config.name)
     trainer = Trainer(config, data, model, run, report, strategy)
@@ -140,7 +140,9 @@ def restore_best(trainer: Trainer, world) -> None:
         return
     run = trainer.run
     if world.from_leader(run.best.exists):
-        trainer.model.load_weights(world.from_leader(checkpoint.load, run.best).section("model"))
+        trainer.model.network.load_weights(
+            world.from_leader(checkpoint.load, run.best).section("model")
+        )
 
 
 def result_of(trainer: Trainer, threads: int) -> FitResult:

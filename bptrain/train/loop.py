@@ -2,7 +2,7 @@
 
 One step is the strategy's ``compute_gradients`` and ``reduce`` (one model computes the batch
 whole; replicas or MPI ranks compute slices and sum them: ``bptrain.train.strategy``) ->
-divergence checks -> ``optimizer.step``. The batch order
+divergence checks -> ``model.apply_gradients`` (the optimizer's update). The batch order
 of epoch ``e`` is a permutation drawn from ``default_rng([seed, ORDER_STREAM, e])``, so the
 position in training is just (epoch, step): a checkpoint taken anywhere, mid-epoch included,
 resumes exactly.
@@ -42,7 +42,6 @@ from bptrain.train.callbacks import (
     divergence,
     gradients_finite,
 )
-from bptrain.train.evaluate import evaluate_arrays
 from bptrain.train.metrics import RunningMetrics
 from bptrain.train.progress import Reporter
 from bptrain.train.signals import Interrupted, StopFlag
@@ -161,7 +160,7 @@ class Trainer:
         self.guard.update(loss, len(xb))
         pos.metric_sums += sums
         faults.point("train.step")
-        model.optimizer.step(params)
+        model.apply_gradients()
         return loss
 
     # -- the loop ---------------------------------------------------------------------------
@@ -249,11 +248,11 @@ class Trainer:
         return row
 
     def validate(self) -> tuple[float, np.ndarray]:
-        """(loss, outputs) of the model on the validation set (see ``evaluate_arrays``)."""
+        """(loss, outputs) of the model on the validation set (see ``Model.evaluate``)."""
         data = self.data
         batch_size = self.config.training.eval_batch_size
         if data.w_val is not None:  # (a single model: see compute_gradients)
-            return evaluate_arrays(self.model, data.x_val, data.y_val, batch_size, data.w_val)
+            return self.model.evaluate(data.x_val, data.y_val, batch_size, data.w_val)
         return self.strategy.validate(data.x_val, data.y_val, batch_size)
 
     def original_units(self, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -323,7 +322,7 @@ class Trainer:
         """(arrays, state) of everything a resumed run needs."""
         model, pos, data = self.model, self.position, self.data
         opt = model.optimizer.state()
-        arrays = {f"model/{k}": v for k, v in model.weights().items()}
+        arrays = {f"model/{k}": v for k, v in model.network.weights().items()}
         arrays.update({f"optimizer/{k}": v for k, v in opt["slots"].items()})
         state = {
             "config": self.config.to_dict(),
@@ -338,7 +337,7 @@ class Trainer:
             "history": pos.history,
             "metrics_csv_bytes": pos.csv_bytes,
             "optimizer": {"iterations": opt["iterations"], "schedule": opt["schedule"]},
-            "rng": model.rng_state(),
+            "rng": model.network.rng_state(),
             "best": self.best.state(),
             "early_stopping": self.early.state() if self.early else None,
             "data": data_info(data),
@@ -348,14 +347,14 @@ class Trainer:
     def restore(self, ckpt: checkpoint.Checkpoint) -> None:
         """Continue from ``ckpt``: weights, optimizer, RNG, callbacks, position, metrics.csv."""
         s, model = ckpt.state, self.model
-        model.load_weights(ckpt.section("model"))
+        model.network.load_weights(ckpt.section("model"))
         opt_state = {
             "iterations": s["optimizer"]["iterations"],
             "schedule": s["optimizer"]["schedule"],
             "slots": ckpt.section("optimizer"),
         }
         model.optimizer.load_state(opt_state, model.parameters())
-        model.set_rng_state(s["rng"])
+        model.network.set_rng_state(s["rng"])
         self.best.load_state(s["best"])
         if self.early is not None and s.get("early_stopping"):
             self.early.load_state(s["early_stopping"])

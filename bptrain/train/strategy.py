@@ -25,7 +25,6 @@ import contextlib
 
 import numpy as np
 
-from bptrain.train.evaluate import evaluate_arrays
 from bptrain.train.metrics import RunningMetrics
 from bptrain.train.signals import StopFlag
 
@@ -46,7 +45,7 @@ class SingleProcess:
         return loss, sums
 
     def validate(self, x, y, batch_size: int) -> tuple[float, np.ndarray]:
-        return evaluate_arrays(self.model, x, y, batch_size)
+        return self.model.evaluate(x, y, batch_size)
 
     def agreed_stop(self, stop: StopFlag) -> StopFlag:
         return stop

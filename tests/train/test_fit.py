@@ -221,7 +221,7 @@ def test_early_stopping_restores_the_best_weights(tmp_path, small_config):
     assert last < 40 and last - result.best_epoch == 2
     best = checkpoint.load(tmp_path / "r" / "checkpoints" / "best.safetensors")
     assert best.state["epoch"] == result.best_epoch
-    for name, value in result.model.weights().items():
+    for name, value in result.model.network.weights().items():
         assert np.array_equal(value, best.section("model")[name])
     # resuming a run that stopped early has nothing left to do
     again = fit(resume=tmp_path / "r", progress="none")
