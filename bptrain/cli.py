@@ -61,6 +61,8 @@ def cli():
       bptrain eval runs/spirals/20240101-120000
       bptrain config show configs/mnist_mlp.yaml
       bptrain sweep configs/sweep_spirals.yaml --workers 2
+      bptrain inspect runs/deep_sigmoid/20240101-120000
+      bptrain export runs/mnist_cnn/20240101-120000 --output mnist_cnn.onnx
     """
 
 
@@ -283,6 +285,50 @@ def predict(checkpoint, inputs, output, scaled, prompt, length, temperature, see
         click.echo(text, nl=False)
     else:
         click.echo(f"wrote {n} predictions to {output}", err=True)
+    return 0
+
+
+# -- export ---------------------------------------------------------------------------------------
+@cli.command(context_settings=CONTEXT)
+@click.argument("checkpoint", metavar="RUN_OR_CHECKPOINT")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["onnx"]),
+    default="onnx",
+    show_default=True,
+    help="The file format: ONNX (pip install bptrain[onnx]).",
+)
+@click.option(
+    "--output",
+    "-o",
+    metavar="FILE",
+    required=True,
+    help="Where to write the model, e.g. --output model.onnx.",
+)
+def export(checkpoint, fmt, output):
+    """Write a trained model for other runtimes (ONNX Runtime, ...).
+
+    RUN_OR_CHECKPOINT is a run directory (its best checkpoint, else its last) or a
+    .safetensors file. The ONNX model takes the raw inputs 'x' (N, *input shape), float32, as
+    bptrain predict reads them, applies the run's data.scale statistics, and outputs 'y': what
+    bptrain predict computes (class probabilities, or values in the targets' own units).
+    Dropout is left out and BatchNorm uses its running statistics, as in prediction.
+
+    \b
+    Examples:
+      bptrain export runs/mnist_cnn/20240101-120000 --format onnx --output mnist_cnn.onnx
+      bptrain export runs/char_lstm/20240101-120000/checkpoints/last.safetensors -o lstm.onnx
+    """
+    from bptrain.export import export_onnx
+
+    done = export_onnx(checkpoint, output)
+    shape = "x".join(map(str, done.input_shape))
+    scale = ", data.scale folded in" if done.scale else ""
+    click.echo(
+        f"wrote {done.path} (ONNX: {done.layers} layers from {done.checkpoint}; input x: "
+        f"N x {shape}{scale}; output y: as bptrain predict)"
+    )
     return 0
 
 
