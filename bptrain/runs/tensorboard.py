@@ -38,9 +38,13 @@ class Board:
 
     def _open(self, purge_step: int | None = None):
         if self.writer is None:
+            # A resumed run's file is named after the first one, which it follows in the
+            # order TensorBoard reads them (file names hold the time in seconds only).
+            suffix = f".from-step-{purge_step:012d}" if purge_step is not None else ""
             self.writer = self.writer_class(
-                str(self.directory), purge_step=purge_step, flush_secs=FLUSH_SECONDS
-            )
+                str(self.directory), purge_step=purge_step, flush_secs=FLUSH_SECONDS,
+                filename_suffix=suffix,
+            )  # fmt: skip
         return self.writer
 
     def resume(self, step: int) -> None:

@@ -4,7 +4,7 @@ with what a practitioner would flag (``flags``):
 Weight matrices are judged (``OFFSETS`` are not):
 
 - a vanishing gradient: a parameter's gradient norm under ``VANISHING`` times the largest
-  one of that step (the early layers of a deep sigmoid net), or under ``TINY`` outright;
+  one of that step that is not exploding (the early layers of a deep sigmoid net), or under ``TINY`` outright;
 - an exploding gradient: not finite, or more than ``EXPLODING`` times the weight's norm;
 - an update ratio ||dw|| / ||w|| more than ``RATIO_SPAN`` decades away from 1e-3 (the
   usual rule of thumb: far smaller and the layer barely learns, far larger and it thrashes);
@@ -77,8 +77,7 @@ def flags(params: list[dict], outputs: list[dict], max_dead: float = MAX_DEAD) -
     """One line per problem: ``dense/kernel: vanishing gradient (...)``."""
     out = []
     weights = [r for r in params if r["parameter"].split("/")[-1] not in OFFSETS]
-    finite = [r["grad_norm"] for r in weights if math.isfinite(r["grad_norm"])]
-    largest = max(finite, default=0.0)
+    largest = max((r["grad_norm"] for r in weights if not exploding(r)), default=0.0)
     for r in weights:
         why = parameter_flags(r, largest)
         if why:
@@ -90,11 +89,16 @@ def flags(params: list[dict], outputs: list[dict], max_dead: float = MAX_DEAD) -
     return out
 
 
+def exploding(row: dict) -> bool:
+    grad, weight = row["grad_norm"], row["weight_norm"]
+    return not math.isfinite(grad) or bool(weight and grad > EXPLODING * weight)
+
+
 def parameter_flags(row: dict, largest: float) -> list[str]:
     """What is wrong with one parameter row, given the step's largest gradient norm."""
     grad, weight, ratio = row["grad_norm"], row["weight_norm"], row["update_ratio"]
     out = []
-    if not math.isfinite(grad) or (weight and grad > EXPLODING * weight):
+    if exploding(row):
         out.append(f"exploding gradient (norm {grad:.3g}, weight norm {weight:.3g})")
     elif grad < TINY or grad < VANISHING * largest:
         decades = math.log10(largest / grad) if grad > 0 else math.inf

@@ -85,15 +85,20 @@ def dead_fraction(y: np.ndarray) -> float:
 def steepest_gradient(model, reference: dict | None = None) -> str | None:
     """Where an exploding gradient is: the parameter whose gradient norm grew the most since
     ``reference`` (the last recorded norms by ``layer/parameter``), or without one the largest
-    gradient for its weight's norm; as "'layer' (layer/parameter, gradient norm ...)"."""
+    gradient for its weight's norm (zero weights, such as fresh biases, left out); as
+    "'layer' (layer/parameter, gradient norm ...)"."""
     best, best_score, text = None, -math.inf, ""
     for layer, name, p in parameter_rows(model):
-        key, grad = f"{layer}/{name}", norm(p.grad)
+        key, grad, weight = f"{layer}/{name}", norm(p.grad), norm(p.value)
         old = (reference or {}).get(key)
-        if old:
+        if reference is not None:
+            if not old:
+                continue
             score, why = grad / old, f"{grad / old:.3g} times its last recorded {old:.3g}"
+        elif weight > 0:
+            score, why = grad / weight, f"weight norm {weight:.3g}"
         else:
-            score, why = grad / max(norm(p.value), 1e-12), f"weight norm {norm(p.value):.3g}"
+            continue
         if math.isfinite(score) and score > best_score:
             best, best_score, text = layer, score, f"{key}, gradient norm {grad:.3g}, {why}"
     return None if best is None else f"{best!r} ({text})"
