@@ -1,10 +1,8 @@
 """``bptrain inspect RUN``: the last recorded step of a run's layers.csv as a per-layer table,
-with what a practitioner would flag (``flags``):
+with what a practitioner would flag (``flags``) on the weights (``OFFSETS`` are not judged):
 
-Weight matrices are judged (``OFFSETS`` are not):
-
-- a vanishing gradient: a parameter's gradient norm under ``VANISHING`` times the largest
-  one of that step that is not exploding (the early layers of a deep sigmoid net), or under ``TINY`` outright;
+- a vanishing gradient: a weight's gradient norm under ``VANISHING`` times the step's largest
+  that is not exploding (the early layers of a deep sigmoid net), or under ``TINY``;
 - an exploding gradient: not finite, or more than ``EXPLODING`` times the weight's norm;
 - an update ratio ||dw|| / ||w|| more than ``RATIO_SPAN`` decades away from 1e-3 (the
   usual rule of thumb: far smaller and the layer barely learns, far larger and it thrashes);
