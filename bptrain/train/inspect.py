@@ -127,7 +127,7 @@ def inspect_table(found: Inspection) -> str:
     lines += [f"flag: {f}" for f in found.flags] or [
         "no flags: gradients, updates and units look healthy"
     ]
-    return "\n".join(lines)
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def _g(value) -> str:
