@@ -3,6 +3,7 @@ small slice), ONNX Runtime's outputs equal ``bptrain predict``'s to 1e-5 relativ
 in (data.scale folded in); and what cannot be exported is refused in one line."""
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -66,3 +67,23 @@ def test_export_without_a_checkpoint_is_a_one_line_error(bptrain):
     code, out, err = bptrain("export", "empty", "--output", "m.onnx")
     assert code == 1
     assert err == "error: empty holds no checkpoints/best.safetensors or last.safetensors\n"
+
+
+def test_export_without_onnx_says_what_to_install(bptrain, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import fails
+    code, out, err = bptrain("export", "run", "--output", "m.onnx")
+    assert (code, out) == (2, "")
+    assert err == "error: ONNX export needs the onnx package: pip install 'bptrain[onnx]'\n"
+
+
+def test_inspect_a_run_without_diagnostics_is_a_one_line_error(bptrain, write_config):
+    from tests.conftest import small_config
+
+    code, _, err = bptrain("fit", write_config(small_config()), "--run-dir", "run")
+    assert code == 0, err
+    code, out, err = bptrain("inspect", "run")
+    assert (code, out) == (1, "")
+    assert err == (
+        "error: run has no layers.csv: train with training.diagnostics: true (bptrain fit "
+        "CONFIG training.diagnostics=true) to record it\n"
+    )
