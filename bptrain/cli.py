@@ -111,7 +111,8 @@ def cli():
     "--tensorboard",
     is_flag=True,
     help="Write TensorBoard event files into the run's tensorboard/ folder (the same as "
-    "training.tensorboard=true; pip install bptrain[tensorboard]).",
+    "training.tensorboard=true; pip install bptrain[tensorboard]), e.g. "
+    "bptrain fit configs/deep_sigmoid.yaml --tensorboard, then tensorboard --logdir runs.",
 )
 def fit(args, resume, run_dir, runs_root, progress, processes, tensorboard):
     """Train a model as CONFIG says, writing a run directory.
@@ -297,7 +298,7 @@ def predict(checkpoint, inputs, output, scaled, prompt, length, temperature, see
     type=click.Choice(["onnx"]),
     default="onnx",
     show_default=True,
-    help="The file format: ONNX (pip install bptrain[onnx]).",
+    help="The file format: ONNX (pip install bptrain[onnx]), e.g. --format onnx.",
 )
 @click.option(
     "--output",
@@ -546,7 +547,8 @@ def config_check(args, build):
     "--tensorboard",
     is_flag=True,
     help="Every run writes TensorBoard event files into its tensorboard/ folder (the same as "
-    "the override training.tensorboard=true): tensorboard --logdir SWEEP_DIR compares them.",
+    "the override training.tensorboard=true): tensorboard --logdir SWEEP_DIR compares them, "
+    "e.g. bptrain sweep configs/sweep_spirals.yaml --tensorboard.",
 )
 def sweep(
     args, workers, executor, address, max_trials, dry_run, resume, runs_root, progress,
