@@ -1,8 +1,8 @@
 """The plots of ``training.diagnostics`` (from layers.csv rows, ``bptrain.runs.layers_log``):
 
 - ``gradients.png``: a heat map of log10 gradient norm, one row per parameter (the input side
-  at the top) and one column per recorded step: a vanishing gradient is a dark band at the
-  top, an exploding one a bright one.
+  at the top) and one column per recorded step, over at least ``MIN_DECADES``: a vanishing
+  gradient is a dark band at the top, an exploding one a bright one.
 - ``updates.png``: each weight's update ratio ||dw|| / ||w|| against the step, on a log axis
   and coloured by depth, with the usual rule of thumb 1e-3 marked (biases and BatchNorm's
   beta and gamma are left out, as ``bptrain inspect`` leaves them).
@@ -19,6 +19,9 @@ import numpy as np
 from bptrain.runs.plots import new_figure, save_figure
 
 RULE_OF_THUMB = 1e-3
+# The heat map's colours span at least this many decades, so that a healthy net's spread
+# (within a decade or two) looks even and a vanishing one's (4 and more) does not.
+MIN_DECADES = 4.0
 OFFSETS = ("bias", "beta", "gamma")
 
 
@@ -51,10 +54,13 @@ def plot_layers(rows: list[dict], directory: str | os.PathLike, title: str = "")
 def gradient_map(names, steps, grads: np.ndarray, title: str):
     fig, ax = new_figure((7, 1.5 + 0.3 * len(names)))
     with np.errstate(divide="ignore", invalid="ignore"):
-        image = ax.imshow(
-            np.log10(grads), aspect="auto", interpolation="nearest", cmap="viridis",
-            extent=(-0.5, len(steps) - 0.5, len(names) - 0.5, -0.5),
-        )  # fmt: skip
+        logs = np.log10(grads)
+    top = float(np.nanmax(logs)) if np.isfinite(logs).any() else 0.0
+    bottom = min(float(np.nanmin(logs)) if np.isfinite(logs).any() else top, top - MIN_DECADES)
+    image = ax.imshow(
+        logs, aspect="auto", interpolation="nearest", cmap="viridis", vmin=bottom, vmax=top,
+        extent=(-0.5, len(steps) - 0.5, len(names) - 0.5, -0.5),
+    )  # fmt: skip
     fig.colorbar(image, ax=ax, label="log10 gradient norm")
     ax.set_yticks(range(len(names)), names, fontsize=7)
     ticks = np.unique(np.linspace(0, len(steps) - 1, min(len(steps), 8)).astype(int))
