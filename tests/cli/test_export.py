@@ -18,7 +18,7 @@ SMALL = {
     "mnist": ["data.limit=256"],
     "fashion_mnist": ["data.dataset=mnist", "data.limit=256"],
     "adding": ["data.size=256"],
-    "text": [f"data.path={CONFIGS / 'data' / 'tiny_text.txt'}"],
+    "text": [f"data.path={CONFIGS / 'data' / 'tiny_text.txt'}", "data.step=8"],
 }
 SHIPPED = sorted(p.stem for p in CONFIGS.glob("*.yaml") if not p.stem.startswith("sweep"))
 
