@@ -27,6 +27,7 @@ SPEED = [
     ("bench_lstm", []),
     ("bench_mpi", ["--model", "cnn"]),
     ("bench_mpi", ["--model", "lstm"]),
+    ("bench_diagnostics", []),
 ]
 TRAIN = [
     ("train_mnist_mlp", []),

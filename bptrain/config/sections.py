@@ -67,7 +67,13 @@ class TrainingOptions:
     activations are in memory at a time (see ``bptrain.train.accumulate``).
     class_weight: null; "balanced" (each class weighs n / (classes x its count) in the
     training part); or {label: weight} by class name, others weighing 1: each sample's loss
-    is multiplied by its class's weight (see ``bptrain.data.weights``)."""
+    is multiplied by its class's weight (see ``bptrain.data.weights``).
+    diagnostics: record per-layer gradient and weight norms, update ratios, activation
+    statistics and dead ReLUs every ``diagnostics_every`` steps (null: 4 times an epoch) into
+    layers.csv and plots/gradients.png, plots/updates.png (see ``bptrain.train.diagnostics``).
+    tensorboard: write TensorBoard event files into ``tensorboard/`` in the run (epoch
+    metrics, learning rate, and the diagnostics if on); needs ``pip install
+    bptrain[tensorboard]``."""
 
     epochs: int = 10
     batch_size: int = 32
@@ -82,6 +88,9 @@ class TrainingOptions:
     max_memory: int | str | None = None
     class_weight: str | dict | None = None
     accumulate: int = 1
+    diagnostics: bool = False
+    diagnostics_every: int | None = None
+    tensorboard: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -170,6 +179,7 @@ POSITIVE = {
     ("training", "accumulate"),
     ("training", "eval_batch_size"),
     ("training", "checkpoint", "every_steps"),
+    ("training", "diagnostics_every"),
 }
 NON_NEGATIVE = {
     ("training", "early_stopping", "patience"),

@@ -95,10 +95,12 @@ def begin(trainer: Trainer, start: Start, world) -> None:
     metrics.csv (a resumed run's was cut back to its checkpoint's rows in ``restore``)."""
     if start.ckpt is not None:
         trainer.restore(start.ckpt)
+        trainer.diagnostics.resume(trainer.model.optimizer.iterations)
     text = summary.config_text(trainer.config, trainer.data)
     world.from_leader(write_text, trainer.run.config, text)
     if start.ckpt is None:
         trainer.position.csv_bytes = trainer.log.start()
+        trainer.diagnostics.start()
 
 
 def train(trainer: Trainer, threads: int, world) -> None:
@@ -129,6 +131,7 @@ def train(trainer: Trainer, threads: int, world) -> None:
         ) from None
     finally:
         trainer.reporter.close()
+        trainer.diagnostics.close()
         if world.leader:  # not a collective call: this may run while another rank failed
             run.unlock()
 

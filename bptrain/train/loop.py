@@ -42,6 +42,7 @@ from bptrain.train.callbacks import (
     divergence,
     gradients_finite,
 )
+from bptrain.train.diagnostics import Diagnostics
 from bptrain.train.metrics import RunningMetrics
 from bptrain.train.progress import Reporter
 from bptrain.train.signals import Interrupted, StopFlag
@@ -131,6 +132,8 @@ class Trainer:
         self._held: tuple[bytes, tuple] | None = None  # a checkpoint not yet written (hold)
         self.plots = t.plots and self.strategy.leader
         self._plotted = -math.inf
+        steps = run_length(config, len(data.x_train)).steps_per_epoch
+        self.diagnostics = Diagnostics.of(config, model, run, self.strategy.leader, steps)
 
     # -- the step ---------------------------------------------------------------------------
     def compute_gradients(self, xb, yb, wb=None) -> tuple[float, np.ndarray]:
@@ -155,12 +158,16 @@ class Trainer:
             raise divergence(model, loss, pos.epoch + 1, pos.step + 1, self.saved_last)
         exploded = self.guard.exploded(loss)
         if exploded:
-            raise divergence(model, loss, pos.epoch + 1, pos.step + 1, self.saved_last, exploded)
+            raise divergence(
+                model, loss, pos.epoch + 1, pos.step + 1, self.saved_last, exploded,
+                reference=self.diagnostics.grad_norms,
+            )  # fmt: skip
         self.release()  # the held checkpoint's weights gave this loss: they are good
         self.guard.update(loss, len(xb))
         pos.metric_sums += sums
         faults.point("train.step")
-        model.apply_gradients()
+        with self.diagnostics.update(pos.epoch, xb):  # records the step every so often
+            model.apply_gradients()
         return loss
 
     # -- the loop ---------------------------------------------------------------------------
@@ -232,6 +239,7 @@ class Trainer:
         pos.history.append(row)
         pos.csv_bytes = self.log.append(row)
         faults.point("metrics.appended")
+        self.diagnostics.end_epoch(row)
         if self.schedule_monitor:
             self.model.optimizer.observe(row[self.schedule_monitor])
         improved = self.best.update(row)
@@ -273,14 +281,16 @@ class Trainer:
     def _plot(self) -> None:
         from bptrain.runs.plots import plot_history
 
+        title = f"{self.config.name} ({self.run.path.name})"
         try:
             plot_history(
                 self.position.history,
                 self.run.plots,
-                title=f"{self.config.name} ({self.run.path.name})",
+                title=title,
                 best_epoch=self.best.best_epoch,
                 monitor=self.best.monitor,
             )
+            self.diagnostics.plot(title)
         except Exception as exc:  # a plot must never cost a training run
             self.reporter.message(f"warning: could not draw plots ({exc})")
             self.plots = False

@@ -73,6 +73,17 @@ WHERE = {
     "mpiexec -hosts a,b -n 4 python -m mpi4py -m bptrain fit cfg.yaml": (
         "test_mpi_commands, with -hosts localhost,localhost"
     ),
+    "bptrain fit configs/deep_sigmoid.yaml": "test_deep_nets_inspected",
+    "bptrain inspect runs/deep_sigmoid/20261204-215233": "test_deep_nets_inspected",
+    "bptrain fit configs/deep_relu.yaml": "test_deep_nets_inspected",
+    "bptrain inspect runs/deep_relu/20261204-215240": "test_deep_nets_inspected",
+    "bptrain fit configs/deep_sigmoid.yaml --tensorboard": "test_tensorboard_run",
+    "tensorboard --logdir runs/deep_sigmoid": (
+        "not run (a server): tests/runs/test_tensorboard.py reads the files with its reader"
+    ),
+    "bptrain export runs/mnist_cnn/20261204-101500 --format onnx --output mnist_cnn.onnx": (
+        "test_onnx_export"
+    ),
 }
 
 
@@ -250,6 +261,46 @@ def test_char_lstm_generates(bptrain, here):
     assert (code, err) == (0, "")
     assert out.startswith("The ") and len(out) == len("The ") + 160 + 1
     assert shown_output(text)[0].startswith("The ") and len(shown_output(text)[0]) == 164
+
+
+@MNIST
+def test_deep_nets_inspected(bptrain, here):
+    """The deep sigmoid net's early layers are flagged as vanishing; the ReLU one's are not."""
+    for name, stamp in (("deep_sigmoid", "20261204-215233"), ("deep_relu", "20261204-215240")):
+        text = f"bptrain fit configs/{name}.yaml"
+        code, out, err = bptrain(*command(text)[1:], "--progress", "plain")
+        assert (code, err) == (0, "")
+        assert_shows(text, out, {})
+        placeholder = {f"runs/{name}/{stamp}": run_dir(out)}
+        text = f"bptrain inspect runs/{name}/{stamp}"
+        code, out, err = bptrain(*command(text, placeholder)[1:])
+        assert (code, err) == (0, "")
+        assert_shows(text, out, placeholder)
+        flagged = [line.split(":")[1].strip() for line in out.splitlines() if line[:5] == "flag:"]
+        assert flagged == ([f"dense{s}/kernel" for s in ("", "_1", "_2", "_3", "_4")]
+                           if name == "deep_sigmoid" else [])  # fmt: skip
+
+
+@MNIST
+def test_tensorboard_run(bptrain, here):
+    pytest.importorskip("tensorboardX", reason="pip install 'bptrain[tensorboard]'")
+    text = "bptrain fit configs/deep_sigmoid.yaml --tensorboard"
+    code, out, err = bptrain(*command(text)[1:], "training.epochs=1", "data.limit=640")
+    assert (code, err) == (0, "")
+    assert list((Path(run_dir(out)) / "tensorboard").glob("events.out.tfevents.*"))
+
+
+@MNIST
+def test_onnx_export(bptrain, here):
+    pytest.importorskip("onnx", reason="pip install 'bptrain[onnx]'")
+    code, out, err = bptrain("fit", "configs/mnist_cnn.yaml", "data.limit=256", "training.epochs=1")
+    assert (code, err) == (0, "")
+    text = "bptrain export runs/mnist_cnn/20261204-101500 --format onnx --output mnist_cnn.onnx"
+    placeholder = {"runs/mnist_cnn/20261204-101500": run_dir(out)}
+    code, out, err = bptrain(*command(text, placeholder)[1:])
+    assert (code, err) == (0, "")
+    assert_shows(text, out, placeholder)
+    assert Path("mnist_cnn.onnx").stat().st_size > 100_000  # the weights are in it
 
 
 def test_local_sweep(bptrain, here):
