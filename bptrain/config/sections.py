@@ -47,6 +47,20 @@ class CheckpointOptions:
 
 
 @dataclass(frozen=True, kw_only=True)
+class PipelineOptions:
+    """Pipeline model parallelism (``bptrain.train.pipeline``): the layers split into
+    ``stages`` consecutive stages on as many MPI ranks (times data-parallel replicas), each
+    batch cut into ``micro_batches`` that flow through them in the ``schedule`` (gpipe: every
+    forward, then every backward; 1f1b: one forward, one backward). ``stage_boundaries``: the
+    layer index where each stage after the first begins (null: balanced by parameter count)."""
+
+    stages: int = 2
+    micro_batches: int = 4
+    schedule: Literal["gpipe", "1f1b"] = "1f1b"
+    stage_boundaries: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class TrainingOptions:
     """epochs, batch_size: as in Keras' fit. shuffle: a new seeded order every epoch.
     threads: BLAS threads (null: one for small models, all cores for large ones).
@@ -67,7 +81,8 @@ class TrainingOptions:
     activations are in memory at a time (see ``bptrain.train.accumulate``).
     class_weight: null; "balanced" (each class weighs n / (classes x its count) in the
     training part); or {label: weight} by class name, others weighing 1: each sample's loss
-    is multiplied by its class's weight (see ``bptrain.data.weights``)."""
+    is multiplied by its class's weight (see ``bptrain.data.weights``).
+    pipeline: null, or the stages that train the model on MPI ranks (``PipelineOptions``)."""
 
     epochs: int = 10
     batch_size: int = 32
@@ -82,6 +97,7 @@ class TrainingOptions:
     max_memory: int | str | None = None
     class_weight: str | dict | None = None
     accumulate: int = 1
+    pipeline: PipelineOptions | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,13 +128,14 @@ class Config:
     def of(cls, resolved: dict) -> Config:
         """The Config of the plain mapping that ``resolve`` validated and filled in."""
         t = resolved["training"]
-        stop = t["early_stopping"]
+        stop, pipe = t["early_stopping"], t.get("pipeline")
         training = TrainingOptions(
             **{
                 **t,
                 "schedule": _frozen(t["schedule"]),
                 "early_stopping": EarlyStoppingOptions(**stop) if stop is not None else None,
                 "checkpoint": CheckpointOptions(**t["checkpoint"]),
+                "pipeline": PipelineOptions(**_pipeline_fields(pipe)) if pipe else None,
             }
         )
         return cls(
@@ -147,6 +164,11 @@ class Config:
         return dataclasses.replace(self, **sections)
 
 
+def _pipeline_fields(spec: Mapping) -> dict:
+    bounds = spec.get("stage_boundaries")
+    return {**spec, "stage_boundaries": tuple(bounds) if bounds is not None else None}
+
+
 def _frozen(spec):
     """A read-only view of a mapping (its values are not copied), or None."""
     return None if spec is None else MappingProxyType(dict(spec))
@@ -170,6 +192,8 @@ POSITIVE = {
     ("training", "accumulate"),
     ("training", "eval_batch_size"),
     ("training", "checkpoint", "every_steps"),
+    ("training", "pipeline", "stages"),
+    ("training", "pipeline", "micro_batches"),
 }
 NON_NEGATIVE = {
     ("training", "early_stopping", "patience"),

@@ -1,0 +1,121 @@
+"""One batch on one stage: the stage's instruction stream (``schedule``) run against its
+neighbours through point-to-point MPI messages (``Links``)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from bptrain.nn.context import BatchShare
+from bptrain.train.pipeline import schedule
+
+# Message tags: micro-batch m's activation, gradient; the generator state; validation outputs.
+ACTIVATION, GRADIENT, RNG, VALIDATION = 0, 1, 2, 3
+
+
+class Links:
+    """This stage's messages to the stages before and after it on the ``pipe`` communicator
+    (its rank there is the stage's index). Sends return at once (their arrays are kept until
+    ``wait``); receives wait for their message."""
+
+    def __init__(self, pipe, index: int):
+        self.pipe, self.index = pipe, index
+        self._sent: list = []  # (request, array) of sends not yet known complete
+
+    def send(self, array, to: int, kind: int, micro: int = 0) -> None:
+        array = np.ascontiguousarray(array).copy()  # the layer may reuse its output buffer
+        self._sent.append((self.pipe.Isend(array, dest=to, tag=4 * micro + kind), array))
+
+    def recv(self, shape: tuple, dtype, source: int, kind: int, micro: int = 0) -> np.ndarray:
+        array = np.empty(shape, dtype=dtype)
+        self.pipe.Recv(array, source=source, tag=4 * micro + kind)
+        return array
+
+    def send_object(self, obj, to: int, kind: int) -> None:
+        self._sent.append((self.pipe.isend(obj, dest=to, tag=kind), None))
+
+    def recv_object(self, source: int, kind: int):
+        return self.pipe.recv(source=source, tag=kind)
+
+    def wait(self) -> None:
+        """Wait until every send has completed."""
+        for request, _ in self._sent:
+            request.wait()
+        self._sent.clear()
+
+
+class Step:
+    """Micro-batches ``pieces`` ((start, stop) rows of ``xb``, ``yb``, a batch of ``total``
+    rows) on ``stage``, each weighing ``scale`` per row of the batch loss; ``rng``: the
+    dropout generator state this stage starts from (None: received from the stage before)."""
+
+    def __init__(self, stage, links: Links, xb, yb, pieces, total, scale, metrics, rng):
+        self.stage, self.links, self.xb, self.yb = stage, links, xb, yb
+        self.pieces, self.total, self.scale, self.metrics = pieces, total, scale, metrics
+        self.rng, self.rng_after = rng, None
+        self.inputs: dict = {}  # micro-batch -> its input, kept until its backward
+        self.outbox: dict = {}  # micro-batch -> output or input gradient to send
+        self.grads: dict = {}  # micro-batch -> gradient of its output
+        self.loss, self.sums = 0.0, metrics.zeros()
+        self.busy = 0.0  # seconds in forward and backward passes
+
+    def run(self, ops: list[schedule.Op]) -> None:
+        """Run the stage's instruction stream for this batch."""
+        for op in ops:
+            getattr(self, op.kind)(op.micro)
+
+    def share(self, m: int) -> BatchShare:
+        start, stop = self.pieces[m]
+        return BatchShare(start, stop, self.total)
+
+    def recv_activation(self, m: int) -> None:
+        if self.rng is None:
+            self.rng = self.links.recv_object(self.stage.index - 1, RNG)
+        start, stop = self.pieces[m]
+        shape = (stop - start, *self.stage.model.input_shape)
+        self.inputs[m] = self.links.recv(shape, self.dtype, self.stage.index - 1, ACTIVATION, m)
+
+    def forward(self, m: int) -> None:
+        stage, (start, stop) = self.stage, self.pieces[m]
+        if stage.first:
+            self.inputs[m] = self.xb[start:stop]
+        began = time.perf_counter()
+        out = stage.forward(m, self.inputs[m], self.share(m), self.rng)
+        if stage.last:
+            value, self.grads[m] = stage.loss_gradient(out, self.yb[start:stop], self.weight(m))
+            self.loss += value
+            self.sums += self.metrics.batch(out, self.yb[start:stop])
+        else:
+            self.outbox[m] = out
+        self.busy += time.perf_counter() - began
+        if self.rng_after is None:  # the first forward: the state after this stage's draws
+            self.rng_after = stage.rng_state()
+            if not stage.last:
+                self.links.send_object(self.rng_after, stage.index + 1, RNG)
+
+    def send_activation(self, m: int) -> None:
+        self.links.send(self.outbox.pop(m), self.stage.index + 1, ACTIVATION, m)
+
+    def recv_grad(self, m: int) -> None:
+        start, stop = self.pieces[m]
+        shape = (stop - start, *self.stage.model.output_shape)
+        self.grads[m] = self.links.recv(shape, self.dtype, self.stage.index + 1, GRADIENT, m)
+
+    def backward(self, m: int) -> None:
+        began = time.perf_counter()
+        dx = self.stage.backward(m, self.inputs.pop(m), self.grads.pop(m), self.share(m), self.rng)
+        self.busy += time.perf_counter() - began
+        if not self.stage.first:
+            self.outbox[m] = dx
+
+    def send_grad(self, m: int) -> None:
+        self.links.send(self.outbox.pop(m), self.stage.index - 1, GRADIENT, m)
+
+    def weight(self, m: int) -> float:
+        start, stop = self.pieces[m]
+        return self.scale * (stop - start)
+
+    @property
+    def dtype(self):
+        return self.stage.model.dtype
