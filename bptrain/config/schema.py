@@ -261,7 +261,7 @@ def _pipeline(given, sub: tuple, where: Locations, model: dict) -> dict | None:
         if not ok or len(bounds) != stages - 1 or bounds != sorted(set(bounds)):
             raise where.error(
                 (*sub, "stage_boundaries"),
-                f"expected {stages - 1} increasing layer indices (where stages 2..{stages} "
+                f"expected a list of {stages - 1} increasing layer indices (where stages 2..{stages} "
                 f"begin), got {bounds}",
             )
         if bounds and not (0 < bounds[0] and bounds[-1] < layers):

@@ -64,9 +64,10 @@ def strategy(config: Config, model, world) -> tuple[PipelineRanks, str]:
     bounds = stage_boundaries(options, layer_sizes(model))
     replicas = world.size // options.stages
     stage = stage_of(model, bounds, world.rank % options.stages, replicas)
+    micro = options.micro_batches
     words = (
-        f" per rank; pipeline of {options.stages} stages ({options.schedule}, "
-        f"{options.micro_batches} micro-batches)"
+        f" per rank; pipeline of {options.stages} stages ({options.schedule}, {micro} "
+        f"micro-batch{'es' if micro > 1 else ''})"
     )
     if replicas > 1:
         words += f" x {replicas} data-parallel replicas"
