@@ -55,8 +55,9 @@ def ranks_replace_replicas(config: Config, ranks: int) -> tuple[Config, str]:
     ``replicas: 1``, what it trained with; the result is one model's to float32 round-off, as
     for either alone."""
     replicas = config.training.replicas
+    work = "run the pipeline's stages" if config.training.pipeline else "split each batch"
     line = (
-        f"training.replicas: 1 instead of {replicas}: the {ranks} MPI ranks split each batch "
+        f"training.replicas: 1 instead of {replicas}: the {ranks} MPI ranks {work} "
         "(ranks and thread replicas do not combine)"
     )
     return config.replace(training=dataclasses.replace(config.training, replicas=1)), line

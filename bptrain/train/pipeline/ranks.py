@@ -41,8 +41,7 @@ class PipelineRanks(MPIRanks):
         stage.zero_grad()
         step.run(self.schedule(stage.index, stage.count, len(pieces)))
         self.links.wait()
-        # every stage continues from the state after the last stage's draws
-        stage.set_rng_state(self.pipe.bcast(step.rng_after, root=stage.count - 1))
+        stage.set_rng_state(step.rng_final)  # every stage continues after the last's draws
         self.busy_seconds += step.busy
         counted = n >= self.replicas or self.replica == 0  # (else every replica has them all)
         return step.loss + stage.penalty(share), (step.sums if counted else metrics.zeros())

@@ -10,8 +10,10 @@ import numpy as np
 from bptrain.nn.context import BatchShare
 from bptrain.train.pipeline import schedule
 
-# Message tags: micro-batch m's activation, gradient; the generator state; validation outputs.
-ACTIVATION, GRADIENT, RNG, VALIDATION = 0, 1, 2, 3
+# Message tags: 3m + kind for micro-batch (or validation batch) m's arrays; OBJECTS + kind for
+# the generator state going forward (after the stages before) and back (after all stages).
+ACTIVATION, GRADIENT, VALIDATION = 0, 1, 2
+OBJECTS, RNG_FORWARD, RNG_BACK = 30000, 0, 1  # (MPI allows tags up to 32767 at least)
 
 
 class Links:
@@ -25,18 +27,19 @@ class Links:
 
     def send(self, array, to: int, kind: int, micro: int = 0) -> None:
         array = np.ascontiguousarray(array).copy()  # the layer may reuse its output buffer
-        self._sent.append((self.pipe.Isend(array, dest=to, tag=4 * micro + kind), array))
+        self._sent.append((self.pipe.Isend(array, dest=to, tag=3 * micro + kind), array))
 
     def recv(self, shape: tuple, dtype, source: int, kind: int, micro: int = 0) -> np.ndarray:
         array = np.empty(shape, dtype=dtype)
-        self.pipe.Recv(array, source=source, tag=4 * micro + kind)
+        self.pipe.Recv(array, source=source, tag=3 * micro + kind)
         return array
 
     def send_object(self, obj, to: int, kind: int) -> None:
-        self._sent.append((self.pipe.isend(obj, dest=to, tag=kind), None))
+        """Send a small Python object (pickled)."""
+        self._sent.append((self.pipe.isend(obj, dest=to, tag=OBJECTS + kind), None))
 
     def recv_object(self, source: int, kind: int):
-        return self.pipe.recv(source=source, tag=kind)
+        return self.pipe.recv(source=source, tag=OBJECTS + kind)
 
     def wait(self) -> None:
         """Wait until every send has completed."""
@@ -48,12 +51,17 @@ class Links:
 class Step:
     """Micro-batches ``pieces`` ((start, stop) rows of ``xb``, ``yb``, a batch of ``total``
     rows) on ``stage``, each weighing ``scale`` per row of the batch loss; ``rng``: the
-    dropout generator state this stage starts from (None: received from the stage before)."""
+    dropout generator state this stage starts from (None: received from the stage before).
+
+    The generator state after this stage's draws goes forward with the first activation;
+    the state after the last stage's (``rng_final``, where every stage continues from) comes
+    back with the first gradient."""
 
     def __init__(self, stage, links: Links, xb, yb, pieces, total, scale, metrics, rng):
         self.stage, self.links, self.xb, self.yb = stage, links, xb, yb
         self.pieces, self.total, self.scale, self.metrics = pieces, total, scale, metrics
-        self.rng, self.rng_after = rng, None
+        self.rng, self.rng_after, self.rng_final = rng, None, None
+        self.told = False  # whether rng_final went to the stage before
         self.inputs: dict = {}  # micro-batch -> its input, kept until its backward
         self.outbox: dict = {}  # micro-batch -> output or input gradient to send
         self.grads: dict = {}  # micro-batch -> gradient of its output
@@ -71,7 +79,7 @@ class Step:
 
     def recv_activation(self, m: int) -> None:
         if self.rng is None:
-            self.rng = self.links.recv_object(self.stage.index - 1, RNG)
+            self.rng = self.links.recv_object(self.stage.index - 1, RNG_FORWARD)
         start, stop = self.pieces[m]
         shape = (stop - start, *self.stage.model.input_shape)
         self.inputs[m] = self.links.recv(shape, self.dtype, self.stage.index - 1, ACTIVATION, m)
@@ -91,13 +99,17 @@ class Step:
         self.busy += time.perf_counter() - began
         if self.rng_after is None:  # the first forward: the state after this stage's draws
             self.rng_after = stage.rng_state()
-            if not stage.last:
-                self.links.send_object(self.rng_after, stage.index + 1, RNG)
+            if stage.last:
+                self.rng_final = self.rng_after
+            else:
+                self.links.send_object(self.rng_after, stage.index + 1, RNG_FORWARD)
 
     def send_activation(self, m: int) -> None:
         self.links.send(self.outbox.pop(m), self.stage.index + 1, ACTIVATION, m)
 
     def recv_grad(self, m: int) -> None:
+        if self.rng_final is None:
+            self.rng_final = self.links.recv_object(self.stage.index + 1, RNG_BACK)
         start, stop = self.pieces[m]
         shape = (stop - start, *self.stage.model.output_shape)
         self.grads[m] = self.links.recv(shape, self.dtype, self.stage.index + 1, GRADIENT, m)
@@ -110,6 +122,9 @@ class Step:
             self.outbox[m] = dx
 
     def send_grad(self, m: int) -> None:
+        if not self.told:  # the first gradient sent carries it
+            self.links.send_object(self.rng_final, self.stage.index - 1, RNG_BACK)
+            self.told = True
         self.links.send(self.outbox.pop(m), self.stage.index - 1, GRADIENT, m)
 
     def weight(self, m: int) -> float:

@@ -64,7 +64,8 @@ def test_a_killed_run_resumes_bit_for_bit_on_the_same_stages(tmp_path):
     killed = mpirun(2, [name, "--run-dir", "run"], tmp_path, {"BPTRAIN_FAULT": "kill_at:train.step:12"})
     assert killed.returncode != 0
     state = checkpoint.load(tmp_path / "run" / "checkpoints" / "last.safetensors").state
-    assert (state["epoch"], state["step"]) == (1, 4)  # epoch 2, held at step 4 of 7
+    # epoch 2, step 4 of 7 (held, written at step 12 unless rank 1's kill ended rank 0 first)
+    assert (state["epoch"], state["step"]) in {(1, 2), (1, 4)}
     resumed = mpirun(2, ["--resume", "run"], tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert_same_training(tmp_path / "whole", tmp_path / "run", rtol=0.0)
