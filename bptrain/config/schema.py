@@ -252,7 +252,8 @@ def _pipeline(given, sub: tuple, where: Locations, model: dict) -> dict | None:
     layers, stages = len(model["layers"]), spec["stages"]
     if stages > layers:
         raise where.error(
-            (*sub, "stages"), f"{stages} stages need at least {stages} layers; the model has {layers}"
+            (*sub, "stages"),
+            f"{stages} stages need at least {stages} layers; the model has {layers}",
         )
     bounds = spec["stage_boundaries"]
     if bounds is not None:
@@ -261,8 +262,8 @@ def _pipeline(given, sub: tuple, where: Locations, model: dict) -> dict | None:
         if not ok or len(bounds) != stages - 1 or bounds != sorted(set(bounds)):
             raise where.error(
                 (*sub, "stage_boundaries"),
-                f"expected a list of {stages - 1} increasing layer indices (where stages 2..{stages} "
-                f"begin), got {bounds}",
+                f"expected a list of {stages - 1} increasing layer indices (where stages "
+                f"2..{stages} begin), got {bounds}",
             )
         if bounds and not (0 < bounds[0] and bounds[-1] < layers):
             raise where.error(

@@ -77,13 +77,14 @@ def fit(
     data, model = prepare(config, recorded=start.recorded_data)
     threads = blas_threads(config.training, model, world)
     strategy, sharing = engine.pick(config, data, model, world, note)
+    model = strategy.model  # a pipeline rank's stage: the whole model is let go
     run = start.run or open_fresh(world, run_dir, runs_root, config.name)
-    trainer = Trainer(config, data, strategy.model, run, report, strategy)
+    trainer = Trainer(config, data, model, run, report, strategy)
     begin(trainer, start, world)
     resumed = None
     if start.ckpt_path is not None:
         resumed = f"{start.ckpt_path} ({trainer.position.where(at_end='the end of epoch')})"
-    text = summary.starting(config, data, trainer.model, threads, sharing, start.saved)
+    text = summary.starting(config, data, model, threads, sharing, start.saved)
     report.start(run.path, text, resumed)
     train(trainer, threads, world)
     restore_best(trainer, world)

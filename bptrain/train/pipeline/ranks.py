@@ -84,7 +84,8 @@ class PipelineRanks(MPIRanks):
         stage.load_weights(weights)
         params = stage.parameters()
         size = sum(p.size for p in params)
-        own = {k: v[stage.offset : stage.offset + size] for k, v in optimizer_state["slots"].items()}
+        own = {
+            k: v[stage.offset : stage.offset + size] for k, v in optimizer_state["slots"].items()
+        }
         stage.optimizer.load_state({**optimizer_state, "slots": own}, params)
         stage.set_rng_state(rng)
-

@@ -57,7 +57,9 @@ def backward_ops(stage: int, stages: int, m: int) -> list[Op]:
 def gpipe(stage: int, stages: int, micro_batches: int) -> list[Op]:
     """All forwards in order, then all backwards from the last micro-batch."""
     ops = [op for m in range(micro_batches) for op in forward_ops(stage, stages, m)]
-    return ops + [op for m in reversed(range(micro_batches)) for op in backward_ops(stage, stages, m)]
+    return ops + [
+        op for m in reversed(range(micro_batches)) for op in backward_ops(stage, stages, m)
+    ]
 
 
 def one_f_one_b(stage: int, stages: int, micro_batches: int) -> list[Op]:

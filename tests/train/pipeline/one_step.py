@@ -71,6 +71,12 @@ def case(world, stages, micro, schedule, x, y) -> float:
     errors += [relative(p.grad, grads[n]) for n, p in stage.model.named_parameters()]
     stage.optimizer.step(stage.parameters())
     errors += [relative(v, after[n]) for n, v in stage.weights().items()]
+    # the stage holds its layers' parameters and optimizer slots, and no others
+    own = [layer.name for layer in whole.layers[: len(LAYERS)]]
+    start = ([0, *bounds])[stage.index]
+    assert [layer.name for layer in stage.layers] == own[start : start + len(stage.layers)]
+    size = sum(p.size for p in stage.parameters())
+    assert {s: v.size for s, v in stage.optimizer.slots.items()} == {"m": size, "v": size}
     assert stage.rng_state() == reference.rng_state()  # the generator moved as one process's
     return max(errors)
 
