@@ -17,8 +17,10 @@ timed alternately, ``--repeats`` times:
     2 stages, M micro-batches (gpipe, 1f1b)  ``training.pipeline`` with ``--processes 2``
 
 A rank's bubble is the share of the step it spends outside its stage's forward and backward
-passes (waiting for messages, sending, the optimizer step included). Memory per rank: the
-bytes of the parameters and optimizer slots it holds, and its peak resident set size.
+passes (waiting for messages, sending, the optimizer step included); a message hand-over is
+half the median round trip of a 4 kB message between the two ranks, timed after the steps.
+Memory per rank: the bytes of the parameters and optimizer slots it holds, and its peak
+resident set size.
 
     python -m bench.bench_pipeline [--model mlp|cnn] [--batches N] [--repeats R]
                                    [--micro 1,4] [--boundary K]
@@ -96,10 +98,30 @@ def worker(model_name: str, batches: int, pipeline: dict | None) -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     mine = {"bubble": 1 - busy / seconds, "held": held, "peak": peak, "cpu": time.process_time()}
     everyone = w.allgather(mine)
+    handover = round_trip(w) / 2
     if w.leader:
         result = {"ranks": w.size, "pipeline": pipeline, "steps": batches, "seconds": seconds}
+        result["handover_s"] = handover
         result["per_rank"] = everyone
         print(json.dumps(result), flush=True)
+
+
+def round_trip(w, repeats: int = 200) -> float:
+    """The median seconds for a small message to go from rank 0 to rank 1 and back."""
+    if w.size == 1:
+        return 0.0
+    message, times = np.zeros(1024, dtype=np.float32), []
+    for _ in range(repeats):
+        barrier(w)
+        started = time.perf_counter()
+        if w.rank == 0:
+            w.comm.Send(message, dest=1)
+            w.comm.Recv(message, source=1)
+        elif w.rank == 1:
+            w.comm.Recv(message, source=0)
+            w.comm.Send(message, dest=0)
+        times.append(time.perf_counter() - started)
+    return float(np.median(times))
 
 
 # -- the driver ---------------------------------------------------------------------------------
@@ -141,6 +163,7 @@ def describe(r: dict) -> str:
         theory = bubble_fraction(2, r["pipeline"]["micro_batches"])
         bubbles = ", ".join(f"{100 * m['bubble']:.0f}%" for m in ranks)
         text += f"  bubble by rank {bubbles} (theory {100 * theory:.0f}%)"
+        text += f"  message hand-over {1e6 * r['handover_s']:.0f} us"
     return text + f"  memory by rank: {memory}"
 
 

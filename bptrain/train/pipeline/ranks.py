@@ -25,7 +25,7 @@ class PipelineRanks(MPIRanks):
         self.replica, self.replicas = world.rank // count, world.size // count
         self.pipe = world.comm.Split(color=self.replica, key=stage.index)
         self.dp = world.comm.Split(color=stage.index, key=self.replica)
-        self.links = Links(self.pipe, stage.index)
+        self.links = Links(self.pipe, stage.model.dtype)
         self.schedule, self.micro_batches = SCHEDULES[options.schedule], options.micro_batches
         self.busy_seconds = 0.0  # in forward and backward passes (the bench reads it)
 

@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 
+from bptrain.nn import backend
 from bptrain.nn.context import BatchShare
 from bptrain.train.pipeline import schedule
 
@@ -18,19 +19,20 @@ OBJECTS, RNG_FORWARD, RNG_BACK = 30000, 0, 1  # (MPI allows tags up to 32767 at 
 
 class Links:
     """This stage's messages to the stages before and after it on the ``pipe`` communicator
-    (its rank there is the stage's index). Sends return at once (their arrays are kept until
-    ``wait``); receives wait for their message."""
+    (its rank there is the stage's index), arrays in the model's ``dtype``. Sends return at
+    once (their arrays are kept until ``wait``); receives wait for their message."""
 
-    def __init__(self, pipe, index: int):
-        self.pipe, self.index = pipe, index
+    def __init__(self, pipe, dtype):
+        self.pipe, self.dtype = pipe, dtype
         self._sent: list = []  # (request, array) of sends not yet known complete
 
     def send(self, array, to: int, kind: int, micro: int = 0) -> None:
-        array = np.ascontiguousarray(array).copy()  # the layer may reuse its output buffer
+        # a copy: the layer may reuse its output buffer before the message has left
+        array = np.array(backend.to_numpy(array), dtype=self.dtype, order="C", copy=True)
         self._sent.append((self.pipe.Isend(array, dest=to, tag=3 * micro + kind), array))
 
-    def recv(self, shape: tuple, dtype, source: int, kind: int, micro: int = 0) -> np.ndarray:
-        array = np.empty(shape, dtype=dtype)
+    def recv(self, shape: tuple, source: int, kind: int, micro: int = 0) -> np.ndarray:
+        array = np.empty(shape, dtype=self.dtype)
         self.pipe.Recv(array, source=source, tag=3 * micro + kind)
         return array
 
@@ -82,7 +84,9 @@ class Step:
             self.rng = self.links.recv_object(self.stage.index - 1, RNG_FORWARD)
         start, stop = self.pieces[m]
         shape = (stop - start, *self.stage.model.input_shape)
-        self.inputs[m] = self.links.recv(shape, self.dtype, self.stage.index - 1, ACTIVATION, m)
+        self.inputs[m] = backend.asarray(
+            self.links.recv(shape, self.stage.index - 1, ACTIVATION, m)
+        )
 
     def forward(self, m: int) -> None:
         stage, (start, stop) = self.stage, self.pieces[m]
@@ -112,7 +116,7 @@ class Step:
             self.rng_final = self.links.recv_object(self.stage.index + 1, RNG_BACK)
         start, stop = self.pieces[m]
         shape = (stop - start, *self.stage.model.output_shape)
-        self.grads[m] = self.links.recv(shape, self.dtype, self.stage.index + 1, GRADIENT, m)
+        self.grads[m] = backend.asarray(self.links.recv(shape, self.stage.index + 1, GRADIENT, m))
 
     def backward(self, m: int) -> None:
         began = time.perf_counter()
@@ -130,7 +134,3 @@ class Step:
     def weight(self, m: int) -> float:
         start, stop = self.pieces[m]
         return self.scale * (stop - start)
-
-    @property
-    def dtype(self):
-        return self.stage.model.dtype

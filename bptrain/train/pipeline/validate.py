@@ -21,7 +21,7 @@ def validate_stage(stage, links: Links, pipe, x, y, batch_size: int) -> tuple[fl
             xb = backend.asarray(x[start : start + batch_size])
         else:
             shape = (rows, *model.input_shape)
-            xb = links.recv(shape, model.dtype, stage.index - 1, VALIDATION, i)
+            xb = backend.asarray(links.recv(shape, stage.index - 1, VALIDATION, i))
         out = model.forward(xb, training=False, logits=stage.last and stage.fused)
         if not stage.last:
             links.send(out, stage.index + 1, VALIDATION, i)
