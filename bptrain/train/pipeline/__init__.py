@@ -17,10 +17,11 @@ through them; with S x D ranks, D data-parallel replicas of the whole pipeline.
 - Exactness: the loss, every gradient and the updated weights equal one process's up to
   round-off (tested to 1e-10 in float64). Dropout is exact as well: each micro-batch draws the
   masks of the whole batch and keeps its rows, and the generator state passes from stage to
-  stage, so every mask is one process's. BatchNorm is exact with one micro-batch; with M > 1
-  it normalises each micro-batch with that micro-batch's statistics (as GPipe does) and moves
-  its running statistics once per micro-batch, so the result differs from one process's but
-  is the same for a given S and M on every run.
+  stage, so every mask is one process's. BatchNorm is exact with one micro-batch (summing its
+  statistics over the replicas, if any, as data-parallel ranks do); with M > 1 it normalises
+  each micro-batch with that micro-batch's statistics (as GPipe does) and moves its running
+  statistics once per micro-batch, so the result differs from one process's but is the same
+  for a given S and M on every run.
 - Checkpoints: the leader gathers the stages into the file one process writes (the same
   arrays and names), so ``eval``, ``predict`` and ``--resume`` work unchanged, and a run
   resumes on any number of stages, one process included.

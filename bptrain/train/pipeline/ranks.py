@@ -11,7 +11,7 @@ from bptrain.train.data_parallel import MPIRanks, batch_slice, sum_gradients
 from bptrain.train.metrics import RunningMetrics
 from bptrain.train.pipeline.schedule import SCHEDULES, micro_slices
 from bptrain.train.pipeline.stage import Stage
-from bptrain.train.pipeline.step import Links, Step
+from bptrain.train.pipeline.step import Batch, Links, Step
 from bptrain.train.pipeline.validate import validate_stage
 
 
@@ -37,7 +37,9 @@ class PipelineRanks(MPIRanks):
         start, stop, share = batch_slice(n, self.replicas, self.replica)
         pieces = micro_slices(start, stop, self.micro_batches)
         rng = stage.rng_state() if stage.first else None
-        step = Step(stage, self.links, xb, yb, pieces, n, share / (stop - start), metrics, rng)
+        reduce = self.sum_over_replicas if self.replicas > 1 else None
+        batch = Batch(xb, yb, pieces, n, share / (stop - start), reduce)
+        step = Step(stage, self.links, batch, metrics, rng)
         stage.zero_grad()
         step.run(self.schedule(stage.index, stage.count, len(pieces)))
         self.links.wait()
@@ -52,10 +54,15 @@ class PipelineRanks(MPIRanks):
         finite, so that all stop at the same step."""
         params = self.stage.parameters()
         if self.replicas > 1:
-            sum_gradients(params, lambda a: self.dp.Allreduce(self.world.MPI.IN_PLACE, a))
+            sum_gradients(params, self.sum_over_replicas)
         broken = 0.0 if gradients_finite(params) else 1.0
         totals = self.agree(np.concatenate([[loss, broken], sums]))
         return (float(totals[0]) if totals[1] == 0 else float("nan")), totals[2:]
+
+    def sum_over_replicas(self, a: np.ndarray) -> np.ndarray:
+        """``a`` summed in place over this stage's replicas; returns ``a``."""
+        self.dp.Allreduce(self.world.MPI.IN_PLACE, a)
+        return a
 
     def validate(self, x, y, batch_size: int) -> tuple[float, np.ndarray]:
         """Every replica scores the whole validation set through its pipeline; every rank

@@ -80,7 +80,8 @@ class Stage:
             self.forward(micro, x, share, rng)
             self.model.load_state(buffers)
         self._cached = None
-        return self.model.backward(dy)
+        with sharing(share):  # BatchNorm sums its gradient sums over the replicas
+            return self.model.backward(dy)
 
     def loss_gradient(self, out, y, scale: float) -> tuple[float, np.ndarray]:
         """(scale x the loss of the last stage's ``out`` for targets ``y``, its gradient)."""

@@ -4,6 +4,8 @@ neighbours through point-to-point MPI messages (``Links``)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -50,18 +52,31 @@ class Links:
         self._sent.clear()
 
 
+@dataclass(frozen=True)
+class Batch:
+    """This replica's rows of a batch of ``total`` rows (``x``, ``y``: the whole batch) as
+    micro-batches ``pieces`` ((start, stop) rows), each row weighing ``scale`` of the batch
+    loss; ``reduce``: BatchNorm's sum over the replicas of this stage (None: one replica)."""
+
+    x: object
+    y: object
+    pieces: list
+    total: int
+    scale: float
+    reduce: Callable | None = None
+
+
 class Step:
-    """Micro-batches ``pieces`` ((start, stop) rows of ``xb``, ``yb``, a batch of ``total``
-    rows) on ``stage``, each weighing ``scale`` per row of the batch loss; ``rng``: the
-    dropout generator state this stage starts from (None: received from the stage before).
+    """``batch`` on ``stage``: its instruction stream run against the neighbours (``links``).
+    ``rng``: the dropout generator state this stage starts from (None: received from the
+    stage before). The state after this stage's draws goes forward with the first
+    activation; the state after the last stage's (``rng_final``, where every stage continues
+    from) comes back with the first gradient."""
 
-    The generator state after this stage's draws goes forward with the first activation;
-    the state after the last stage's (``rng_final``, where every stage continues from) comes
-    back with the first gradient."""
-
-    def __init__(self, stage, links: Links, xb, yb, pieces, total, scale, metrics, rng):
-        self.stage, self.links, self.xb, self.yb = stage, links, xb, yb
-        self.pieces, self.total, self.scale, self.metrics = pieces, total, scale, metrics
+    def __init__(self, stage, links: Links, batch: Batch, metrics, rng):
+        self.stage, self.links, self.batch = stage, links, batch
+        self.xb, self.yb, self.pieces = batch.x, batch.y, batch.pieces
+        self.metrics = metrics
         self.rng, self.rng_after, self.rng_final = rng, None, None
         self.told = False  # whether rng_final went to the stage before
         self.inputs: dict = {}  # micro-batch -> its input, kept until its backward
@@ -77,7 +92,7 @@ class Step:
 
     def share(self, m: int) -> BatchShare:
         start, stop = self.pieces[m]
-        return BatchShare(start, stop, self.total)
+        return BatchShare(start, stop, self.batch.total, self.batch.reduce)
 
     def recv_activation(self, m: int) -> None:
         if self.rng is None:
@@ -133,4 +148,4 @@ class Step:
 
     def weight(self, m: int) -> float:
         start, stop = self.pieces[m]
-        return self.scale * (stop - start)
+        return self.batch.scale * (stop - start)

@@ -55,6 +55,20 @@ def test_two_stages_train_like_one_process_and_say_which_layers_each_holds(tmp_p
     assert out.count("epoch 3/3") == 1 and done.stderr == ""
 
 
+def test_two_stages_by_two_replicas_train_like_one_process(tmp_path):
+    """4 ranks; BatchNorm's statistics are summed over the replicas (as data-parallel ranks
+    sum them), so with one micro-batch it is exact too."""
+    config = pipeline_config({"micro_batches": 1, "schedule": "gpipe"})
+    done = mpirun(4, [write(tmp_path, config), "--run-dir", "run", "--progress", "plain"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    fit(config, run_dir=tmp_path / "one", progress="none")
+    assert_same_training(tmp_path / "one", tmp_path / "run")
+    assert (
+        "pipeline stage 1 (ranks 1, 3): layers 2-3 (dropout, dense_1), 51 params\n" in done.stdout
+    )
+    assert "x 2 data-parallel replicas on 4 MPI ranks" in done.stdout
+
+
 def test_a_killed_run_resumes_bit_for_bit_on_the_same_stages(tmp_path):
     """Four micro-batches with BatchNorm: not one process's result, but always the same."""
     name = write(tmp_path, pipeline_config({"micro_batches": 4}, checkpoint={"every_steps": 2}))
