@@ -103,7 +103,8 @@ def cli():
     metavar="N",
     help="Train data-parallel on N processes of this machine through MPI (pip install "
     "bptrain[mpi]): each takes a slice of every batch, the same result as one process "
-    "(training.replicas becomes 1: the ranks split the batch instead of threads). Runs "
+    "(training.replicas becomes 1: the ranks split the batch instead of threads); with "
+    "training.pipeline, the ranks hold its stages (N = stages x replicas). Runs "
     "mpiexec -n N python -m mpi4py -m bptrain fit ..., e.g. --processes 2. For several "
     "machines run mpiexec yourself (see the README).",
 )

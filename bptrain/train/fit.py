@@ -77,6 +77,7 @@ def fit(
     data, model = prepare(config, recorded=start.recorded_data)
     threads = blas_threads(config.training, model.network, world)
     strategy, sharing = engine.pick(config, data, model, world, note)
+    model = strategy.model  # a pipeline rank's stage: the whole model is let go
     run = start.run or open_fresh(world, run_dir, runs_root, config.name)
     trainer = Trainer(config, data, model, run, report, strategy)
     begin(trainer, start, world)
@@ -143,9 +144,7 @@ def restore_best(trainer: Trainer, world) -> None:
         return
     run = trainer.run
     if world.from_leader(run.best.exists):
-        trainer.model.network.load_weights(
-            world.from_leader(checkpoint.load, run.best).section("model")
-        )
+        trainer.strategy.load_weights(world.from_leader(checkpoint.load, run.best).section("model"))
 
 
 def result_of(trainer: Trainer, threads: int) -> FitResult:

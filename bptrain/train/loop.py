@@ -319,7 +319,8 @@ class Trainer:
             self._write(data, paths)
 
     def _encode(self) -> bytes | None:
-        return checkpoint.encode(*self.snapshot()) if self.strategy.leader else None
+        snapshot = self.snapshot()  # on every worker: pipeline stages gather theirs here
+        return checkpoint.encode(*snapshot) if self.strategy.leader else None
 
     def _write(self, data: bytes | None, paths) -> None:
         if self.strategy.leader:
@@ -330,9 +331,9 @@ class Trainer:
 
     def snapshot(self) -> tuple[dict, dict]:
         """(arrays, state) of everything a resumed run needs."""
-        model, pos, data = self.model, self.position, self.data
-        opt = model.optimizer.state()
-        arrays = {f"model/{k}": v for k, v in model.network.weights().items()}
+        pos, data = self.position, self.data
+        weights, opt, rng = self.strategy.model_state()
+        arrays = {f"model/{k}": v for k, v in weights.items()}
         arrays.update({f"optimizer/{k}": v for k, v in opt["slots"].items()})
         state = {
             "config": self.config.to_dict(),
@@ -347,7 +348,7 @@ class Trainer:
             "history": pos.history,
             "metrics_csv_bytes": pos.csv_bytes,
             "optimizer": {"iterations": opt["iterations"], "schedule": opt["schedule"]},
-            "rng": model.network.rng_state(),
+            "rng": rng,
             "best": self.best.state(),
             "early_stopping": self.early.state() if self.early else None,
             "data": data_info(data),
@@ -356,15 +357,13 @@ class Trainer:
 
     def restore(self, ckpt: checkpoint.Checkpoint) -> None:
         """Continue from ``ckpt``: weights, optimizer, RNG, callbacks, position, metrics.csv."""
-        s, model = ckpt.state, self.model
-        model.network.load_weights(ckpt.section("model"))
+        s = ckpt.state
         opt_state = {
             "iterations": s["optimizer"]["iterations"],
             "schedule": s["optimizer"]["schedule"],
             "slots": ckpt.section("optimizer"),
         }
-        model.optimizer.load_state(opt_state, model.parameters())
-        model.network.set_rng_state(s["rng"])
+        self.strategy.load_model_state(ckpt.section("model"), opt_state, s["rng"])
         self.best.load_state(s["best"])
         if self.early is not None and s.get("early_stopping"):
             self.early.load_state(s["early_stopping"])

@@ -41,6 +41,15 @@ MNIST = pytest.mark.skipif(
     reason="no MNIST files",
 )
 
+PIPELINE_FIT = (
+    'bptrain fit configs/mnist_cnn.yaml "training.pipeline={stages: 2, micro_batches: 4}" '
+    "--processes 2"
+)
+PIPELINE_SHOW = (
+    'bptrain config show configs/mnist_cnn.yaml "training.pipeline={stages: 2, '
+    'stage_boundaries: [3]}"'
+)
+
 # Every command in the README's code blocks, and where it runs. Add a README command here
 # with the test that runs it.
 WHERE = {
@@ -84,6 +93,8 @@ WHERE = {
     "bptrain export runs/mnist_cnn/20261204-101500 --format onnx --output mnist_cnn.onnx": (
         "test_onnx_export"
     ),
+    PIPELINE_FIT: "test_pipeline_commands",
+    PIPELINE_SHOW: "test_pipeline_commands",
 }
 
 
@@ -356,6 +367,26 @@ def test_mpi_commands(here):
     done = subprocess.run(args, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("data-parallel on 4 MPI ranks") == 1
+
+
+@needs_mpi
+@MNIST
+@pytest.mark.timeout(180)
+def test_pipeline_commands(here):
+    small = ["data.limit=512", "data.test_limit=100", "training.epochs=1", "training.plots=false"]
+    args = programs(command(PIPELINE_FIT))
+    done = subprocess.run([*args, *small], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert out.count("pipeline of 2 stages (1f1b, 4 micro-batches) on 2 MPI ranks") == 1
+    assert out.count("pipeline stage 1 (rank 1): layers 5-6 (dense, dense_1), 206,218 params") == 1
+    rows = metrics_log.read(Path(run_dir(out)) / "metrics.csv")
+    assert [r["epoch"] for r in rows] == [1] and rows[0]["val_accuracy"] > 0.5
+
+    done = subprocess.run(programs(command(PIPELINE_SHOW)), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    shown = re.findall(r"^    (pipeline stage .*)$", README.read_text(), re.M)
+    assert [f"# {line}" for line in shown] == done.stdout.splitlines()[-2:]
 
 
 def test_library_example_trains(capsys):
