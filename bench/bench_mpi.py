@@ -58,7 +58,7 @@ def config_for(model: str) -> dict:
         "name": f"bench_mpi_{model}",
         "seed": 0,
         "data": {"dataset": "mnist", "validation_split": 0.0},
-        "model": load_config(REPO / "configs" / f"mnist_{model}.yaml")["model"],
+        "model": load_config(REPO / "configs" / f"mnist_{model}.yaml").to_dict()["model"],
         "loss": "sparse_categorical_crossentropy",
         "optimizer": {"type": "adam", "learning_rate": 0.001},
         "metrics": ["accuracy"],
