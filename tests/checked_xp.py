@@ -1,0 +1,200 @@
+"""A strict stand-in for a device array module: NumPy underneath, but not NumPy to the core.
+
+``backend.use(checked_xp.namespace)`` makes ``backend.xp`` a namespace whose arrays
+(``DeviceArray``) behave as CuPy's do towards NumPy, only more strictly:
+
+- a NumPy function called on one (``np.exp(a)``, ``np.add.at(a, ...)``) raises ``Escaped``;
+- so does an implicit conversion to NumPy (``np.asarray(a)``: CuPy refuses it too);
+- a plain NumPy array that meets one (``a + np.zeros(3)``, ``xp.concatenate([a, host])``,
+  ``a[...] = host``, ``a[host_index]``) raises ``Escaped``: on a GPU that is a host array
+  where a device array belongs.
+
+Arrays cross only through ``backend.asarray`` (``xp.asarray``) and ``backend.to_numpy``
+(``.get()``), as on a GPU. Reductions return 0-d arrays, as CuPy's do. Every computation is
+NumPy's own, so results equal the NumPy backend's bit for bit: a test can compare the two.
+"""
+
+from __future__ import annotations
+
+import operator
+import types
+
+import numpy as np
+
+
+class Escaped(TypeError):
+    """The core used NumPy where it should have gone through ``backend``."""
+
+
+def unwrap(value, what: str):
+    """``value`` with every DeviceArray replaced by its NumPy array; a NumPy array in it
+    (not a NumPy scalar) raises Escaped."""
+    if isinstance(value, DeviceArray):
+        return value._a
+    if isinstance(value, np.ndarray):
+        raise Escaped(f"a NumPy array {value.shape} {value.dtype} met device arrays in {what}")
+    if isinstance(value, list | tuple):
+        return type(value)(unwrap(v, what) for v in value)
+    return value
+
+
+def wrap(value):
+    """NumPy results as device arrays (scalars from reductions as 0-d ones)."""
+    if isinstance(value, np.ndarray):
+        return DeviceArray(value)
+    if isinstance(value, np.generic):
+        return DeviceArray(np.asarray(value))
+    if isinstance(value, tuple) and any(isinstance(v, np.ndarray) for v in value):
+        return tuple(wrap(v) for v in value)
+    return value
+
+
+def _call(f, what: str):
+    def call(*args, **kwargs):
+        args = unwrap(args, what)
+        kwargs = {k: unwrap(v, what) for k, v in kwargs.items()}
+        return wrap(f(*args, **kwargs))
+
+    return call
+
+
+class DeviceArray:
+    """A NumPy array seen as device memory (see the module docstring)."""
+
+    __slots__ = ("_a",)
+
+    def __init__(self, a: np.ndarray):
+        self._a = a
+
+    def __array__(self, *args, **kwargs):
+        raise Escaped("a device array was converted to NumPy implicitly; use backend.to_numpy")
+
+    def __array_ufunc__(self, ufunc, method, *args, **kwargs):
+        if method == "__call__" and not kwargs and len(args) == 2 and args[1] is self:
+            if isinstance(args[0], np.generic):  # np.float32(1) / a: CuPy takes it too
+                return wrap(ufunc(args[0], self._a))
+        name = ufunc.__name__ if method == "__call__" else f"{ufunc.__name__}.{method}"
+        raise Escaped(f"numpy.{name} called on a device array; use backend.xp")
+
+    def __array_function__(self, func, types, args, kwargs):
+        raise Escaped(f"numpy.{func.__name__} called on a device array; use backend.xp")
+
+    def get(self) -> np.ndarray:
+        """A host copy, as ``cupy.ndarray.get``."""
+        return self._a.copy()
+
+    def __getattr__(self, name):
+        if name.startswith("__"):  # __array_interface__ would hand NumPy the memory
+            raise AttributeError(name)
+        value = getattr(self._a, name)
+        return _call(value, f"ndarray.{name}") if callable(value) else wrap(value)
+
+    def __getitem__(self, key):
+        return wrap(self._a[unwrap(key, "an index")])
+
+    def __setitem__(self, key, value):
+        self._a[unwrap(key, "an index")] = unwrap(value, "an assignment")
+
+    def __len__(self) -> int:
+        return len(self._a)
+
+    def __iter__(self):
+        return (wrap(v) for v in self._a)
+
+    def __bool__(self) -> bool:
+        return bool(self._a)
+
+    def __float__(self) -> float:
+        return float(self._a)
+
+    def __int__(self) -> int:
+        return int(self._a)
+
+    def __index__(self) -> int:
+        return operator.index(self._a)
+
+    def __repr__(self) -> str:
+        return f"DeviceArray({self._a!r})"
+
+
+def _operator(name: str):
+    f = getattr(operator, name)
+
+    def op(self, *other):
+        result = f(self._a, *unwrap(other, f"operator {name}"))
+        if name.startswith("__i"):
+            return self
+        return wrap(result)
+
+    return op
+
+
+_BINARY = "add sub mul truediv floordiv mod pow matmul and or xor lt le gt ge eq ne".split()
+for _n in _BINARY:
+    setattr(DeviceArray, f"__{_n}__", _operator(f"__{_n}__"))
+    if _n not in ("lt", "le", "gt", "ge", "eq", "ne"):
+        setattr(DeviceArray, f"__i{_n}__", _operator(f"__i{_n}__"))
+        _rev = getattr(operator, f"__{_n}__")
+        setattr(
+            DeviceArray,
+            f"__r{_n}__",
+            lambda self, other, _f=_rev, _n=_n: wrap(_f(unwrap(other, f"operator r{_n}"), self._a)),
+        )
+for _n in ("neg", "pos", "abs", "invert"):
+    setattr(DeviceArray, f"__{_n}__", _operator(f"__{_n}__"))
+DeviceArray.__hash__ = None  # arrays are not hashable (eq is elementwise)
+
+
+class _Ufunc:
+    """A ufunc of the namespace: call, ``at``, ``reduce``, ``reduceat``, ``outer``."""
+
+    def __init__(self, ufunc: np.ufunc):
+        self._u = ufunc
+        self.__name__ = ufunc.__name__
+
+    def __call__(self, *args, **kwargs):
+        return _call(self._u, f"xp.{self.__name__}")(*args, **kwargs)
+
+    def __getattr__(self, method):
+        return _call(getattr(self._u, method), f"xp.{self.__name__}.{method}")
+
+
+# Functions that copy host data to the device (the one way in), as cupy.asarray does.
+_HOST_TO_DEVICE = {"asarray", "array", "ascontiguousarray"}
+
+
+class Namespace(types.SimpleNamespace):
+    """NumPy's functions, taking and returning DeviceArrays (see the module docstring)."""
+
+    name = "checked"
+
+    def __init__(self, module=np):
+        super().__init__()
+        object.__setattr__(self, "_module", module)
+
+    def __getattr__(self, name):
+        value = getattr(self._module, name)
+        if isinstance(value, np.ufunc):
+            return _Ufunc(value)
+        if isinstance(value, types.ModuleType):
+            return Namespace(value)
+        if name in _HOST_TO_DEVICE:
+            return lambda a, *args, **kw: wrap(value(_host_or_device(a), *args, **kw))
+        if callable(value) and not isinstance(value, type):
+            return _call(value, f"xp.{name}")
+        return value  # dtypes (xp.float32), constants (xp.inf)
+
+
+def _host_or_device(a):
+    """The NumPy array behind ``a``: a device array's own, or a copy of host data (a GPU
+    copies it too, so later changes to the host array must not show on the device)."""
+    if isinstance(a, DeviceArray):
+        return a._a
+    if isinstance(a, np.ndarray):
+        return a.copy()
+    if isinstance(a, list | tuple) and any(isinstance(v, DeviceArray) for v in a):
+        return unwrap(a, "xp.asarray")
+    return a
+
+
+namespace = Namespace()
