@@ -64,6 +64,27 @@ def cli():
     """
 
 
+def device_option(what: str, default: str | None):
+    """``--device cpu|gpu``; ``what`` says what it applies to."""
+    return click.option(
+        "--device",
+        type=click.Choice(["cpu", "gpu"]),
+        default=default,
+        show_default=default is not None,
+        help=f"{what} on the CPU (NumPy) or on the GPU (CuPy: pip install 'bptrain[gpu]'), "
+        "e.g. --device gpu.",
+    )
+
+
+@contextlib.contextmanager
+def on_device(device: str):
+    """The core on ``device`` for the block (``bptrain.train.device``, imported on first use)."""
+    from bptrain.train.device import on_device as switch
+
+    with switch(device):
+        yield
+
+
 # -- fit ------------------------------------------------------------------------------------------
 @cli.command(context_settings=CONTEXT)
 @click.argument("args", nargs=-1, metavar="CONFIG [KEY.PATH=VALUE]...")
@@ -105,7 +126,8 @@ def cli():
     "mpiexec -n N python -m mpi4py -m bptrain fit ..., e.g. --processes 2. For several "
     "machines run mpiexec yourself (see the README).",
 )
-def fit(args, resume, run_dir, runs_root, progress, processes):
+@device_option("Train (training.device; default: as the config says)", None)
+def fit(args, resume, run_dir, runs_root, progress, processes, device):
     """Train a model as CONFIG says, writing a run directory.
 
     Overrides KEY.PATH=VALUE change the config; values are read as YAML, list items are
@@ -120,12 +142,16 @@ def fit(args, resume, run_dir, runs_root, progress, processes):
       bptrain fit --resume runs/spirals/20240101-120000
       bptrain fit --resume runs/spirals/20240101-120000 training.epochs=300
       bptrain fit configs/mnist_cnn.yaml --processes 2
+      bptrain fit configs/mnist_mlp.yaml --device gpu
     """
     from bptrain.train import distributed
     from bptrain.train import fit as run_fit
     from bptrain.train.report import fit_summary
 
     path, overrides = split_args(args, config_required=resume is None)
+    if device is not None:  # the same as the override, which a resumed run applies too
+        overrides.append(f"training.device={device}")
+        args = (*args, f"training.device={device}")
     config, where = (None, None)
     if path is not None:
         config, where = read_config(path, overrides)
@@ -165,7 +191,8 @@ def fit(args, resume, run_dir, runs_root, progress, processes):
     show_default=True,
     help="The data split to score, e.g. --split val.",
 )
-def eval_(checkpoint, overrides, split):
+@device_option("Compute", "cpu")
+def eval_(checkpoint, overrides, split, device):
     """Score a checkpoint on a data split and print a metrics table.
 
     CHECKPOINT is a .safetensors file or a run directory (its best checkpoint, else its last).
@@ -180,11 +207,14 @@ def eval_(checkpoint, overrides, split):
       bptrain eval runs/mnist_mlp/20240101-120000
       bptrain eval runs/mnist_mlp/20240101-120000/checkpoints/last.safetensors --split val
       bptrain eval runs/mnist_mlp/20240101-120000 data.root=/data/mnist
+      bptrain eval runs/mnist_mlp/20240101-120000 --device gpu
     """
     from bptrain.train.evaluate import evaluate_checkpoint
     from bptrain.train.report import eval_table
 
-    click.echo(eval_table(evaluate_checkpoint(checkpoint, split, overrides)))
+    with on_device(device):
+        evaluation = evaluate_checkpoint(checkpoint, split, overrides)
+    click.echo(eval_table(evaluation))
     return 0
 
 
@@ -234,7 +264,8 @@ def eval_(checkpoint, overrides, split):
     type=int,
     help="With --prompt: seed of the sampling, e.g. --seed 3.",
 )
-def predict(checkpoint, inputs, output, scaled, prompt, length, temperature, seed):
+@device_option("Compute", "cpu")
+def predict(checkpoint, inputs, output, scaled, prompt, length, temperature, seed, device):
     """Predict with a checkpoint for the samples in INPUT (.npy, .npz or .csv), or in image
     files and folders of them, or generate text from a character model with --prompt.
 
@@ -259,7 +290,8 @@ def predict(checkpoint, inputs, output, scaled, prompt, length, temperature, see
         from bptrain.runs.atomic import write_text
         from bptrain.train.generate import generate_text
 
-        text = generate_text(checkpoint, prompt, length, temperature, seed)
+        with on_device(device):
+            text = generate_text(checkpoint, prompt, length, temperature, seed)
         if output is None:
             click.echo(text)
         else:
@@ -269,7 +301,8 @@ def predict(checkpoint, inputs, output, scaled, prompt, length, temperature, see
 
     from bptrain.train.predict import predict_file
 
-    text, n = predict_file(checkpoint, inputs, output, scaled)
+    with on_device(device):
+        text, n = predict_file(checkpoint, inputs, output, scaled)
     if text is not None:
         click.echo(text, nl=False)
     else:
@@ -455,7 +488,10 @@ def config_check(args, build):
     help="One bar over the runs with the best result so far (bar), one line per finished run "
     "(plain), or nothing; auto shows a bar in a terminal, e.g. --progress plain.",
 )
-def sweep(args, workers, executor, address, max_trials, dry_run, resume, runs_root, progress):
+@device_option("Train every run (training.device; default: as the config says)", None)
+def sweep(
+    args, workers, executor, address, max_trials, dry_run, resume, runs_root, progress, device
+):
     """Search hyperparameters: grid and random trials, k-fold cross-validation, seed repeats.
 
     Each run (a trial on one fold with one seed) is a run directory under
@@ -479,6 +515,8 @@ def sweep(args, workers, executor, address, max_trials, dry_run, resume, runs_ro
     from bptrain.sweep.progress import Console
 
     sweep_file, overrides = split_args(args, config_required=False)
+    if device is not None:
+        overrides.append(f"training.device={device}")
     if sweep_file is None and resume is None:
         raise click.UsageError("missing SWEEP (a sweep file, e.g. configs/sweep_spirals.yaml)")
     options = SweepOptions(

@@ -67,7 +67,9 @@ class TrainingOptions:
     activations are in memory at a time (see ``bptrain.train.accumulate``).
     class_weight: null; "balanced" (each class weighs n / (classes x its count) in the
     training part); or {label: weight} by class name, others weighing 1: each sample's loss
-    is multiplied by its class's weight (see ``bptrain.data.weights``)."""
+    is multiplied by its class's weight (see ``bptrain.data.weights``).
+    device: where the model computes: cpu (NumPy) or gpu (CuPy, ``pip install bptrain[gpu]``;
+    see ``bptrain.train.device``). Checkpoints do not depend on it."""
 
     epochs: int = 10
     batch_size: int = 32
@@ -82,6 +84,7 @@ class TrainingOptions:
     max_memory: int | str | None = None
     class_weight: str | dict | None = None
     accumulate: int = 1
+    device: Literal["cpu", "gpu"] = "cpu"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from bptrain.errors import ConfigError, DataError
+from bptrain.nn import backend
 from bptrain.runs import checkpoint
 from bptrain.train.evaluate import checkpoint_path, restore_model
 
@@ -46,8 +47,8 @@ def generate_text(
     ids = [index[c] for c in prompt]
     rng = np.random.default_rng(seed)
     for _ in range(length):
-        x = np.asarray([ids[-window:]], dtype=np.int64)
-        p = np.asarray(model.forward(x), dtype=np.float64)[0]
+        x = backend.asarray(np.asarray([ids[-window:]], dtype=np.int64))
+        p = backend.to_numpy(model.forward(x)).astype(np.float64)[0]
         ids.append(sample(p, temperature, rng))
     return prompt + "".join(vocab[i] for i in ids[len(prompt) :])
 
