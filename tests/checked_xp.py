@@ -162,6 +162,19 @@ class _Ufunc:
 # Functions that copy host data to the device (the one way in), as cupy.asarray does.
 _HOST_TO_DEVICE = {"asarray", "array", "ascontiguousarray"}
 
+# The functions the core may call, each checked to exist in CuPy 13 with the arguments the core
+# passes (cupy/__init__.py; ufuncs take their outputs positionally or as ``out=``). A new one
+# is refused here until it has been checked the same way and added.
+CUPY_FUNCTIONS = set(
+    """abs add all arange argsort array asarray ascontiguousarray bincount broadcast_to clip
+    concatenate count_nonzero divide empty empty_like equal exp expand_dims expm1 flatnonzero
+    full greater isfinite log log1p matmul maximum minimum multiply ndim ones pad round sign
+    split sqrt stack subtract take tanh vdot where zeros zeros_like""".split()
+)
+# CuPy's matmul is a generalized ufunc that takes its output only as ``out=``
+# (cupy/_core/_gufuncs.py: "requires 2 arguments"); NumPy's takes it positionally too.
+_POSITIONAL_LIMIT = {"matmul": 2}
+
 
 class Namespace(types.SimpleNamespace):
     """NumPy's functions, taking and returning DeviceArrays (see the module docstring)."""
@@ -174,15 +187,26 @@ class Namespace(types.SimpleNamespace):
 
     def __getattr__(self, name):
         value = getattr(self._module, name)
+        if isinstance(value, type | np.dtype) or not callable(value):
+            return value  # dtypes (xp.float32), constants (xp.inf)
+        if name not in CUPY_FUNCTIONS:
+            raise Escaped(f"xp.{name} is not among the functions checked against CuPy's API")
+        if name in _POSITIONAL_LIMIT:
+            value = _limited(value, name, _POSITIONAL_LIMIT[name])
         if isinstance(value, np.ufunc):
             return _Ufunc(value)
-        if isinstance(value, types.ModuleType):
-            return Namespace(value)
         if name in _HOST_TO_DEVICE:
             return lambda a, *args, **kw: wrap(value(_host_or_device(a), *args, **kw))
-        if callable(value) and not isinstance(value, type):
-            return _call(value, f"xp.{name}")
-        return value  # dtypes (xp.float32), constants (xp.inf)
+        return _call(value, f"xp.{name}")
+
+
+def _limited(f, name: str, positional: int):
+    def call(*args, **kwargs):
+        if len(args) > positional:
+            raise Escaped(f"xp.{name} takes {positional} arguments on CuPy; pass out= by name")
+        return f(*args, **kwargs)
+
+    return call
 
 
 def _host_or_device(a):
