@@ -25,8 +25,8 @@ def use(backend) -> None:
         xp, name = cupy, "cupy"
     elif isinstance(backend, str):
         raise ValueError(f"unknown backend {backend!r}; expected 'numpy' or 'cupy'")
-    else:  # a module object: cupy itself, or a namespace with a ``name``
-        xp, name = backend, getattr(backend, "name", backend.__name__)
+    else:
+        xp, name = backend, backend.name
 
 
 def to_numpy(a):

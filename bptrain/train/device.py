@@ -23,8 +23,10 @@ def gpu_module():
     CuPy, or a GPU that CuPy can use."""
     try:
         cupy = importlib.import_module("cupy")
-    except ImportError as exc:
-        raise DeviceError(f"training.device: gpu needs CuPy ({exc}): {INSTALL_HINT}") from None
+    except ImportError as exc:  # CuPy missing, or its CUDA libraries (a message of many lines)
+        raise DeviceError(
+            f"training.device: gpu needs CuPy ({_first_line(exc)}): {INSTALL_HINT}"
+        ) from None
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:  # CUDA driver missing or broken: CuPy raises its own types
@@ -42,16 +44,20 @@ def _first_line(exc: Exception) -> str:
 
 
 def array_module(device: str):
-    """The array module for ``device`` ("cpu" or "gpu")."""
+    """What ``backend.use`` takes for ``device`` ("cpu" or "gpu"): "numpy", "cupy", or the
+    stand-in namespace that tests put in ``gpu_module``'s place."""
     if device not in DEVICES:
         raise DeviceError(f"unknown device {device!r}: expected cpu or gpu")
-    return "numpy" if device == "cpu" else gpu_module()  # a module object: backend.use takes it
+    if device == "cpu":
+        return "numpy"
+    module = gpu_module()
+    return "cupy" if getattr(module, "__name__", "") == "cupy" else module  # (tests: a stand-in)
 
 
 @contextlib.contextmanager
 def on_device(device: str):
     """Run the block with the core on ``device``; the previous array module afterwards."""
-    before = backend.xp if backend.name != "numpy" else "numpy"
+    before = backend.name if backend.name in ("numpy", "cupy") else backend.xp
     backend.use(array_module(device))
     try:
         yield
