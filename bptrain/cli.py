@@ -517,6 +517,10 @@ def sweep(
     sweep_file, overrides = split_args(args, config_required=False)
     if device is not None:
         overrides.append(f"training.device={device}")
+    if device == "gpu" and executor == "local" and not dry_run:
+        from bptrain.train.device import gpu_module
+
+        gpu_module()  # here rather than in every run: the one-line error, once
     if sweep_file is None and resume is None:
         raise click.UsageError("missing SWEEP (a sweep file, e.g. configs/sweep_spirals.yaml)")
     options = SweepOptions(

@@ -99,3 +99,23 @@ def test_gpu_takes_one_model_and_refuses_what_runs_on_the_cpu(tmp_path, small_co
     with pytest.raises(ConfigError, match="data.augment runs on the CPU"):
         fit(augmented, run_dir=tmp_path / "a", progress="none")
     assert not (tmp_path / "a").exists() and backend.name == "numpy"
+
+
+def test_eval_and_predict_take_the_device(tmp_path, small_config, fake_gpu, capsys):
+    from bptrain.cli import main
+
+    run = fit(small_config(), run_dir=tmp_path / "r", progress="none").run_dir
+    points = tmp_path / "points.csv"
+    points.write_text("x0,x1\n0.5,0.5\n-0.3,0.8\n")
+    outputs = {}
+    for where in ("cpu", "gpu"):
+        for args in (["eval", run, "--split", "val"], ["predict", run, points]):
+            capsys.readouterr()
+            with pytest.raises(SystemExit) as exc:
+                main([*map(str, args), "--device", where])
+            assert exc.value.code == 0
+            outputs[where, args[0]] = capsys.readouterr().out
+    assert outputs["gpu", "eval"] == outputs["cpu", "eval"]
+    assert outputs["gpu", "predict"] == outputs["cpu", "predict"]
+    assert outputs["cpu", "predict"].startswith("prediction,")
+    assert backend.name == "numpy"
