@@ -31,8 +31,8 @@ def use(backend) -> None:
 
 def to_numpy(a):
     """Return ``a`` as a NumPy array (copying from the device when the backend is CuPy)."""
-    if isinstance(a, numpy.ndarray | numpy.generic):
-        return numpy.asarray(a)
+    if isinstance(a, numpy.ndarray):
+        return a
     if hasattr(a, "get"):
         return a.get()
     return numpy.asarray(a)
