@@ -259,15 +259,18 @@ def guarded(what: str, f, *args):
 
 def table(rows: list[tuple]) -> str:
     lines = [
-        "| workload | batch | bptrain GPU (s) | PyTorch eager (s) | ratio | goal | first steps |",
-        "|---|---|---|---|---|---|---|",
+        "| workload | batch | bptrain GPU (s) | PyTorch eager (s) | ratio | goal | met "
+        "| first steps |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for kind, batch, ours, theirs, diff in rows:
         ratio = f"{ours / theirs:.2f}" if ours and theirs else "-"
+        met = "-" if ratio == "-" else ("yes" if ours / theirs <= GOALS[kind] else "no")
         times = [f"{t:.3f}" if t else "failed" for t in (ours, theirs)]
         agree = "failed" if diff is None else f"{diff:.1e} {'ok' if diff <= 1e-4 else 'OFF'}"
         lines.append(
-            f"| {kind} | {batch} | {times[0]} | {times[1]} | {ratio} | <= {GOALS[kind]} | {agree} |"
+            f"| {kind} | {batch} | {times[0]} | {times[1]} | {ratio} | <= {GOALS[kind]} | {met} "
+            f"| {agree} |"
         )
     return "\n".join(lines)
 

@@ -64,14 +64,14 @@ def cli():
     """
 
 
-def device_option(what: str, default: str | None):
-    """``--device cpu|gpu``; ``what`` says what it applies to."""
+def device_option(what: str, default: str | None, note: str):
+    """``--device cpu|gpu``: ``what`` computes there; ``note`` ends the help's sentence."""
     return click.option(
         "--device",
         type=click.Choice(["cpu", "gpu"]),
         default=default,
         show_default=default is not None,
-        help=f"{what} on the CPU (NumPy) or on the GPU (CuPy: pip install 'bptrain[gpu]'), "
+        help=f"{what} on the CPU (NumPy) or the GPU (CuPy: pip install 'bptrain[gpu]'){note}, "
         "e.g. --device gpu.",
     )
 
@@ -126,7 +126,7 @@ def on_device(device: str):
     "mpiexec -n N python -m mpi4py -m bptrain fit ..., e.g. --processes 2. For several "
     "machines run mpiexec yourself (see the README).",
 )
-@device_option("Train (training.device; default: as the config says)", None)
+@device_option("Train", None, "; the same as training.device=..., which it overrides")
 def fit(args, resume, run_dir, runs_root, progress, processes, device):
     """Train a model as CONFIG says, writing a run directory.
 
@@ -191,7 +191,7 @@ def fit(args, resume, run_dir, runs_root, progress, processes, device):
     show_default=True,
     help="The data split to score, e.g. --split val.",
 )
-@device_option("Compute", "cpu")
+@device_option("Compute", "cpu", ", whichever device trained the checkpoint")
 def eval_(checkpoint, overrides, split, device):
     """Score a checkpoint on a data split and print a metrics table.
 
@@ -264,7 +264,7 @@ def eval_(checkpoint, overrides, split, device):
     type=int,
     help="With --prompt: seed of the sampling, e.g. --seed 3.",
 )
-@device_option("Compute", "cpu")
+@device_option("Compute", "cpu", ", whichever device trained the checkpoint")
 def predict(checkpoint, inputs, output, scaled, prompt, length, temperature, seed, device):
     """Predict with a checkpoint for the samples in INPUT (.npy, .npz or .csv), or in image
     files and folders of them, or generate text from a character model with --prompt.
@@ -488,7 +488,7 @@ def config_check(args, build):
     help="One bar over the runs with the best result so far (bar), one line per finished run "
     "(plain), or nothing; auto shows a bar in a terminal, e.g. --progress plain.",
 )
-@device_option("Train every run (training.device; default: as the config says)", None)
+@device_option("Train every run", None, "; the same as training.device=..., which it overrides")
 def sweep(
     args, workers, executor, address, max_trials, dry_run, resume, runs_root, progress, device
 ):

@@ -17,7 +17,6 @@ NumPy's own, so results equal the NumPy backend's bit for bit: a test can compar
 from __future__ import annotations
 
 import operator
-import types
 
 import numpy as np
 
@@ -117,31 +116,38 @@ class DeviceArray:
         return f"DeviceArray({self._a!r})"
 
 
-def _operator(name: str):
-    f = getattr(operator, name)
+def _binary(name: str) -> None:
+    """DeviceArray's ``a <op> b``, ``b <op> a`` and ``a <op>= b`` for operator ``name``."""
+    f, what = getattr(operator, f"__{name}__"), f"operator {name}"
+    setattr(DeviceArray, f"__{name}__", lambda a, b: wrap(f(a._a, unwrap(b, what))))
+    setattr(DeviceArray, f"__r{name}__", lambda a, b: wrap(f(unwrap(b, what), a._a)))
+    in_place = getattr(operator, f"__i{name}__")
 
-    def op(self, *other):
-        result = f(self._a, *unwrap(other, f"operator {name}"))
-        if name.startswith("__i"):
-            return self
-        return wrap(result)
+    def update(a, b):
+        in_place(a._a, unwrap(b, what))
+        return a
 
-    return op
+    setattr(DeviceArray, f"__i{name}__", update)
 
 
-_BINARY = "add sub mul truediv floordiv mod pow matmul and or xor lt le gt ge eq ne".split()
-for _n in _BINARY:
-    setattr(DeviceArray, f"__{_n}__", _operator(f"__{_n}__"))
-    if _n not in ("lt", "le", "gt", "ge", "eq", "ne"):
-        setattr(DeviceArray, f"__i{_n}__", _operator(f"__i{_n}__"))
-        _rev = getattr(operator, f"__{_n}__")
-        setattr(
-            DeviceArray,
-            f"__r{_n}__",
-            lambda self, other, _f=_rev, _n=_n: wrap(_f(unwrap(other, f"operator r{_n}"), self._a)),
-        )
-for _n in ("neg", "pos", "abs", "invert"):
-    setattr(DeviceArray, f"__{_n}__", _operator(f"__{_n}__"))
+for _name in "add sub mul truediv floordiv mod pow matmul and or xor".split():
+    _binary(_name)
+
+
+def _compare(name: str) -> None:
+    f = getattr(operator, f"__{name}__")
+    setattr(DeviceArray, f"__{name}__", lambda a, b: wrap(f(a._a, unwrap(b, "a comparison"))))
+
+
+def _unary(name: str) -> None:
+    f = getattr(operator, f"__{name}__")
+    setattr(DeviceArray, f"__{name}__", lambda a: wrap(f(a._a)))
+
+
+for _name in "lt le gt ge eq ne".split():
+    _compare(_name)
+for _name in "neg pos abs invert".split():
+    _unary(_name)
 DeviceArray.__hash__ = None  # arrays are not hashable (eq is elementwise)
 
 
@@ -176,14 +182,13 @@ CUPY_FUNCTIONS = set(
 _POSITIONAL_LIMIT = {"matmul": 2}
 
 
-class Namespace(types.SimpleNamespace):
+class Namespace:
     """NumPy's functions, taking and returning DeviceArrays (see the module docstring)."""
 
     name = "checked"
 
     def __init__(self, module=np):
-        super().__init__()
-        object.__setattr__(self, "_module", module)
+        self._module = module
 
     def __getattr__(self, name):
         value = getattr(self._module, name)
