@@ -178,3 +178,11 @@ def test_kernels_match_their_references_off_numpy(geometry):
     np.testing.assert_allclose(backend.to_numpy(back), back_ref, rtol=1e-12)
     np.testing.assert_array_equal(backend.to_numpy(y), y_ref)
     np.testing.assert_array_equal(backend.to_numpy(dx), dx_ref)
+
+
+def test_the_functions_the_namespace_admits_exist_in_cupy():
+    cupy = pytest.importorskip("cupy", reason="CuPy is not installed (pip install bptrain[gpu])")
+    from tests.checked_xp import CUPY_FUNCTIONS
+
+    assert sorted(n for n in CUPY_FUNCTIONS if not hasattr(cupy, n)) == []
+    assert type(cupy.matmul).__name__ == "_GUFunc"  # takes no positional output
