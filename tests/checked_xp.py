@@ -16,9 +16,15 @@ NumPy's own, so results equal the NumPy backend's bit for bit: a test can compar
 
 from __future__ import annotations
 
+import importlib.util
+import inspect
 import operator
 
 import numpy as np
+
+# Where CuPy is installed (a GPU is not needed to import it), every call through the namespace
+# must also bind to the CuPy function's own signature: a keyword CuPy lacks raises Escaped.
+cupy = importlib.import_module("cupy") if importlib.util.find_spec("cupy") else None
 
 
 class Escaped(TypeError):
@@ -198,11 +204,32 @@ class Namespace:
             raise Escaped(f"xp.{name} is not among the functions checked against CuPy's API")
         if name in _POSITIONAL_LIMIT:
             value = _limited(value, name, _POSITIONAL_LIMIT[name])
+        value = _binding_as_cupy(value, name)
         if isinstance(value, np.ufunc):
             return _Ufunc(value)
         if name in _HOST_TO_DEVICE:
             return lambda a, *args, **kw: wrap(value(_host_or_device(a), *args, **kw))
         return _call(value, f"xp.{name}")
+
+
+def _binding_as_cupy(f, name: str):
+    """``f``, checking first that its arguments bind to ``cupy.<name>`` (when CuPy is
+    installed and the function is Python, not a compiled ufunc)."""
+    if cupy is None:
+        return f
+    try:
+        signature = inspect.signature(getattr(cupy, name))
+    except (TypeError, ValueError):  # a compiled ufunc: its arguments are NumPy's
+        return f
+
+    def call(*args, **kwargs):
+        try:
+            signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise Escaped(f"xp.{name}: CuPy's {name}{signature} does not take it: {exc}") from None
+        return f(*args, **kwargs)
+
+    return call
 
 
 def _limited(f, name: str, positional: int):
