@@ -55,9 +55,14 @@ def parse_args(argv=None):
 
 
 def data_dir(given: str | None) -> Path:
+    """The folder holding mnist/: the argument, else $BPTRAIN_DATA_DIR, else ../shared/data
+    (or shared/data inside the checkout, where a copy of the tree keeps it)."""
     if given:
         return Path(given)
-    return Path(os.environ.get("BPTRAIN_DATA_DIR", REPO.parent / "shared" / "data"))
+    if "BPTRAIN_DATA_DIR" in os.environ:
+        return Path(os.environ["BPTRAIN_DATA_DIR"])
+    candidates = [REPO.parent / "shared" / "data", REPO / "shared" / "data"]
+    return next((c for c in candidates if (c / "mnist").is_dir()), candidates[0])
 
 
 def mnist(root: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -7,7 +7,10 @@
 - so does an implicit conversion to NumPy (``np.asarray(a)``: CuPy refuses it too);
 - a plain NumPy array that meets one (``a + np.zeros(3)``, ``xp.concatenate([a, host])``,
   ``a[...] = host``, ``a[host_index]``) raises ``Escaped``: on a GPU that is a host array
-  where a device array belongs.
+  where a device array belongs;
+- so does a function not on ``CUPY_FUNCTIONS`` (checked by hand against CuPy's API), an output
+  given to ``matmul`` by position (CuPy's refuses it) and, where CuPy is installed, a call that
+  does not bind to the CuPy function's signature.
 
 Arrays cross only through ``backend.asarray`` (``xp.asarray``) and ``backend.to_numpy``
 (``.get()``), as on a GPU. Reductions return 0-d arrays, as CuPy's do. Every computation is
