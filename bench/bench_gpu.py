@@ -218,19 +218,21 @@ def timed(run) -> float:
 
 
 def race(kind: str, batch: int, gpu_data, torch_data, rounds: int, warm: int) -> tuple:
-    """(bptrain seconds, PyTorch seconds): best of ``rounds`` alternating epochs, after
-    ``warm`` batches each (CuPy compiles its kernels on first use)."""
-    (xg, yg, og), (xt, yt, ot) = gpu_data, torch_data
+    """(bptrain seconds, PyTorch seconds or None without PyTorch's data on the GPU): best of
+    ``rounds`` alternating epochs, after ``warm`` batches each (CuPy compiles its kernels on
+    first use)."""
+    xg, yg, og = gpu_data
     with device.on_device("gpu"):
-        ours = bptrain_epoch(kind, xg, yg, og, batch)
+        runs = [bptrain_epoch(kind, xg, yg, og, batch)]
         bptrain_epoch(kind, xg, yg, og[: warm * batch], batch)()
-        theirs = torch_epoch(kind, xt, yt, ot, batch)
-        torch_epoch(kind, xt, yt, ot[: warm * batch], batch)()
-        best = [float("inf"), float("inf")]
+        if torch_data is not None:
+            xt, yt, ot = torch_data
+            runs.append(torch_epoch(kind, xt, yt, ot, batch))
+            torch_epoch(kind, xt, yt, ot[: warm * batch], batch)()
+        best = [float("inf")] * len(runs)
         for _ in range(rounds):
-            best[0] = min(best[0], timed(ours))
-            best[1] = min(best[1], timed(theirs))
-    return tuple(best)
+            best = [min(b, timed(run)) for b, run in zip(best, runs, strict=True)]
+    return best[0], (best[1] if len(best) > 1 else None)
 
 
 def fit_epoch(root: Path, limit: int | None) -> float:
@@ -293,7 +295,10 @@ def main(args) -> int:
     order = shuffled[: args.batches * max(b for _, b in WORKLOADS)] if args.batches else shuffled
     with device.on_device("gpu"):
         gpu_data = backend.asarray(x), backend.asarray(y), backend.asarray(order)
-    torch_data = tuple(torch.from_numpy(a).to(TORCH_DEVICE) for a in (x, y, order))
+    torch_data = guarded(
+        "PyTorch on the GPU",
+        lambda: tuple(torch.from_numpy(a).to(TORCH_DEVICE) for a in (x, y, order)),
+    )  # without it, bptrain's times alone
     rows = []
     for kind, batch in WORKLOADS:
         diff = guarded(f"{kind} b{batch} first steps", losses_agree, kind, x, y, shuffled, batch)
