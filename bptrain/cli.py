@@ -66,6 +66,27 @@ def cli():
     """
 
 
+def device_option(what: str, default: str | None, note: str):
+    """``--device cpu|gpu``: ``what`` computes there; ``note`` ends the help's sentence."""
+    return click.option(
+        "--device",
+        type=click.Choice(["cpu", "gpu"]),
+        default=default,
+        show_default=default is not None,
+        help=f"{what} on the CPU (NumPy) or the GPU (CuPy: pip install 'bptrain[gpu]'){note}, "
+        "e.g. --device gpu.",
+    )
+
+
+@contextlib.contextmanager
+def on_device(device: str):
+    """The core on ``device`` for the block (``bptrain.train.device``, imported on first use)."""
+    from bptrain.train.device import on_device as switch
+
+    with switch(device):
+        yield
+
+
 # -- fit ------------------------------------------------------------------------------------------
 @cli.command(context_settings=CONTEXT)
 @click.argument("args", nargs=-1, metavar="CONFIG [KEY.PATH=VALUE]...")
@@ -115,7 +136,8 @@ def cli():
     "training.tensorboard=true; pip install bptrain[tensorboard]), e.g. "
     "bptrain fit configs/deep_sigmoid.yaml --tensorboard, then tensorboard --logdir runs.",
 )
-def fit(args, resume, run_dir, runs_root, progress, processes, tensorboard):
+@device_option("Train", None, "; the same as training.device=..., which it overrides")
+def fit(args, resume, run_dir, runs_root, progress, processes, tensorboard, device):
     """Train a model as CONFIG says, writing a run directory.
 
     Overrides KEY.PATH=VALUE change the config; values are read as YAML, list items are
@@ -131,6 +153,7 @@ def fit(args, resume, run_dir, runs_root, progress, processes, tensorboard):
       bptrain fit --resume runs/spirals/20240101-120000 training.epochs=300
       bptrain fit configs/mnist_cnn.yaml --processes 2
       bptrain fit configs/deep_sigmoid.yaml --tensorboard
+      bptrain fit configs/mnist_mlp.yaml --device gpu
     """
     from bptrain.train import distributed
     from bptrain.train import fit as run_fit
@@ -138,6 +161,9 @@ def fit(args, resume, run_dir, runs_root, progress, processes, tensorboard):
 
     path, overrides = split_args(args, config_required=resume is None)
     overrides += ["training.tensorboard=true"] if tensorboard else []
+    if device is not None:  # the same as the override, which a resumed run applies too
+        overrides.append(f"training.device={device}")
+        args = (*args, f"training.device={device}")
     config, where = (None, None)
     if path is not None:
         config, where = read_config(path, overrides)
@@ -178,7 +204,8 @@ def fit(args, resume, run_dir, runs_root, progress, processes, tensorboard):
     show_default=True,
     help="The data split to score, e.g. --split val.",
 )
-def eval_(checkpoint, overrides, split):
+@device_option("Compute", "cpu", ", whichever device trained the checkpoint")
+def eval_(checkpoint, overrides, split, device):
     """Score a checkpoint on a data split and print a metrics table.
 
     CHECKPOINT is a .safetensors file or a run directory (its best checkpoint, else its last).
@@ -193,11 +220,14 @@ def eval_(checkpoint, overrides, split):
       bptrain eval runs/mnist_mlp/20240101-120000
       bptrain eval runs/mnist_mlp/20240101-120000/checkpoints/last.safetensors --split val
       bptrain eval runs/mnist_mlp/20240101-120000 data.root=/data/mnist
+      bptrain eval runs/mnist_mlp/20240101-120000 --device gpu
     """
     from bptrain.train.evaluate import evaluate_checkpoint
     from bptrain.train.report import eval_table
 
-    click.echo(eval_table(evaluate_checkpoint(checkpoint, split, overrides)))
+    with on_device(device):
+        evaluation = evaluate_checkpoint(checkpoint, split, overrides)
+    click.echo(eval_table(evaluation))
     return 0
 
 
@@ -247,7 +277,8 @@ def eval_(checkpoint, overrides, split):
     type=int,
     help="With --prompt: seed of the sampling, e.g. --seed 3.",
 )
-def predict(checkpoint, inputs, output, scaled, prompt, length, temperature, seed):
+@device_option("Compute", "cpu", ", whichever device trained the checkpoint")
+def predict(checkpoint, inputs, output, scaled, prompt, length, temperature, seed, device):
     """Predict with a checkpoint for the samples in INPUT (.npy, .npz or .csv), or in image
     files and folders of them, or generate text from a character model with --prompt.
 
@@ -272,7 +303,8 @@ def predict(checkpoint, inputs, output, scaled, prompt, length, temperature, see
         from bptrain.runs.atomic import write_text
         from bptrain.train.generate import generate_text
 
-        text = generate_text(checkpoint, prompt, length, temperature, seed)
+        with on_device(device):
+            text = generate_text(checkpoint, prompt, length, temperature, seed)
         if output is None:
             click.echo(text)
         else:
@@ -282,7 +314,8 @@ def predict(checkpoint, inputs, output, scaled, prompt, length, temperature, see
 
     from bptrain.train.predict import predict_file
 
-    text, n = predict_file(checkpoint, inputs, output, scaled)
+    with on_device(device):
+        text, n = predict_file(checkpoint, inputs, output, scaled)
     if text is not None:
         click.echo(text, nl=False)
     else:
@@ -551,9 +584,10 @@ def config_check(args, build):
     "the override training.tensorboard=true): tensorboard --logdir SWEEP_DIR compares them, "
     "e.g. bptrain sweep configs/sweep_spirals.yaml --tensorboard.",
 )
+@device_option("Train every run", None, "; the same as training.device=..., which it overrides")
 def sweep(
     args, workers, executor, address, max_trials, dry_run, resume, runs_root, progress,
-    tensorboard,
+    tensorboard, device,
 ):  # fmt: skip
     """Search hyperparameters: grid and random trials, k-fold cross-validation, seed repeats.
 
@@ -579,6 +613,12 @@ def sweep(
 
     sweep_file, overrides = split_args(args, config_required=False)
     overrides += ["training.tensorboard=true"] if tensorboard else []
+    if device is not None:
+        overrides.append(f"training.device={device}")
+    if device == "gpu" and executor == "local" and not dry_run:
+        from bptrain.train.device import gpu_module
+
+        gpu_module()  # here rather than in every run: the one-line error, once
     if sweep_file is None and resume is None:
         raise click.UsageError("missing SWEEP (a sweep file, e.g. configs/sweep_spirals.yaml)")
     options = SweepOptions(

@@ -49,3 +49,7 @@ class DivergenceError(BptrainError):
 class StorageError(BptrainError):
     """A file bptrain must write cannot be written (disk full, read-only, not permitted) or
     would land outside its run directory; the message names the path."""
+
+
+class DeviceError(BptrainError):
+    """The device a run asks for is not there: ``gpu`` without CuPy, or without a GPU."""

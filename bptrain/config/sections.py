@@ -88,7 +88,10 @@ class TrainingOptions:
     tensorboard: write TensorBoard event files into ``tensorboard/`` in the run (epoch
     metrics, learning rate, and the diagnostics if on); needs ``pip install
     bptrain[tensorboard]``.
-    pipeline: null, or the stages that train the model on MPI ranks (``PipelineOptions``)."""
+    pipeline: null, or the stages that train the model on MPI ranks (``PipelineOptions``).
+
+    device: where the model computes: cpu (NumPy) or gpu (CuPy, ``pip install bptrain[gpu]``;
+    see ``bptrain.train.device``). Checkpoints do not depend on it."""
 
     epochs: int = 10
     batch_size: int = 32
@@ -107,6 +110,7 @@ class TrainingOptions:
     diagnostics_every: int | None = None
     tensorboard: bool = False
     pipeline: PipelineOptions | None = None
+    device: Literal["cpu", "gpu"] = "cpu"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -13,8 +13,9 @@ xp = numpy
 name = "numpy"
 
 
-def use(backend: str) -> None:
-    """Select the array module: ``"numpy"`` or ``"cupy"``."""
+def use(backend) -> None:
+    """Select the array module: ``"numpy"``, ``"cupy"``, or a module-like namespace with a
+    ``name`` (the tests' strict stand-in for a device, ``tests/checked_xp.py``)."""
     global xp, name
     if backend == "numpy":
         xp, name = numpy, "numpy"
@@ -22,8 +23,10 @@ def use(backend: str) -> None:
         import cupy  # optional extra: pip install bptrain[gpu]
 
         xp, name = cupy, "cupy"
-    else:
+    elif isinstance(backend, str):
         raise ValueError(f"unknown backend {backend!r}; expected 'numpy' or 'cupy'")
+    else:
+        xp, name = backend, backend.name
 
 
 def to_numpy(a):
@@ -53,7 +56,7 @@ def scatter_add(target, index, values) -> None:
 
         cupyx.scatter_add(target, index, values)
     else:
-        numpy.add.at(target, index, values)
+        xp.add.at(target, index, values)
 
 
 def keep_freed_memory(limit: int = 1 << 30) -> bool:

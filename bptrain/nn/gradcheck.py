@@ -5,6 +5,8 @@ Each check compares the analytic gradient from ``backward`` with central differe
 ``max|analytic - numeric| / max(max|analytic|, max|numeric|)``. A layer is checked through the
 scalar ``sum(forward(x) * r)`` for a fixed random ``r``, so every output element contributes.
 Random state (dropout masks) is restored before each forward pass, so the function is fixed.
+Inputs go to the backend's device (``backend.asarray``); the differences are taken there, one
+element at a time, and compared on the host.
 """
 
 from __future__ import annotations
@@ -88,7 +90,7 @@ def check_layer(
     Parameter penalties from regularizers are part of the checked function.
     """
     rng = rng if rng is not None else np.random.default_rng(seed)
-    x = np.array(x, dtype=np.float64) if np.issubdtype(np.asarray(x).dtype, np.floating) else x
+    x = _on_device(x)
     layer.needs_input_grad = True
     if not layer.built:
         layer.dtype = np.float64
@@ -98,7 +100,7 @@ def check_layer(
     rng_state = rng.bit_generator.state
     params = dict(layer.named_parameters())
     r = np.random.default_rng(seed + 2).standard_normal(
-        np.shape(_forward(layer, x, training, rng, rng_state))
+        _forward(layer, x, training, rng, rng_state).shape
     )
 
     def objective():
@@ -115,6 +117,13 @@ def check_layer(
     return _check(objective, grads, arrays, eps, max_elements, seed)
 
 
+def _on_device(x):
+    """``x`` on the backend's device: a float64 copy of floats (the differences change it in
+    place), integers (token ids) as they are."""
+    x = backend.asarray(x)
+    return x.astype(np.float64) if np.issubdtype(x.dtype, np.floating) else x
+
+
 def _forward(layer, x, training, rng, rng_state):
     rng.bit_generator.state = rng_state  # the same dropout mask on every evaluation
     return layer.forward(x, training)
@@ -122,7 +131,7 @@ def _forward(layer, x, training, rng, rng_state):
 
 def check_loss(loss, y_pred, y_true, eps: float = 1e-6, max_elements: int = 200, seed: int = 0):
     """Check ``loss.backward()`` against differences of ``loss.forward`` in ``y_pred``."""
-    y_pred = np.array(y_pred, dtype=np.float64)
+    y_pred = _on_device(y_pred)
     loss.forward(y_pred, y_true)
     grad = loss.backward()
     return _check(
@@ -143,7 +152,7 @@ def check_model(
     The model is cast to float64. ``training=True`` includes dropout (with a fixed mask).
     """
     model.cast(np.float64)
-    x = np.array(x, dtype=np.float64) if np.issubdtype(np.asarray(x).dtype, np.floating) else x
+    x = _on_device(x)
     rng = model.network.rng
     rng_state = rng.bit_generator.state
     params = dict(model.network.named_parameters())

@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from bptrain.errors import DivergenceError
+from bptrain.nn import backend
 from bptrain.train.layer_stats import steepest_gradient
 
 
@@ -85,7 +86,8 @@ def gradients_finite(params) -> bool:
     flat = getattr(params, "flat_grad", None)
     arrays = [flat] if flat is not None else [p.grad for p in params]
     with np.errstate(over="ignore", invalid="ignore"):  # an overflowing sum is the question
-        return all(math.isfinite(float(a.sum())) or bool(np.isfinite(a).all()) for a in arrays)
+        xp = backend.xp
+        return all(math.isfinite(float(a.sum())) or bool(xp.isfinite(a).all()) for a in arrays)
 
 
 def first_nonfinite_layer(model) -> str | None:
@@ -93,7 +95,7 @@ def first_nonfinite_layer(model) -> str | None:
     the output), as ``layer (layer/param)``; None if all are finite."""
     for layer in reversed(model.network.layers):
         for name, p in layer.named_parameters(f"{layer.name}/"):
-            if not np.all(np.isfinite(p.grad)):
+            if not bool(backend.xp.isfinite(p.grad).all()):
                 return f"{layer.name!r} ({name})"
     return None
 

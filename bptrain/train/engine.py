@@ -16,7 +16,10 @@ from bptrain.train.strategy import SingleProcess
 
 def for_world(config: Config, world) -> tuple[Config, str]:
     """(the config a run trains with on ``world``, a line on what changed or ""): on MPI
-    ranks, thread replicas give way (``ranks_replace_replicas``)."""
+    ranks, thread replicas give way (``ranks_replace_replicas``); on a GPU too
+    (``gpu_replaces_replicas``)."""
+    if config.training.device == "gpu":
+        return gpu_replaces_replicas(config, world)
     if world.size > 1 and config.training.replicas > 1:
         return ranks_replace_replicas(config, world.size)
     options = config.training.pipeline
@@ -26,6 +29,23 @@ def for_world(config: Config, world) -> tuple[Config, str]:
             f"one model (--processes {options.stages} runs the pipeline)"
         )
     return config, ""
+
+
+def gpu_replaces_replicas(config: Config, world) -> tuple[Config, str]:
+    """A GPU run trains one model on one device: thread replicas become 1 (with the line
+    saying so), and MPI ranks and data augmentation (which runs on the CPU) are refused."""
+    if world.size > 1:
+        raise ConfigError("training.device: gpu trains on one GPU for now: not with MPI ranks")
+    if config.data.get("augment"):
+        raise ConfigError(
+            "data.augment runs on the CPU: not with training.device: gpu for now; remove it "
+            "or train on the CPU"
+        )
+    replicas = config.training.replicas
+    if replicas == 1:
+        return config, ""
+    line = f"training.replicas: 1 instead of {replicas}: one model trains on the GPU"
+    return config.replace(training=dataclasses.replace(config.training, replicas=1)), line
 
 
 def check_single_model(config: Config, world) -> None:
@@ -79,4 +99,6 @@ def pick(config: Config, data: Dataset, model, world, note: str = "") -> tuple:
         copies = [build_model(config, data.input_shape) for _ in range(replicas - 1)]
         words = f" per replica; data-parallel on {replicas} replicas (threads)"
         return ThreadReplicas([model, *copies]), words + note
+    if config.training.device == "gpu":
+        return SingleProcess(model), "; the model computes on the GPU" + note
     return SingleProcess(model), note

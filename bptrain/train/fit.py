@@ -21,6 +21,7 @@ from bptrain.errors import StorageError
 from bptrain.runs import checkpoint
 from bptrain.runs.atomic import write_text
 from bptrain.train import distributed, engine, memory, summary
+from bptrain.train.device import on_device
 from bptrain.train.loop import Trainer
 from bptrain.train.prepare import prepare
 from bptrain.train.progress import reporter as make_reporter
@@ -64,8 +65,9 @@ def fit(
     progress: "auto", "bar", "plain" or "none".
     runs_root: where new run directories go.
     overrides: ``key.path=value`` strings applied to ``config`` (or the checkpoint's config).
-    Raises ConfigError, DataError, CheckpointError, DivergenceError, or Interrupted (SIGINT or
-    SIGTERM; a checkpoint of the current step was saved).
+    Raises ConfigError, DataError, CheckpointError, DivergenceError, DeviceError
+    (``training.device: gpu`` without CuPy or a GPU), or Interrupted (SIGINT or SIGTERM; a
+    checkpoint of the current step was saved).
     """
     memory.keep_step_memory()
     world = distributed.training_world()  # under mpiexec every rank runs this
@@ -73,6 +75,12 @@ def fit(
     start = starting_point(config, overrides, resume, world)
     config, note = engine.for_world(start.config, world)
     engine.check_single_model(config, world)
+    with on_device(config.training.device):
+        return _fit(config, note, start, world, report, run_dir, runs_root)
+
+
+def _fit(config: Config, note: str, start: Start, world, report, run_dir, runs_root) -> FitResult:
+    """``fit`` from its resolved config on, with the core on the run's device."""
     # Data and model first: a config that fails here leaves nothing behind in runs/.
     data, model = prepare(config, recorded=start.recorded_data)
     threads = blas_threads(config.training, model.network, world)

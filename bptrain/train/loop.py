@@ -31,6 +31,7 @@ from bptrain.config.run_length import run_length
 from bptrain.data import Dataset, iterate_minibatches
 from bptrain.data.augment import augmenter
 from bptrain.data.preprocess import unscale_targets
+from bptrain.nn import backend
 from bptrain.runs import MetricsLog, RunDir, checkpoint
 from bptrain.runs.atomic import write_bytes
 from bptrain.train import metrics as metrics_mod
@@ -117,6 +118,10 @@ class Trainer:
         self.slice_size, self.accumulate = t.batch_size, t.accumulate
         self.epochs, self.batch_size = t.epochs, t.batch_size * t.accumulate
         self.position = Position()
+        # The arrays go to the model's device once (on the CPU: the same arrays); batches and
+        # validation slices are cut there, and only losses and metrics come back.
+        self.x_train, self.y_train = backend.asarray(data.x_train), backend.asarray(data.y_train)
+        self.x_val = backend.asarray(data.x_val)
         self.has_val = len(data.x_val) > 0
         self.best = BestTracker(t.checkpoint.monitor, t.checkpoint.mode)
         es = t.early_stopping
@@ -179,7 +184,7 @@ class Trainer:
 
     def _run_epochs(self, stop: StopFlag) -> None:
         pos, t = self.position, self.config.training
-        x, y = self.data.x_train, self.data.y_train
+        x, y = self.x_train, self.y_train
         steps = run_length(self.config, len(x)).steps_per_epoch  # the schedule counts these
         every = t.checkpoint.every_steps
         while not self.finished:
@@ -187,7 +192,7 @@ class Trainer:
             self.reporter.start_epoch(pos.epoch + 1, self.epochs, steps, pos.step)
             started = time.perf_counter()
             rest = order[pos.step * self.batch_size :]
-            batches = iterate_minibatches(x, y, self.batch_size, rest)
+            batches = iterate_minibatches(x, y, self.batch_size, backend.asarray(rest))
             for (xb, yb), wb in zip(batches, self.batch_weights(rest), strict=True):
                 xb = self.augment(xb, pos.epoch, pos.step)
                 loss = self.train_step(xb, yb, wb)
@@ -260,8 +265,8 @@ class Trainer:
         data = self.data
         batch_size = self.config.training.eval_batch_size
         if data.w_val is not None:  # (a single model: see compute_gradients)
-            return self.model.evaluate(data.x_val, data.y_val, batch_size, data.w_val)
-        return self.strategy.validate(data.x_val, data.y_val, batch_size)
+            return self.model.evaluate(self.x_val, data.y_val, batch_size, data.w_val)
+        return self.strategy.validate(self.x_val, data.y_val, batch_size)
 
     def original_units(self, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
         """Targets or outputs in the units of the data's files (``data.scale_target`` undone),
@@ -341,7 +346,7 @@ class Trainer:
             "step": pos.step,
             "loss_sum": pos.loss_sum,
             "seen": pos.seen,
-            "train_metrics": pos.metric_sums.tolist(),
+            "train_metrics": backend.to_numpy(pos.metric_sums).tolist(),
             "divergence_guard": self.guard.state(),
             "finished": self.finished,
             "stopped_early": pos.stopped_early,
@@ -380,7 +385,7 @@ class Trainer:
             step=s["step"],
             loss_sum=s["loss_sum"],
             seen=s["seen"],
-            metric_sums=np.array(s.get("train_metrics", []), dtype=np.float64),
+            metric_sums=backend.asarray(np.array(s.get("train_metrics", []), dtype=np.float64)),
             stopped_early=s["stopped_early"],
             history=list(s["history"]),
             csv_bytes=s["metrics_csv_bytes"],

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from bptrain.metric_names import EPOCH_METRICS
+from bptrain.nn import backend
 
 
 def predicted_classes(outputs: np.ndarray, threshold: float = 0.5) -> np.ndarray:
@@ -158,8 +159,9 @@ class RunningMetrics:
         self.classes = int(num_classes or 0)
         self.per_class = any(n in ("precision", "recall", "f1") for n in self.names)
         self.outputs = int(outputs)
-        self.shift = np.broadcast_to(np.asarray(shift, dtype=np.float64), (self.outputs,))
-        self.unit = np.broadcast_to(np.asarray(unit, dtype=np.float64), (self.outputs,))
+        # On the device the batches are on (sums are added there; see ``batch``).
+        self.shift = backend.asarray(np.broadcast_to(np.asarray(shift, np.float64), self.outputs))
+        self.unit = backend.asarray(np.broadcast_to(np.asarray(unit, np.float64), self.outputs))
         if not self.names:
             self.size = 0
         elif task == "classification":
@@ -167,43 +169,47 @@ class RunningMetrics:
         else:
             self.size = 4 * self.outputs + 1
 
-    def zeros(self) -> np.ndarray:
-        return np.zeros(self.size)
+    def zeros(self):
+        """Sums of no batch, on the backend's device (float64)."""
+        return backend.xp.zeros(self.size)
 
-    def batch(self, outputs, y) -> np.ndarray:
+    def batch(self, outputs, y):
         """The sums of one batch: ``outputs`` as the training forward pass returned them (for a
         classifier, scores or logits: only their argmax, or their sign, is used), ``y`` its
-        targets."""
+        targets; computed where they are (the backend's device), without a copy to the host."""
+        xp = backend.xp
         if not self.size:
             return self.zeros()
         if self.task == "classification":
             if outputs.ndim > 1 and outputs.shape[-1] > 1:
                 pred = outputs.argmax(axis=-1)  # predicted_classes, without its copy
             else:
-                pred = predicted_classes(outputs, self.threshold)
+                pred = outputs.reshape(len(outputs)) > self.threshold
             if pred.shape != y.shape:  # (N,) classes of (N, 1) targets
                 pred, y = pred.reshape(-1), y.reshape(-1)
             if not self.per_class:
-                return np.array((np.count_nonzero(pred == y), y.size), dtype=np.float64)
-            pred, y = pred.reshape(-1), y.reshape(-1)
+                sums = xp.zeros(2)
+                sums[0], sums[1] = xp.count_nonzero(pred == y), y.size
+                return sums
+            pred, y = pred.reshape(-1).astype(xp.int64), y.reshape(-1)
             c = self.classes
-            return np.concatenate(
+            return xp.concatenate(
                 [
-                    np.bincount(y[pred == y], minlength=c),
-                    np.bincount(pred, minlength=c),
-                    np.bincount(y, minlength=c),
+                    xp.bincount(y[pred == y], minlength=c),
+                    xp.bincount(pred, minlength=c),
+                    xp.bincount(y, minlength=c),
                 ]
-            ).astype(np.float64)
-        y2 = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
-        err = (np.asarray(outputs, dtype=np.float64).reshape(y2.shape) - y2) * self.unit
+            ).astype(xp.float64)
+        y2 = xp.asarray(y, dtype=xp.float64).reshape(len(y), -1)
+        err = (xp.asarray(outputs, dtype=xp.float64).reshape(y2.shape) - y2) * self.unit
         centred = (y2 - self.shift) * self.unit
-        return np.concatenate(
+        return xp.concatenate(
             [
                 (err * err).sum(axis=0),
-                np.abs(err).sum(axis=0),
+                xp.abs(err).sum(axis=0),
                 centred.sum(axis=0),
                 (centred * centred).sum(axis=0),
-                [len(y2)],
+                xp.full(1, len(y2), dtype=xp.float64),
             ]
         )
 
@@ -211,7 +217,7 @@ class RunningMetrics:
         """The metrics of the batches whose sums ``sums`` holds (0.0 before any batch)."""
         if not self.size:
             return {}
-        sums = np.asarray(sums, dtype=np.float64)
+        sums = np.asarray(backend.to_numpy(sums), dtype=np.float64)
         if self.task == "classification":
             if not self.per_class:
                 correct, total = sums

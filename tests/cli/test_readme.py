@@ -95,6 +95,10 @@ WHERE = {
     ),
     PIPELINE_FIT: "test_pipeline_commands",
     PIPELINE_SHOW: "test_pipeline_commands",
+    "bptrain fit configs/mnist_mlp.yaml --device gpu": "test_gpu_fit",
+    "PYTHONPATH=. python -m bench.bench_gpu ../shared/data": (
+        "tests/test_bench_gpu.py, on the CPU with the checked namespace as the GPU"
+    ),
 }
 
 
@@ -451,3 +455,24 @@ def test_your_own_images(bptrain, here, monkeypatch):
     assert (code, err) == (0, "")
     assert_shows(text, out, {})
     assert len(out.splitlines()) == 3
+
+
+@MNIST
+def test_gpu_fit(bptrain, here, monkeypatch):
+    """Here, without CuPy, the one line the README shows; with the checked namespace standing
+    in for the GPU (tests/train/test_device.py), a run that trains on it."""
+    text = "bptrain fit configs/mnist_mlp.yaml --device gpu"
+    args = [*command(text)[1:], "data.limit=500", "training.epochs=1"]
+    if importlib.util.find_spec("cupy") is None:
+        code, out, err = bptrain(*args)
+        assert (code, out) == (1, "")
+        shown = re.search(r"e\.g\. `(error: .*?)` \(exit status 1\)", README.read_text(), re.S)
+        assert err == " ".join(shown.group(1).split()) + "\n"
+    from bptrain.train import device
+    from tests.checked_xp import namespace
+
+    monkeypatch.setattr(device, "gpu_module", lambda: namespace)
+    code, out, err = bptrain(*args)
+    assert (code, err) == (0, "")
+    assert "; the model computes on the GPU" in out
+    assert "device: gpu" in (Path(run_dir(out)) / "config.yaml").read_text()

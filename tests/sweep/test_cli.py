@@ -238,6 +238,18 @@ def test_dry_run_lists_trials_and_starts_nothing(tmp_path, write_sweep, capsys, 
     assert not (tmp_path / "runs").exists()
 
 
+def test_device_applies_to_every_run(tmp_path, write_sweep, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_sweep(GRID)
+    assert run_main("sweep", "sweep.yaml", "--device", "gpu", "--dry-run") == 0
+    assert "  overrides: training.device=gpu\n" in capsys.readouterr().out
+    monkeypatch.setitem(sys.modules, "cupy", None)  # import cupy fails: one line, no runs
+    assert run_main("sweep", "sweep.yaml", "--device", "gpu") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: training.device: gpu needs CuPy") and err.count("\n") == 1
+    assert not (tmp_path / "runs").exists()
+
+
 def test_usage_errors(tmp_path, write_sweep, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert run_main("sweep") == 2

@@ -127,7 +127,7 @@ def lstm_forward(w, steps: list[_Step], gates, cell) -> None:
     xp = backend.xp
     for t, step in enumerate(steps):
         if t:
-            xp.matmul(w, step.inputs, step.z)
+            xp.matmul(w, step.inputs, out=step.z)
         gates.forward(step.z, step.gates, step.sigmoid_rows)
         xp.multiply(step.f_g, step.c_i, step.products)
         xp.add(step.f_c, step.i_g, step.c)  # c_t = f c_{t-1} + i g
@@ -211,7 +211,7 @@ def lstm_backward(w, steps: list[_BackStep], dh, dc, dseq, carries) -> None:
         xp.multiply(step.m_c, dc, step.m_c)
         if carries(t):
             xp.multiply(dc, step.f, dc)
-            xp.matmul(w, step.dz, dh)
+            xp.matmul(w, step.dz, out=dh)
         else:
             dc.fill(0)
             dh.fill(0)

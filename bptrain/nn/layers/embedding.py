@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bptrain.nn import backend
+from bptrain.nn.kernels.scatter import scatter_rows
 from bptrain.nn.layer import Layer
 
 
@@ -61,21 +62,3 @@ class Embedding(Layer):
 
     def config(self):
         return {"input_dim": self.input_dim, "output_dim": self.output_dim}
-
-
-def scatter_rows(target, ids, rows) -> None:
-    """``target[ids[j]] += rows[j]`` for all j, repeated ids accumulating.
-
-    target: (V, E), ids: (M,), rows: (M, E). On NumPy, sorting the ids and summing each run
-    of equal ids with ``add.reduceat`` is several times faster than ``np.add.at``.
-    """
-    if backend.name != "numpy":
-        backend.scatter_add(target, ids, rows)
-        return
-    xp = backend.xp
-    if len(ids) == 0:
-        return
-    order = xp.argsort(ids, kind="stable")
-    sorted_ids = ids[order]
-    starts = xp.flatnonzero(xp.concatenate(([True], sorted_ids[1:] != sorted_ids[:-1])))
-    target[sorted_ids[starts]] += xp.add.reduceat(rows[order], starts, axis=0)
