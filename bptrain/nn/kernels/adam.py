@@ -16,8 +16,12 @@ Neither cache-sized blocks (twelve calls per block: 142-310 us for blocks of 64K
 nor numexpr (one call per moment and one for w: 646 us; its interpreter is slower than NumPy's
 loops here) nor the passes split over two threads (180 us: the second core was no help) paid.
 
-``adam_update`` takes the fused pass when the backend is NumPy, Numba is installed and every
-array is contiguous; otherwise (CuPy, no Numba, strided views) the reference.
+``adam_update`` takes the fused pass when the backend is NumPy, Numba is installed, every array
+is contiguous and the update has at least ``FUSED_MIN_SIZE`` elements; otherwise (CuPy, no
+Numba, strided views, small models) the reference. Numba costs its import once per process
+(0.8 s, the compiled loop being cached on disk): at ~1 ns saved per element and step that pays
+back within a few thousand steps of a model this size, never for a model of a few thousand
+parameters, which therefore never imports it.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import numpy as np
 from bptrain.nn import backend
 
 _COMPILED = None  # the Numba kernel once compiled; False where Numba is missing
+FUSED_MIN_SIZE = 1 << 16
 
 
 def adam_reference(w, g, m, v, lr_t, b1, b2, eps, tmp) -> None:
@@ -73,9 +78,12 @@ def _compiled():
     return _COMPILED
 
 
-def fused_available(*arrays) -> bool:
-    """Whether ``adam_fused`` can run on ``arrays``: NumPy backend, Numba, contiguous arrays."""
-    if backend.name != "numpy" or not all(a.flags.c_contiguous for a in arrays):
+def fused_available(*arrays, min_size: int = 0) -> bool:
+    """Whether ``adam_fused`` can run on ``arrays``: NumPy backend, Numba, contiguous arrays
+    (of ``min_size`` elements or more)."""
+    if backend.name != "numpy" or arrays[0].size < min_size:
+        return False
+    if not all(a.flags.c_contiguous for a in arrays):
         return False
     return bool(_compiled())
 
@@ -90,7 +98,7 @@ def adam_fused(w, g, m, v, lr_t, b1, b2, eps) -> None:
 def adam_update(w, g, m, v, lr_t, b1, b2, eps, scratch) -> None:
     """One Adam update in place: fused where it can run, else the reference (its work array
     from ``scratch``, one per shape)."""
-    if fused_available(w, g, m, v):
+    if fused_available(w, g, m, v, min_size=FUSED_MIN_SIZE):
         adam_fused(w.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), lr_t, b1, b2, eps)
     else:
         tmp = scratch.get(f"tmp{w.shape}", w.shape, w.dtype)

@@ -37,10 +37,21 @@ def test_fused_update_is_the_reference_bit_for_bit(dtype):
     assert not np.array_equal(fused[0], states(dtype)[0])  # the weights did move
 
 
-def test_update_takes_the_fused_pass_only_where_it_can_run(monkeypatch):
+def test_update_takes_the_fused_pass_where_it_can_run_and_pays(monkeypatch):
+    w, g, m, v = states(np.float32, n=adam.FUSED_MIN_SIZE)
+    expected = [a.copy() for a in (w, g, m, v)]
+    adam.adam_reference(*expected, 0.1, 0.9, 0.999, 1e-7, np.empty_like(w))
+    monkeypatch.setattr(adam, "adam_reference", None)  # the fused pass runs, or this fails
+    adam.adam_update(w, g, m, v, 0.1, 0.9, 0.999, 1e-7, Scratch())
+    for a, b in zip((w, g, m, v), expected, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_update_takes_the_reference_elsewhere(monkeypatch):
     w, g, m, v = states(np.float32, n=12)
     assert adam.fused_available(w, g, m, v)
     assert not adam.fused_available(w[::2], g[::2], m[::2], v[::2])  # strided views
+    assert not adam.fused_available(w, g, m, v, min_size=13)  # small: not worth Numba's import
     monkeypatch.setattr(backend, "name", "cupy")  # another backend runs the plain passes
     assert not adam.fused_available(w, g, m, v)
     calls = []
