@@ -3,8 +3,9 @@
     python -m bench.bench_kernels mlp            # also: cnn, lstm; --batches N, --rounds R
 
 Trains the benchmark model's step loop (``bench_mlp``, ``bench_cnn``, ``bench_lstm``) on the
-same batches, round after round, once with the fused Adam update (``kernels.adam``) and once
-with its twelve NumPy passes (``FUSED_MIN_SIZE`` raised past every buffer), at one and at
+same batches, round after round, once with the fused kernels (``kernels.compiled``: Adam's
+update, the LSTM's cell) and once with their references (``compiled.MIN_SIZE`` raised past
+every buffer), at one and at
 every core's BLAS threads; prints each side's best time per step and the ratio fused / plain.
 Both sides compute the same bits, so only the time differs.
 """
@@ -17,7 +18,7 @@ import numpy as np
 
 from bench import bench_cnn, bench_lstm, bench_mlp
 from bench.common import best_thread_time, blas_description, bptrain_loop, mnist, thread_counts
-from bptrain.nn.kernels import adam
+from bptrain.nn.kernels import compiled
 
 BATCH = {"mlp": 32, "cnn": 64, "lstm": 64}
 
@@ -38,13 +39,13 @@ def main() -> None:
     args = parser.parse_args()
     x, y = mnist("train")
     order = np.random.default_rng(0).permutation(len(x))[: args.batches * BATCH[args.model]]
-    run, threads, fused_min = loop(args.model, x, y, order), thread_counts(), adam.FUSED_MIN_SIZE
+    run, threads, fused_min = loop(args.model, x, y, order), thread_counts(), compiled.MIN_SIZE
     best = {"fused": (float("inf"), 0), "plain": (float("inf"), 0)}
     for _ in range(args.rounds):
         for side in best:
-            adam.FUSED_MIN_SIZE = fused_min if side == "fused" else np.inf
+            compiled.MIN_SIZE = fused_min if side == "fused" else np.inf
             best[side] = min(best[side], best_thread_time(run, threads))
-    adam.FUSED_MIN_SIZE = fused_min
+    compiled.MIN_SIZE = fused_min
     print(f"{args.model}: {args.batches} steps of batch {BATCH[args.model]}, {args.rounds} rounds")
     print(f"NumPy BLAS: {blas_description()}")
     for side, (seconds, n) in best.items():

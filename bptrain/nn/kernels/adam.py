@@ -16,12 +16,11 @@ Neither cache-sized blocks (twelve calls per block: 142-310 us for blocks of 64K
 nor numexpr (one call per moment and one for w: 646 us; its interpreter is slower than NumPy's
 loops here) nor the passes split over two threads (180 us: the second core was no help) paid.
 
-``adam_update`` takes the fused pass when the backend is NumPy, Numba is installed, every array
-is contiguous and the update has at least ``FUSED_MIN_SIZE`` elements; otherwise (CuPy, no
-Numba, strided views, small models) the reference. Numba costs its import once per process
-(0.8 s, the compiled loop being cached on disk): at ~1 ns saved per element and step that pays
-back within a few thousand steps of a model this size, never for a model of a few thousand
-parameters, which therefore never imports it.
+``adam_update`` takes the fused pass where ``compiled.usable``: the NumPy backend, Numba
+installed, contiguous arrays and an update of at least ``compiled.MIN_SIZE`` elements (Numba's
+0.8 s import, at ~1 ns saved per element and step, pays back within a few thousand steps of a
+model this size, never for one of a few thousand parameters, which therefore never imports it);
+otherwise the reference.
 """
 
 from __future__ import annotations
@@ -29,9 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from bptrain.nn import backend
-
-_COMPILED = None  # the Numba kernel once compiled; False where Numba is missing
-FUSED_MIN_SIZE = 1 << 16
+from bptrain.nn.kernels.compiled import compiled, usable
 
 
 def adam_reference(w, g, m, v, lr_t, b1, b2, eps, tmp) -> None:
@@ -63,42 +60,18 @@ def _adam_loop(w, g, m, v, lr_t, b1, c1, b2, c2, eps):
         w[i] -= mi / (np.sqrt(vi) + eps) * lr_t
 
 
-def _compiled():
-    """The Numba-compiled ``_adam_loop`` (cached on disk by Numba), or False without Numba."""
-    global _COMPILED
-    if _COMPILED is None:
-        try:
-            import numba
-        except ImportError:
-            _COMPILED = False
-        else:
-            # error_model="numpy": division by zero gives inf, as in NumPy, and the loop
-            # vectorizes (Python's error model checks every division).
-            _COMPILED = numba.njit(_adam_loop, error_model="numpy", cache=True)
-    return _COMPILED
-
-
-def fused_available(*arrays, min_size: int = 0) -> bool:
-    """Whether ``adam_fused`` can run on ``arrays``: NumPy backend, Numba, contiguous arrays
-    (of ``min_size`` elements or more)."""
-    if backend.name != "numpy" or arrays[0].size < min_size:
-        return False
-    if not all(a.flags.c_contiguous for a in arrays):
-        return False
-    return bool(_compiled())
-
-
 def adam_fused(w, g, m, v, lr_t, b1, b2, eps) -> None:
     """``adam_reference`` in one compiled pass, bit for bit (see the module docstring); flat
-    contiguous NumPy arrays of one dtype (``fused_available``)."""
+    contiguous NumPy arrays of one dtype (``compiled.usable``)."""
     s = w.dtype.type
-    _compiled()(w, g, m, v, s(lr_t), s(b1), s(1 - b1), s(b2), s(1 - b2), s(eps))
+    loop = compiled(_adam_loop)
+    loop(w, g, m, v, s(lr_t), s(b1), s(1 - b1), s(b2), s(1 - b2), s(eps))
 
 
 def adam_update(w, g, m, v, lr_t, b1, b2, eps, scratch) -> None:
     """One Adam update in place: fused where it can run, else the reference (its work array
     from ``scratch``, one per shape)."""
-    if fused_available(w, g, m, v, min_size=FUSED_MIN_SIZE):
+    if usable(_adam_loop, (w, g, m, v), w.size):
         adam_fused(w.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), lr_t, b1, b2, eps)
     else:
         tmp = scratch.get(f"tmp{w.shape}", w.shape, w.dtype)

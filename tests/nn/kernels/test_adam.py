@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from bptrain.nn import backend
-from bptrain.nn.kernels import adam
+from bptrain.nn.kernels import adam, compiled
 from bptrain.nn.kernels.scratch import Scratch
 
 pytest.importorskip("numba")
@@ -38,7 +38,7 @@ def test_fused_update_is_the_reference_bit_for_bit(dtype):
 
 
 def test_update_takes_the_fused_pass_where_it_can_run_and_pays(monkeypatch):
-    w, g, m, v = states(np.float32, n=adam.FUSED_MIN_SIZE)
+    w, g, m, v = states(np.float32, n=compiled.MIN_SIZE)
     expected = [a.copy() for a in (w, g, m, v)]
     adam.adam_reference(*expected, 0.1, 0.9, 0.999, 1e-7, np.empty_like(w))
     monkeypatch.setattr(adam, "adam_reference", None)  # the fused pass runs, or this fails
@@ -48,14 +48,15 @@ def test_update_takes_the_fused_pass_where_it_can_run_and_pays(monkeypatch):
 
 
 def test_update_takes_the_reference_elsewhere(monkeypatch):
-    w, g, m, v = states(np.float32, n=12)
-    assert adam.fused_available(w, g, m, v)
-    assert not adam.fused_available(w[::2], g[::2], m[::2], v[::2])  # strided views
-    assert not adam.fused_available(w, g, m, v, min_size=13)  # small: not worth Numba's import
+    w, g, m, v = states(np.float32, n=compiled.MIN_SIZE)
+    loop = adam._adam_loop
+    assert compiled.usable(loop, (w, g, m, v), w.size)
+    assert not compiled.usable(loop, (w[::2], g[::2], m[::2], v[::2]), w.size)  # strided
+    assert not compiled.usable(loop, (w, g, m, v), compiled.MIN_SIZE - 1)  # too small to pay
     monkeypatch.setattr(backend, "name", "cupy")  # another backend runs the plain passes
-    assert not adam.fused_available(w, g, m, v)
+    assert not compiled.usable(loop, (w, g, m, v), w.size)
     calls = []
     monkeypatch.setattr(adam, "adam_reference", lambda *a: calls.append(a[-1].shape))
-    shaped = [a.reshape(3, 4) for a in (w, g, m, v)]
+    shaped = [a.reshape(-1, 16) for a in (w, g, m, v)]
     adam.adam_update(*shaped, 0.1, 0.9, 0.999, 1e-7, Scratch())
-    assert calls == [(3, 4)]  # its work array shaped like the parameter
+    assert calls == [(compiled.MIN_SIZE // 16, 16)]  # its work array shaped like the parameter
