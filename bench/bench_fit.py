@@ -2,6 +2,7 @@
 
     python -m bench.bench_fit mlp                     # configs/mnist_mlp.yaml, 2 epochs, 2 rounds
     python -m bench.bench_fit lstm --limit 12000      # the first 12,000 images, for quick work
+    python -m bench.bench_fit cnn training.replicas=1 # overrides for bptrain fit
 
 Each round runs ``bptrain fit configs/mnist_MODEL.yaml training.epochs=E``, then
 ``bench.peer_fit torch MODEL`` and ``bench.peer_fit keras MODEL`` (the same model, batch size
@@ -48,6 +49,7 @@ def commands(args, run_dir: str, threads: int) -> dict:
     fit = [sys.executable, "-m", "bptrain", "fit", f"configs/mnist_{args.model}.yaml"]
     fit += [f"training.epochs={args.epochs}", "--progress", "plain", "--run-dir", run_dir]
     fit += [f"data.limit={args.limit}"] if args.limit else []
+    fit += args.overrides
     peer = [args.model, "--epochs", str(args.epochs)]
     peer += ["--limit", str(args.limit)] if args.limit else []
     peer_fit = [sys.executable, "-m", "bench.peer_fit"]
@@ -64,6 +66,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--limit", type=int, default=None, help="the first N training images")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("overrides", nargs="*", help="key.path=value overrides for bptrain fit")
     args = parser.parse_args()
     best = {}
     threads = 1

@@ -134,9 +134,9 @@ def lstm_forward(w, steps: list[_Step], gates, cell, buffers=()) -> None:
     fused = bool(buffers) and lstm_fused.fused_cell(gates, cell, buffers)
     for t, step in enumerate(steps):
         if t:
-            xp.matmul(w, step.inputs, step.z)
+            xp.matmul(w, step.inputs, out=step.z)
         if fused:  # the same bits in one pass: sigmoid rows, then c_t = f c_{t-1} + i g
-            xp.tanh(step.z, step.gates)
+            xp.tanh(step.z, out=step.gates)
             lstm_fused.cell_step(step.gate_blocks, step.c_prev, step.c)
         else:
             gates.forward(step.z, step.gates, step.sigmoid_rows)
@@ -229,7 +229,7 @@ def lstm_backward(w, steps: list[_BackStep], dh, dc, dseq, carries, fused=False)
             if carry:
                 xp.multiply(dc, step.f, dc)
         if carry:
-            xp.matmul(w, step.dz, dh)
+            xp.matmul(w, step.dz, out=dh)
         else:
             dc.fill(0)
             dh.fill(0)
