@@ -67,7 +67,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="the first N training images")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("overrides", nargs="*", help="key.path=value overrides for bptrain fit")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()
     best = {}
     threads = 1
     with tempfile.TemporaryDirectory() as runs:
