@@ -43,15 +43,15 @@ from bench.common import (
     torch_loop,
 )
 from bench.keras_peer import keras_loop, version
-from bptrain.nn import Adam, Conv2D, Dense, Flatten, MaxPool2D, Sequential
+from bptrain.nn import Adam, Conv2D, Dense, Flatten, MaxPool2D, Model, Sequential
 from bptrain.train.metrics import RunningMetrics
 from bptrain.train.replicas import ThreadReplicas
 
 BATCH = 64
 
 
-def build_model() -> Sequential:
-    model = Sequential(
+def build_model() -> Model:
+    network = Sequential(
         [
             Conv2D(32, 3, activation="relu"),
             MaxPool2D(2),
@@ -62,16 +62,15 @@ def build_model() -> Sequential:
             Dense(10, activation="softmax"),
         ]
     )
-    model.build((1, 28, 28), np.random.default_rng(0))
-    model.compile("sparse_categorical_crossentropy", Adam(1e-3))
-    return model
+    network.build((1, 28, 28), np.random.default_rng(0))
+    return Model(network, "sparse_categorical_crossentropy", Adam(1e-3))
 
 
-def flops_per_sample(model: Sequential) -> float:
+def flops_per_sample(model: Model) -> float:
     """Multiply-adds x 2 of one training step per sample: forward, and backward's weight and
     input gradients (no input gradient for the first layer, which PyTorch skips too)."""
     total = 0.0
-    for i, layer in enumerate(model.layers):
+    for i, layer in enumerate(model.network.layers):
         if isinstance(layer, Conv2D):
             f, ho, wo = layer.output_shape
             forward = 2.0 * f * ho * wo * layer.kernel.value[0].size
@@ -99,7 +98,6 @@ def replicas_runner(model, x, y, order, count: int):
     """``bptrain_loop`` with each batch split over ``count`` replicas of ``model`` (run it
     with BLAS limited to one thread)."""
     together = ThreadReplicas([model, *(build_model() for _ in range(count - 1))])
-    params = model.parameters()
     metrics = RunningMetrics([], "classification")
 
     def run(threads):
@@ -107,7 +105,7 @@ def replicas_runner(model, x, y, order, count: int):
             for i in range(0, len(order), BATCH):
                 idx = order[i : i + BATCH]
                 together.reduce(*together.compute_gradients(x[idx], y[idx], metrics))
-                model.optimizer.step(params)
+                model.apply_gradients()
 
     return run
 
@@ -116,7 +114,7 @@ def torch_runner(model, x, y, order):
     import torch
     from torch import nn
 
-    layers = [model.layers[i] for i in (0, 2, 5, 6)]
+    layers = [model.network.layers[i] for i in (0, 2, 5, 6)]
     net = nn.Sequential(
         nn.Conv2d(1, 32, 3),
         nn.ReLU(),
@@ -150,7 +148,7 @@ def profile_bptrain(model, x, y, order, threads: int) -> None:
 
         return wrapper
 
-    for layer in model.layers:
+    for layer in model.network.layers:
         layer.forward = timed(f"{layer.name} forward", layer.forward)
         layer.backward = timed(f"{layer.name} backward", layer.backward)
     model.optimizer.step = timed("optimizer step", model.optimizer.step)

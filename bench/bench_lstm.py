@@ -32,7 +32,7 @@ from bench.common import (
     torch_loop,
 )
 from bench.keras_peer import keras_loop, version
-from bptrain.nn import LSTM, Adam, Dense, Reshape, Sequential
+from bptrain.nn import LSTM, Adam, Dense, Model, Reshape, Sequential
 
 BATCH, UNITS, LR = 64, 128, 1e-3
 
@@ -47,9 +47,9 @@ def parse_args(argv=None):
 
 
 def bptrain_epoch(x, y, order):
-    model = Sequential([Reshape([28, 28]), LSTM(UNITS), Dense(10, activation="softmax")])
-    model.build((1, 28, 28), np.random.default_rng(0))
-    model.compile("sparse_categorical_crossentropy", Adam(LR))
+    network = Sequential([Reshape([28, 28]), LSTM(UNITS), Dense(10, activation="softmax")])
+    network.build((1, 28, 28), np.random.default_rng(0))
+    model = Model(network, "sparse_categorical_crossentropy", Adam(LR))
     bptrain_loop(model, x, y, order[: 3 * BATCH], BATCH)(1)  # warm-up: buffers, Adam's slots
     return bptrain_loop(model, x, y, order, BATCH)
 

@@ -30,6 +30,7 @@ SPEED = [
     ("bench_fit", ["mlp"]),
     ("bench_fit", ["cnn", "--epochs", "2", "--rounds", "1"]),
     ("bench_fit", ["lstm", "--epochs", "2", "--rounds", "1"]),
+    ("bench_diagnostics", []),
 ]
 TRAIN = [
     ("train_mnist_mlp", []),

@@ -12,15 +12,17 @@ import numpy as np
 
 from bench.common import mnist
 from bptrain.data import iterate_minibatches
-from bptrain.nn import Adam, Dense, Flatten, Sequential
+from bptrain.nn import Adam, Dense, Flatten, Model, Sequential
 
 
 def main(epochs: int = 10, batch_size: int = 32, seed: int = 0) -> float:
     x, y = mnist("train")
     x_test, y_test = mnist("test")
-    model = Sequential([Flatten(), Dense(128, activation="relu"), Dense(10, activation="softmax")])
-    model.build(x.shape[1:], np.random.default_rng(seed))
-    model.compile("sparse_categorical_crossentropy", Adam(1e-3))
+    network = Sequential(
+        [Flatten(), Dense(128, activation="relu"), Dense(10, activation="softmax")]
+    )
+    network.build(x.shape[1:], np.random.default_rng(seed))
+    model = Model(network, "sparse_categorical_crossentropy", Adam(1e-3))
     rng = np.random.default_rng(seed)
     start = time.perf_counter()
     for epoch in range(1, epochs + 1):

@@ -37,7 +37,7 @@ def sample(model, vocab: str, prompt: str, length: int, seq_len: int, rng) -> st
     ids = [vocab.index(c) for c in prompt if c in vocab]
     for _ in range(length):
         window = np.array([ids[-seq_len:]], dtype=np.int64)
-        p = model.forward(window)[0].astype(np.float64)
+        p = model.predict(window)[0].astype(np.float64)
         ids.append(int(rng.choice(len(p), p=p / p.sum())))
     return "".join(vocab[i] for i in ids)
 

@@ -61,6 +61,8 @@ def cli():
       bptrain eval runs/spirals/20240101-120000
       bptrain config show configs/mnist_mlp.yaml
       bptrain sweep configs/sweep_spirals.yaml --workers 2
+      bptrain inspect runs/deep_sigmoid/20240101-120000
+      bptrain export runs/mnist_cnn/20240101-120000 --output mnist_cnn.onnx
     """
 
 
@@ -101,11 +103,19 @@ def cli():
     metavar="N",
     help="Train data-parallel on N processes of this machine through MPI (pip install "
     "bptrain[mpi]): each takes a slice of every batch, the same result as one process "
-    "(training.replicas becomes 1: the ranks split the batch instead of threads). Runs "
+    "(training.replicas becomes 1: the ranks split the batch instead of threads); with "
+    "training.pipeline, the ranks hold its stages (N = stages x replicas). Runs "
     "mpiexec -n N python -m mpi4py -m bptrain fit ..., e.g. --processes 2. For several "
     "machines run mpiexec yourself (see the README).",
 )
-def fit(args, resume, run_dir, runs_root, progress, processes):
+@click.option(
+    "--tensorboard",
+    is_flag=True,
+    help="Write TensorBoard event files into the run's tensorboard/ folder (the same as "
+    "training.tensorboard=true; pip install bptrain[tensorboard]), e.g. "
+    "bptrain fit configs/deep_sigmoid.yaml --tensorboard, then tensorboard --logdir runs.",
+)
+def fit(args, resume, run_dir, runs_root, progress, processes, tensorboard):
     """Train a model as CONFIG says, writing a run directory.
 
     Overrides KEY.PATH=VALUE change the config; values are read as YAML, list items are
@@ -120,12 +130,14 @@ def fit(args, resume, run_dir, runs_root, progress, processes):
       bptrain fit --resume runs/spirals/20240101-120000
       bptrain fit --resume runs/spirals/20240101-120000 training.epochs=300
       bptrain fit configs/mnist_cnn.yaml --processes 2
+      bptrain fit configs/deep_sigmoid.yaml --tensorboard
     """
     from bptrain.train import distributed
     from bptrain.train import fit as run_fit
     from bptrain.train.report import fit_summary
 
     path, overrides = split_args(args, config_required=resume is None)
+    overrides += ["training.tensorboard=true"] if tensorboard else []
     config, where = (None, None)
     if path is not None:
         config, where = read_config(path, overrides)
@@ -138,6 +150,7 @@ def fit(args, resume, run_dir, runs_root, progress, processes):
         options = ["--runs-root", runs_root, "--progress", choose(progress)]
         options += ["--resume", resume] if resume is not None else []
         options += ["--run-dir", run_dir] if run_dir is not None else []
+        options += ["--tensorboard"] if tensorboard else []
         return distributed.launch(processes, [*options, "--", *args])
     with located(where):
         result = run_fit(
@@ -277,6 +290,82 @@ def predict(checkpoint, inputs, output, scaled, prompt, length, temperature, see
     return 0
 
 
+# -- export ---------------------------------------------------------------------------------------
+@cli.command(context_settings=CONTEXT)
+@click.argument("checkpoint", metavar="RUN_OR_CHECKPOINT")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["onnx"]),
+    default="onnx",
+    show_default=True,
+    help="The file format: ONNX (pip install bptrain[onnx]), e.g. --format onnx.",
+)
+@click.option(
+    "--output",
+    "-o",
+    metavar="FILE",
+    required=True,
+    help="Where to write the model, e.g. --output model.onnx.",
+)
+def export(checkpoint, fmt, output):
+    """Write a trained model for other runtimes (ONNX Runtime, ...).
+
+    RUN_OR_CHECKPOINT is a run directory (its best checkpoint, else its last) or a
+    .safetensors file. The ONNX model takes the raw inputs 'x' (N, *input shape), float32, as
+    bptrain predict reads them, applies the run's data.scale statistics, and outputs 'y': what
+    bptrain predict computes (class probabilities, or values in the targets' own units).
+    Dropout is left out and BatchNorm uses its running statistics, as in prediction.
+
+    \b
+    Examples:
+      bptrain export runs/mnist_cnn/20240101-120000 --format onnx --output mnist_cnn.onnx
+      bptrain export runs/char_lstm/20240101-120000/checkpoints/last.safetensors -o lstm.onnx
+    """
+    from bptrain.export import export_onnx
+
+    done = export_onnx(checkpoint, output)
+    shape = "x".join(map(str, done.input_shape))
+    scale = ", data.scale folded in" if done.scale else ""
+    click.echo(
+        f"wrote {done.path} (ONNX: {done.layers} layers from {done.checkpoint}; input x: "
+        f"N x {shape}{scale}; output y: as bptrain predict)"
+    )
+    return 0
+
+
+# -- inspect --------------------------------------------------------------------------------------
+@cli.command(context_settings=CONTEXT)
+@click.argument("run", metavar="RUN")
+@click.option(
+    "--max-dead",
+    default=0.5,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Flag a ReLU layer when more than this fraction of its units output 0 for every "
+    "probe sample, e.g. --max-dead 0.2.",
+)
+def inspect(run, max_dead):
+    """Show the per-layer diagnostics of a run's last recorded step and flag problems.
+
+    RUN is a run directory trained with training.diagnostics: true (its layers.csv). Prints
+    each parameter's gradient norm, weight norm and update ratio ||dw||/||w||, each layer's
+    output mean, standard deviation and dead ReLU units, then flags, with the layer's name:
+    vanishing gradients (a weight's gradient 100x below the largest), exploding ones (not
+    finite, or over 10x the weight's norm), update ratios over 100x away from 1e-3, and dead
+    ReLUs above --max-dead. plots/gradients.png and plots/updates.png show the whole run.
+
+    \b
+    Examples:
+      bptrain fit configs/deep_sigmoid.yaml
+      bptrain inspect runs/deep_sigmoid/20240101-120000
+    """
+    from bptrain.train.inspect import inspect_run, inspect_table
+
+    click.echo(inspect_table(inspect_run(run, max_dead)))
+    return 0
+
+
 # -- gradcheck ------------------------------------------------------------------------------------
 @cli.command(context_settings=CONTEXT)
 @click.argument("args", nargs=-1, metavar="CONFIG [KEY.PATH=VALUE]...")
@@ -392,7 +481,7 @@ def config_check(args, build):
 
         with located(where):
             _, model = prepare(config)
-        what += f", {model.count_params():,} parameters"
+        what += f", {model.network.count_params():,} parameters"
     click.echo(f"{path}: valid ({what})")
     return 0
 
@@ -455,7 +544,17 @@ def config_check(args, build):
     help="One bar over the runs with the best result so far (bar), one line per finished run "
     "(plain), or nothing; auto shows a bar in a terminal, e.g. --progress plain.",
 )
-def sweep(args, workers, executor, address, max_trials, dry_run, resume, runs_root, progress):
+@click.option(
+    "--tensorboard",
+    is_flag=True,
+    help="Every run writes TensorBoard event files into its tensorboard/ folder (the same as "
+    "the override training.tensorboard=true): tensorboard --logdir SWEEP_DIR compares them, "
+    "e.g. bptrain sweep configs/sweep_spirals.yaml --tensorboard.",
+)
+def sweep(
+    args, workers, executor, address, max_trials, dry_run, resume, runs_root, progress,
+    tensorboard,
+):  # fmt: skip
     """Search hyperparameters: grid and random trials, k-fold cross-validation, seed repeats.
 
     Each run (a trial on one fold with one seed) is a run directory under
@@ -479,6 +578,7 @@ def sweep(args, workers, executor, address, max_trials, dry_run, resume, runs_ro
     from bptrain.sweep.progress import Console
 
     sweep_file, overrides = split_args(args, config_required=False)
+    overrides += ["training.tensorboard=true"] if tensorboard else []
     if sweep_file is None and resume is None:
         raise click.UsageError("missing SWEEP (a sweep file, e.g. configs/sweep_spirals.yaml)")
     options = SweepOptions(

@@ -25,6 +25,8 @@ MAKE_VARIABLES = (
     "MAKE_TERMERR",
 )
 DEV_ONLY = ("pytest", "hypothesis", "ruff", "dask", "distributed", "mpi4py", "mpich")
+# Optional extras the dev extra installs; a plain run must not import them either.
+EXTRAS = ("tensorboardX", "tensorboard", "onnx", "onnxruntime")
 
 
 def recipe(target: str) -> list[str]:
@@ -70,7 +72,8 @@ def test_the_dev_extra_holds_the_test_tools_and_bptrain_needs_none_of_them():
     requires = importlib.metadata.requires("bptrain")
     needed = " ".join(r for r in requires if "extra ==" not in r)
     dev = " ".join(r for r in requires if 'extra == "dev"' in r)
-    assert all(name in dev for name in ("pytest", "hypothesis", "ruff", "dask", "mpi"))
+    assert all(name in dev for name in ("pytest", "hypothesis", "ruff", "dask", "mpi", "onnx"))
+    assert "tensorboard" in dev
     assert not any(name in needed for name in DEV_ONLY)
 
 
@@ -87,7 +90,7 @@ def test_a_demo_run_imports_no_development_package(tmp_path):
         "        main(args)\n"
         "    except SystemExit as exit_:\n"
         "        assert exit_.code == 0, args\n"
-        f"dev = {DEV_ONLY!r}\n"
+        f"dev = {DEV_ONLY + EXTRAS!r}\n"
         "print(sorted({m.split('.')[0] for m in sys.modules} & set(dev)))\n"
     )
     done = subprocess.run(

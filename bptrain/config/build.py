@@ -16,6 +16,7 @@ from bptrain.config.sections import Config
 from bptrain.data.split import rng_for
 from bptrain.nn import losses, optimizers, schedules
 from bptrain.nn.layers import LAYERS, Sequential
+from bptrain.nn.model import Model
 from bptrain.typehints import constructor_params
 
 OPTIMIZER_EXCLUDE = ("schedule",)  # the schedule is configured in training.schedule
@@ -48,33 +49,34 @@ def build_model(
     input_shape: tuple,
     num_outputs: int | None = None,
     run: RunLength | None = None,
-) -> Sequential:
-    """The compiled model of a resolved config, built for per-sample ``input_shape``.
+) -> Model:
+    """The compiled model of a resolved config: its layers built for per-sample
+    ``input_shape`` as a ``Sequential`` network, with the config's loss and optimizer.
 
     Weights are drawn from a generator seeded by ``config.seed``; the same generator drives
-    dropout (``model.rng``). ``num_outputs`` (classes, or regression targets) is checked
+    dropout (``model.network.rng``). ``num_outputs`` (classes, or regression targets) is checked
     against the model's output size. ``run``: the length of the run it will train in, which
     the schedule's lengths in epochs or of the whole run count in (None for a model that is
     not trained; see ``build_schedule``).
     """
     specs = config.model.layers
     layers = [build_layer(spec, ("model", "layers", i)) for i, spec in enumerate(specs)]
-    model = Sequential(layers, fuse=config.model.fuse)
+    network = Sequential(layers, fuse=config.model.fuse)
     try:
-        model.build(tuple(input_shape), rng_for(config.seed, "model"))
+        network.build(tuple(input_shape), rng_for(config.seed, "model"))
+        model = Model(network, build_loss(config.loss), build_optimizer(config, run))
     except (ValueError, MemoryError) as exc:  # MemoryError: weights larger than the memory
         failed = next((i for i, layer in enumerate(layers) if not layer.built), len(layers) - 1)
         raise config_error(
             ("model", "layers", failed), f"{exc} (input shape per sample: {tuple(input_shape)})"
         ) from None
-    model.compile(build_loss(config.loss), build_optimizer(config, run))
     if num_outputs is not None:
-        _check_outputs(model, config, num_outputs)
+        _check_outputs(network, config, num_outputs)
     return model
 
 
-def _check_outputs(model: Sequential, config: Config, num_outputs: int) -> None:
-    out = model.output_shape[-1] if model.output_shape else None
+def _check_outputs(network: Sequential, config: Config, num_outputs: int) -> None:
+    out = network.output_shape[-1] if network.output_shape else None
     loss = config.loss["type"]
     # two classes under binary cross-entropy: one sigmoid unit
     expected = 1 if loss == "binary_crossentropy" and num_outputs == 2 else num_outputs

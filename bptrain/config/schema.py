@@ -211,6 +211,7 @@ def _training(value, config: dict, where: Locations) -> dict:
     params["schedule"] = Param("schedule", str | dict | None, None)
     params["early_stopping"] = Param("early_stopping", dict | None, None)
     params["checkpoint"] = Param("checkpoint", dict, {})
+    params["pipeline"] = Param("pipeline", dict | None, None)
     out = _kwargs(value, params, path, where, "training")
     _positive(out, path, where)
     if out["max_memory"] is not None:
@@ -237,7 +238,41 @@ def _training(value, config: dict, where: Locations) -> dict:
         out["checkpoint"], out["early_stopping"], (*path, "checkpoint"), where, monitors,
         default_monitor,
     )  # fmt: skip
+    out["pipeline"] = _pipeline(out["pipeline"], (*path, "pipeline"), where, config["model"])
     return out
+
+
+def _pipeline(given, sub: tuple, where: Locations, model: dict) -> dict | None:
+    """training.pipeline (null: off) with its defaults; stage_boundaries, if given, are
+    increasing layer indices that leave every stage at least one layer."""
+    if given is None:
+        return None
+    spec = _kwargs(given, dataclass_params(sections.PipelineOptions), sub, where, "pipeline")
+    _positive(spec, sub, where)
+    layers, stages = len(model["layers"]), spec["stages"]
+    if stages > layers:
+        raise where.error(
+            (*sub, "stages"),
+            f"{stages} stages need at least {stages} layers; the model has {layers}",
+        )
+    bounds = spec["stage_boundaries"]
+    if bounds is not None:
+        bounds = list(bounds)
+        ok = all(isinstance(b, int) and not isinstance(b, bool) for b in bounds)
+        if not ok or len(bounds) != stages - 1 or bounds != sorted(set(bounds)):
+            raise where.error(
+                (*sub, "stage_boundaries"),
+                f"expected a list of {stages - 1} increasing layer indices (where stages "
+                f"2..{stages} begin), got {bounds}",
+            )
+        if bounds and not (0 < bounds[0] and bounds[-1] < layers):
+            raise where.error(
+                (*sub, "stage_boundaries"),
+                f"layer indices must be between 1 and {layers - 1} (every stage keeps a layer), "
+                f"got {bounds}",
+            )
+        spec["stage_boundaries"] = bounds
+    return spec
 
 
 def _early_stopping(stop, sub: tuple, where: Locations, monitors, default_monitor):

@@ -47,6 +47,20 @@ class CheckpointOptions:
 
 
 @dataclass(frozen=True, kw_only=True)
+class PipelineOptions:
+    """Pipeline model parallelism (``bptrain.train.pipeline``): the layers split into
+    ``stages`` consecutive stages on as many MPI ranks (times data-parallel replicas), each
+    batch cut into ``micro_batches`` that flow through them in the ``schedule`` (gpipe: every
+    forward, then every backward; 1f1b: one forward, one backward). ``stage_boundaries``: the
+    layer index where each stage after the first begins (null: balanced by parameter count)."""
+
+    stages: int = 2
+    micro_batches: int = 4
+    schedule: Literal["gpipe", "1f1b"] = "1f1b"
+    stage_boundaries: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class TrainingOptions:
     """epochs, batch_size: as in Keras' fit. shuffle: a new seeded order every epoch.
     threads: BLAS threads (null: one for small models, all cores for large ones).
@@ -67,7 +81,14 @@ class TrainingOptions:
     activations are in memory at a time (see ``bptrain.train.accumulate``).
     class_weight: null; "balanced" (each class weighs n / (classes x its count) in the
     training part); or {label: weight} by class name, others weighing 1: each sample's loss
-    is multiplied by its class's weight (see ``bptrain.data.weights``)."""
+    is multiplied by its class's weight (see ``bptrain.data.weights``).
+    diagnostics: record per-layer gradient and weight norms, update ratios, activation
+    statistics and dead ReLUs every ``diagnostics_every`` steps (null: 4 times an epoch) into
+    layers.csv and plots/gradients.png, plots/updates.png (see ``bptrain.train.diagnostics``).
+    tensorboard: write TensorBoard event files into ``tensorboard/`` in the run (epoch
+    metrics, learning rate, and the diagnostics if on); needs ``pip install
+    bptrain[tensorboard]``.
+    pipeline: null, or the stages that train the model on MPI ranks (``PipelineOptions``)."""
 
     epochs: int = 10
     batch_size: int = 32
@@ -82,6 +103,10 @@ class TrainingOptions:
     max_memory: int | str | None = None
     class_weight: str | dict | None = None
     accumulate: int = 1
+    diagnostics: bool = False
+    diagnostics_every: int | None = None
+    tensorboard: bool = False
+    pipeline: PipelineOptions | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,13 +137,14 @@ class Config:
     def of(cls, resolved: dict) -> Config:
         """The Config of the plain mapping that ``resolve`` validated and filled in."""
         t = resolved["training"]
-        stop = t["early_stopping"]
+        stop, pipe = t["early_stopping"], t.get("pipeline")
         training = TrainingOptions(
             **{
                 **t,
                 "schedule": _frozen(t["schedule"]),
                 "early_stopping": EarlyStoppingOptions(**stop) if stop is not None else None,
                 "checkpoint": CheckpointOptions(**t["checkpoint"]),
+                "pipeline": PipelineOptions(**_pipeline_fields(pipe)) if pipe else None,
             }
         )
         return cls(
@@ -147,6 +173,11 @@ class Config:
         return dataclasses.replace(self, **sections)
 
 
+def _pipeline_fields(spec: Mapping) -> dict:
+    bounds = spec.get("stage_boundaries")
+    return {**spec, "stage_boundaries": tuple(bounds) if bounds is not None else None}
+
+
 def _frozen(spec):
     """A read-only view of a mapping (its values are not copied), or None."""
     return None if spec is None else MappingProxyType(dict(spec))
@@ -170,6 +201,9 @@ POSITIVE = {
     ("training", "accumulate"),
     ("training", "eval_batch_size"),
     ("training", "checkpoint", "every_steps"),
+    ("training", "diagnostics_every"),
+    ("training", "pipeline", "stages"),
+    ("training", "pipeline", "micro_batches"),
 }
 NON_NEGATIVE = {
     ("training", "early_stopping", "patience"),

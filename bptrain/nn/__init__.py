@@ -1,4 +1,5 @@
-"""The backprop core: layers with hand-written backward passes, losses, optimizers.
+"""The backprop core: layers with hand-written backward passes, losses, optimizers, and the
+compiled ``Model`` that trains a network of layers.
 
 Imports only NumPy (through ``backend``) and the standard library; knows nothing of files,
 YAML or the command line.
@@ -42,6 +43,7 @@ from bptrain.nn.losses import (
     MeanSquaredError,
     SparseCategoricalCrossentropy,
 )
+from bptrain.nn.model import Model
 from bptrain.nn.optimizers import SGD, Adagrad, Adam, AdamW, RMSprop
 from bptrain.nn.parameter import Parameter, ParameterList
 from bptrain.nn.regularizers import L1, L1L2, L2
@@ -82,6 +84,7 @@ __all__ = [
     "MaxPool2D",
     "MeanAbsoluteError",
     "MeanSquaredError",
+    "Model",
     "Parameter",
     "ParameterList",
     "RMSprop",

@@ -138,25 +138,24 @@ def check_loss(loss, y_pred, y_true, eps: float = 1e-6, max_elements: int = 200,
 def check_model(
     model, x, y, eps: float = 1e-6, max_elements: int = 50, seed: int = 0, training: bool = False
 ) -> GradcheckReport:
-    """Check a compiled model's full loss (fused output, penalties) against every parameter.
+    """Check a compiled ``Model``'s full loss (fused output, penalties) against every parameter.
 
     The model is cast to float64. ``training=True`` includes dropout (with a fixed mask).
     """
     model.cast(np.float64)
     x = np.array(x, dtype=np.float64) if np.issubdtype(np.asarray(x).dtype, np.floating) else x
-    rng_state = model.rng.bit_generator.state
-    params = dict(model.named_parameters())
+    rng = model.network.rng
+    rng_state = rng.bit_generator.state
+    params = dict(model.network.named_parameters())
     loss = model.step_loss
 
     def objective():
-        model.rng.bit_generator.state = rng_state
-        out = model.forward(x, training=training, logits=model.fused)
-        return loss.forward(out, y) + regularizers.penalty(params.values())
+        rng.bit_generator.state = rng_state
+        return loss.forward(model.forward(x, training), y) + model.penalty()
 
     objective()
     model.zero_grad()
     model.backward(loss.backward())
-    regularizers.add_gradients(params.values())
     grads = {name: p.grad.copy() for name, p in params.items()}
     arrays = {name: p.value for name, p in params.items()}
     return _check(objective, grads, arrays, eps, max_elements, seed)

@@ -3,7 +3,7 @@
 ``step(params)`` clips the gradients if asked, advances the step counter, asks the schedule for
 the rate and applies ``update(w, g, slots, lr)`` to every parameter. Slot arrays (momentum,
 second moments, ...) for all parameters live in one flat buffer per slot; each parameter gets a
-view. When the parameters themselves are views of one flat buffer (a built ``Sequential``), the
+view. When the parameters themselves are views of one flat buffer (a compiled ``Model``), the
 update runs once over everything, a handful of large array operations per step.
 """
 

@@ -19,7 +19,7 @@ class Parameter:
 
     Gradients accumulate (``grad += ...``); whoever steps the optimizer zeroes them. ``value`` is
     updated in place and never rebound by layers, so a model may pack all its parameters as views
-    of one flat buffer (see ``Sequential``) and an optimizer may update them in one pass.
+    of one flat buffer (see ``Model``) and an optimizer may update them in one pass.
     ``regularizer`` (or None) adds its penalty to the loss and its gradient to ``grad``.
     """
 

@@ -1,11 +1,12 @@
-"""A text table of a built model: layers, output shapes, parameter counts, and what was fused."""
+"""A text table of a built network: layers, output shapes, parameter counts, and what was
+fused."""
 
 from __future__ import annotations
 
 
-def summary(model) -> str:
+def summary(network) -> str:
     rows = [("Layer (type)", "Output shape", "Params")]
-    for layer in model.layers:
+    for layer in network.layers:
         count = sum(p.size for p in layer.parameters())
         shape = "(None, " + ", ".join(str(d) for d in (layer.output_shape or ())) + ")"
         rows.append(
@@ -17,20 +18,15 @@ def summary(model) -> str:
     def fmt(r):
         return f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}"
 
-    trainable = model.count_params()
-    buffers = sum(v.size for v in model.state().values())
+    trainable = network.count_params()
+    buffers = sum(v.size for v in network.state().values())
     out = [fmt(rows[0]), line, *(fmt(r) for r in rows[1:]), line]
     out.append(f"Trainable params: {trainable:,}")
     out.append(f"Non-trainable params: {buffers:,}")
-    return "\n".join(out + fused_lines(model))
+    return "\n".join(out + fused_lines(network))
 
 
-def fused_lines(model) -> list[str]:
-    """One line per fused layer that runs (``fusion.fuse``) and for a loss computed from
-    logits; none for a model built with ``fuse=False``."""
-    lines = [f"Fused: {run.describe()}" for run in model.runs if hasattr(run, "describe")]
-    if getattr(model, "fused", False):
-        lines.append(
-            f"Fused: {model.output_activation} + {model.loss.name}: the loss from the logits"
-        )
-    return lines
+def fused_lines(network) -> list[str]:
+    """One line per fused layer that runs (``fusion.fuse``); none for a network built with
+    ``fuse=False``."""
+    return [f"Fused: {run.describe()}" for run in network.runs if hasattr(run, "describe")]

@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from bptrain.errors import DivergenceError
+from bptrain.train.layer_stats import steepest_gradient
 
 
 def improves(value: float, best: float | None, mode: str, delta: float = 0.0) -> bool:
@@ -90,7 +91,7 @@ def gradients_finite(params) -> bool:
 def first_nonfinite_layer(model) -> str | None:
     """The layer whose gradient went non-finite first in the backward pass (the one nearest
     the output), as ``layer (layer/param)``; None if all are finite."""
-    for layer in reversed(model.layers):
+    for layer in reversed(model.network.layers):
         for name, p in layer.named_parameters(f"{layer.name}/"):
             if not np.all(np.isfinite(p.grad)):
                 return f"{layer.name!r} ({name})"
@@ -156,13 +157,19 @@ def divergence(
     last_good: str | None,
     exploded: str | None = None,
     quantity: str = "loss",
+    reference: dict | None = None,
 ) -> DivergenceError:
     """The error that stops a run whose loss or gradient is not finite, or whose finite
     ``quantity`` (the loss, or the validation loss) has exploded (``exploded``: how, from
-    ``ExplosionGuard.exploded``)."""
+    ``ExplosionGuard.exploded``). It names the layer where the gradient went non-finite first
+    in the backward pass, or for an exploded training loss the one whose gradient grew most
+    since ``reference`` (the last diagnostics record; ``layer_stats.steepest_gradient``)."""
     layer = None if exploded else first_nonfinite_layer(model)
     if exploded:
         what = f"the {quantity} is {loss:.4g}, {exploded}"
+        steepest = steepest_gradient(model.network, reference) if quantity == "loss" else None
+        if steepest:
+            what += f"; the steepest gradient is in layer {steepest}"
     elif not math.isfinite(loss):
         what = f"the loss is {loss}"
         if layer:

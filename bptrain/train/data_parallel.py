@@ -32,12 +32,30 @@ import signal
 import numpy as np
 
 from bptrain.nn.context import BatchShare, sharing
-from bptrain.train.evaluate import evaluate_arrays
 from bptrain.train.metrics import RunningMetrics
 from bptrain.train.signals import StopFlag
 from bptrain.train.strategy import SingleProcess
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def batch_slice(n: int, size: int, rank: int) -> tuple[int, int, float]:
+    """(start, stop, share): the rows of a batch of ``n`` that worker ``rank`` of ``size``
+    computes, and their share of the batch (all rows and 1/size when n < size)."""
+    if n < size:
+        return 0, n, 1.0 / size
+    start, stop = n * rank // size, n * (rank + 1) // size
+    return start, stop, (stop - start) / n
+
+
+def sum_gradients(params, allreduce_sum) -> None:
+    """Sum the gradients of ``params`` over the workers in place: one ``allreduce_sum`` over
+    the flat gradient buffer, or one per parameter without one."""
+    if params.flat_grad is not None:
+        allreduce_sum(params.flat_grad)
+    else:
+        for p in params:
+            allreduce_sum(p.grad)
 
 
 class MPIRanks(SingleProcess):
@@ -52,11 +70,7 @@ class MPIRanks(SingleProcess):
 
     def slice_of(self, n: int) -> tuple[int, int, float]:
         """(start, stop, share): this rank's rows of a batch of ``n`` and their share of it."""
-        size, rank = self.world.size, self.world.rank
-        if n < size:
-            return 0, n, 1.0 / size
-        start, stop = n * rank // size, n * (rank + 1) // size
-        return start, stop, (stop - start) / n
+        return batch_slice(n, self.world.size, self.world.rank)
 
     def compute_gradients(self, xb, yb, metrics: RunningMetrics) -> tuple[float, np.ndarray]:
         n = len(xb)
@@ -71,23 +85,23 @@ class MPIRanks(SingleProcess):
         """Sum the ranks' gradients in place, with one Allreduce over the flat gradient buffer,
         and in one more their losses and training-metric sums; agree on stop signals. Returns
         the global batch loss and metric sums."""
-        world, params = self.world, self.model.parameters()
-        if params.flat_grad is not None:
-            world.allreduce_sum(params.flat_grad)
-        else:
-            for p in params:
-                world.allreduce_sum(p.grad)
+        sum_gradients(self.model.parameters(), self.world.allreduce_sum)
+        totals = self.agree(np.concatenate([[loss], sums]))
+        return float(totals[0]), totals[1:]
+
+    def agree(self, values: np.ndarray) -> np.ndarray:
+        """``values`` (a float64 vector) summed over every rank, in one Allreduce that also
+        agrees on stop signals: a signal caught by any rank stops all after this step."""
         signals = len(STOP_SIGNALS)
-        # the loss, how many ranks caught each of STOP_SIGNALS, the metric sums
-        shared = np.empty(1 + signals + len(sums))
-        shared[0] = loss
-        shared[1 : 1 + signals] = [self._caught.signum == s for s in STOP_SIGNALS]
-        shared[1 + signals :] = sums
-        world.allreduce_sum(shared)
+        # how many ranks caught each of STOP_SIGNALS, then the values
+        shared = np.empty(signals + len(values))
+        shared[:signals] = [self._caught.signum == s for s in STOP_SIGNALS]
+        shared[signals:] = values
+        self.world.allreduce_sum(shared)
         if self._agreed.signum is None:
-            caught = [s for s, n in zip(STOP_SIGNALS, shared[1 : 1 + signals], strict=True) if n]
+            caught = [s for s, n in zip(STOP_SIGNALS, shared[:signals], strict=True) if n]
             self._agreed.signum = int(caught[0]) if caught else None
-        return float(shared[0]), shared[1 + signals :]
+        return shared[signals:]
 
     def agreed_stop(self, stop: StopFlag) -> StopFlag:
         self._caught = stop
@@ -97,7 +111,7 @@ class MPIRanks(SingleProcess):
         """Each rank scores its part of the validation set; every rank gets the whole result."""
         n, size, rank = len(x), self.world.size, self.world.rank
         start, stop = n * rank // size, n * (rank + 1) // size
-        loss, outputs = evaluate_arrays(self.model, x[start:stop], y[start:stop], batch_size)
+        loss, outputs = self.model.evaluate(x[start:stop], y[start:stop], batch_size)
         parts = self.world.allgather((loss * (stop - start) / n, outputs))
         outputs = np.concatenate([out for _, out in parts if len(out)])
         return float(sum(part for part, _ in parts)), outputs

@@ -1,5 +1,5 @@
-"""Scoring a model: on arrays (the loss as training computes it, and the outputs for
-metrics), and from a checkpoint on a data split (``bptrain eval``)."""
+"""Scoring a checkpoint on a data split (``bptrain eval``), and the model a checkpoint holds.
+(On arrays, a model scores itself: ``Model.evaluate``, ``Model.predict``.)"""
 
 from __future__ import annotations
 
@@ -7,55 +7,15 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from bptrain.config import Config, build_model, resolve_with_overrides
 from bptrain.data import load_dataset
 from bptrain.data.preprocess import unscale_targets
 from bptrain.data.weights import with_sample_weights
 from bptrain.errors import CheckpointError, ConfigError
-from bptrain.nn import backend, regularizers
 from bptrain.runs import RunDir, checkpoint, run_dir_of
 from bptrain.runs.atomic import write_text
 from bptrain.train import metrics
 
-
-def evaluate_arrays(
-    model, x: np.ndarray, y: np.ndarray, batch_size: int, weights: np.ndarray | None = None
-) -> tuple[float, np.ndarray]:
-    """(mean loss including regularization penalties, outputs) of ``model`` on (x, y).
-
-    x: (N, ...); y: (N, ...); weights: (N,) sample weights of the loss, or None. The loss is
-    computed as in training (from logits when a final softmax or sigmoid is fused with the
-    loss, weighted as ``losses`` weighs); outputs are probabilities (or regression values),
-    (N, outputs), as NumPy arrays.
-    """
-    fused = model.fused
-    loss = model.step_loss
-    activation = model.layers[-1].activation if fused else None
-    total, outs = 0.0, []
-    for start in range(0, len(x), batch_size):
-        xb, yb = x[start : start + batch_size], y[start : start + batch_size]
-        wb = None if weights is None else weights[start : start + batch_size]
-        out = model.forward(backend.asarray(xb), training=False, logits=fused)
-        total += loss.forward(out, backend.asarray(yb), wb) * len(xb)
-        if activation is not None:
-            out = activation.forward(out)
-        outs.append(backend.to_numpy(out))
-    mean = total / max(len(x), 1) + regularizers.penalty(model.parameters())
-    return float(mean), (np.concatenate(outs) if outs else np.empty((0,)))
-
-
-def predict(model, x: np.ndarray, batch_size: int) -> np.ndarray:
-    """Outputs (probabilities or values) for x: (N, ...), as a NumPy array."""
-    outs = [
-        backend.to_numpy(model.forward(backend.asarray(x[i : i + batch_size]), training=False))
-        for i in range(0, len(x), batch_size)
-    ]
-    return np.concatenate(outs) if outs else np.empty((0,))
-
-
-# -- checkpoints ------------------------------------------------------------------------------
 FIXED_FOR_EVAL = ("model", "loss")
 
 
@@ -87,7 +47,7 @@ def restore_model(ckpt: checkpoint.Checkpoint, overrides=()) -> tuple[Config, ob
     info = ckpt.state["data"]
     model = build_model(config, tuple(info["input_shape"]), info["num_outputs"])
     try:
-        model.load_weights(ckpt.section("model"))
+        model.network.load_weights(ckpt.section("model"))
     except ValueError as exc:
         raise CheckpointError(f"the checkpoint does not fit its own model: {exc}") from None
     return config, model
@@ -121,7 +81,7 @@ def evaluate_checkpoint(path, split: str = "test", overrides=(), plots: bool = T
             + (" (data.validation_split is 0)" if split == "val" else "")
         )
     weights = getattr(data, f"w_{split}")
-    loss, outputs = evaluate_arrays(model, x, y, config.training.eval_batch_size, weights)
+    loss, outputs = model.evaluate(x, y, config.training.eval_batch_size, weights)
     if data.task == "classification":
         report = {
             "loss": loss,

@@ -75,8 +75,9 @@ def fit(
     engine.check_single_model(config, world)
     # Data and model first: a config that fails here leaves nothing behind in runs/.
     data, model = prepare(config, recorded=start.recorded_data)
-    threads = blas_threads(config.training, model, world)
+    threads = blas_threads(config.training, model.network, world)
     strategy, sharing = engine.pick(config, data, model, world, note)
+    model = strategy.model  # a pipeline rank's stage: the whole model is let go
     run = start.run or open_fresh(world, run_dir, runs_root, config.name)
     trainer = Trainer(config, data, model, run, report, strategy)
     begin(trainer, start, world)
@@ -95,10 +96,12 @@ def begin(trainer: Trainer, start: Start, world) -> None:
     metrics.csv (a resumed run's was cut back to its checkpoint's rows in ``restore``)."""
     if start.ckpt is not None:
         trainer.restore(start.ckpt)
+        trainer.diagnostics.resume(trainer.model.optimizer.iterations)
     text = summary.config_text(trainer.config, trainer.data)
     world.from_leader(write_text, trainer.run.config, text)
     if start.ckpt is None:
         trainer.position.csv_bytes = trainer.log.start()
+        trainer.diagnostics.start()
 
 
 def train(trainer: Trainer, threads: int, world) -> None:
@@ -129,6 +132,7 @@ def train(trainer: Trainer, threads: int, world) -> None:
         ) from None
     finally:
         trainer.reporter.close()
+        trainer.diagnostics.close()
         if world.leader:  # not a collective call: this may run while another rank failed
             run.unlock()
 
@@ -140,7 +144,7 @@ def restore_best(trainer: Trainer, world) -> None:
         return
     run = trainer.run
     if world.from_leader(run.best.exists):
-        trainer.model.load_weights(world.from_leader(checkpoint.load, run.best).section("model"))
+        trainer.strategy.load_weights(world.from_leader(checkpoint.load, run.best).section("model"))
 
 
 def result_of(trainer: Trainer, threads: int) -> FitResult:

@@ -47,7 +47,7 @@ def generate_text(
     rng = np.random.default_rng(seed)
     for _ in range(length):
         x = np.asarray([ids[-window:]], dtype=np.int64)
-        p = np.asarray(model.forward(x), dtype=np.float64)[0]
+        p = model.predict(x).astype(np.float64)[0]
         ids.append(sample(p, temperature, rng))
     return prompt + "".join(vocab[i] for i in ids[len(prompt) :])
 

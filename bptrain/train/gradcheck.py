@@ -59,5 +59,5 @@ def gradcheck_config(
         if p.size > 1 and float(p.value.std()) == 0.0:
             p.value += JITTER * rng.standard_normal(p.shape).astype(p.value.dtype)
     report = check_model(model, x, y, seed=config.seed, training=training)
-    shapes = {name: tuple(p.shape) for name, p in model.named_parameters()}
+    shapes = {name: tuple(p.shape) for name, p in model.network.named_parameters()}
     return GradcheckResult(report, shapes, tolerance, len(x))

@@ -2,7 +2,7 @@
 
 One step is the strategy's ``compute_gradients`` and ``reduce`` (one model computes the batch
 whole; replicas or MPI ranks compute slices and sum them: ``bptrain.train.strategy``) ->
-divergence checks -> ``optimizer.step``. The batch order
+divergence checks -> ``model.apply_gradients`` (the optimizer's update). The batch order
 of epoch ``e`` is a permutation drawn from ``default_rng([seed, ORDER_STREAM, e])``, so the
 position in training is just (epoch, step): a checkpoint taken anywhere, mid-epoch included,
 resumes exactly.
@@ -42,7 +42,7 @@ from bptrain.train.callbacks import (
     divergence,
     gradients_finite,
 )
-from bptrain.train.evaluate import evaluate_arrays
+from bptrain.train.diagnostics import Diagnostics
 from bptrain.train.metrics import RunningMetrics
 from bptrain.train.progress import Reporter
 from bptrain.train.signals import Interrupted, StopFlag
@@ -132,6 +132,8 @@ class Trainer:
         self._held: tuple[bytes, tuple] | None = None  # a checkpoint not yet written (hold)
         self.plots = t.plots and self.strategy.leader
         self._plotted = -math.inf
+        steps = run_length(config, len(data.x_train)).steps_per_epoch
+        self.diagnostics = Diagnostics.of(config, model, run, self.strategy.leader, steps)
 
     # -- the step ---------------------------------------------------------------------------
     def compute_gradients(self, xb, yb, wb=None) -> tuple[float, np.ndarray]:
@@ -156,12 +158,16 @@ class Trainer:
             raise divergence(model, loss, pos.epoch + 1, pos.step + 1, self.saved_last)
         exploded = self.guard.exploded(loss)
         if exploded:
-            raise divergence(model, loss, pos.epoch + 1, pos.step + 1, self.saved_last, exploded)
+            raise divergence(
+                model, loss, pos.epoch + 1, pos.step + 1, self.saved_last, exploded,
+                reference=self.diagnostics.grad_norms,
+            )  # fmt: skip
         self.release()  # the held checkpoint's weights gave this loss: they are good
         self.guard.update(loss, len(xb))
         pos.metric_sums += sums
         faults.point("train.step")
-        model.optimizer.step(params)
+        with self.diagnostics.update(pos.epoch, xb):  # records the step every so often
+            model.apply_gradients()
         return loss
 
     # -- the loop ---------------------------------------------------------------------------
@@ -233,6 +239,7 @@ class Trainer:
         pos.history.append(row)
         pos.csv_bytes = self.log.append(row)
         faults.point("metrics.appended")
+        self.diagnostics.end_epoch(row)
         if self.schedule_monitor:
             self.model.optimizer.observe(row[self.schedule_monitor])
         improved = self.best.update(row)
@@ -249,11 +256,11 @@ class Trainer:
         return row
 
     def validate(self) -> tuple[float, np.ndarray]:
-        """(loss, outputs) of the model on the validation set (see ``evaluate_arrays``)."""
+        """(loss, outputs) of the model on the validation set (see ``Model.evaluate``)."""
         data = self.data
         batch_size = self.config.training.eval_batch_size
         if data.w_val is not None:  # (a single model: see compute_gradients)
-            return evaluate_arrays(self.model, data.x_val, data.y_val, batch_size, data.w_val)
+            return self.model.evaluate(data.x_val, data.y_val, batch_size, data.w_val)
         return self.strategy.validate(data.x_val, data.y_val, batch_size)
 
     def original_units(self, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -274,14 +281,16 @@ class Trainer:
     def _plot(self) -> None:
         from bptrain.runs.plots import plot_history
 
+        title = f"{self.config.name} ({self.run.path.name})"
         try:
             plot_history(
                 self.position.history,
                 self.run.plots,
-                title=f"{self.config.name} ({self.run.path.name})",
+                title=title,
                 best_epoch=self.best.best_epoch,
                 monitor=self.best.monitor,
             )
+            self.diagnostics.plot(title)
         except Exception as exc:  # a plot must never cost a training run
             self.reporter.message(f"warning: could not draw plots ({exc})")
             self.plots = False
@@ -310,7 +319,8 @@ class Trainer:
             self._write(data, paths)
 
     def _encode(self) -> bytes | None:
-        return checkpoint.encode(*self.snapshot()) if self.strategy.leader else None
+        snapshot = self.snapshot()  # on every worker: pipeline stages gather theirs here
+        return checkpoint.encode(*snapshot) if self.strategy.leader else None
 
     def _write(self, data: bytes | None, paths) -> None:
         if self.strategy.leader:
@@ -321,9 +331,9 @@ class Trainer:
 
     def snapshot(self) -> tuple[dict, dict]:
         """(arrays, state) of everything a resumed run needs."""
-        model, pos, data = self.model, self.position, self.data
-        opt = model.optimizer.state()
-        arrays = {f"model/{k}": v for k, v in model.weights().items()}
+        pos, data = self.position, self.data
+        weights, opt, rng = self.strategy.model_state()
+        arrays = {f"model/{k}": v for k, v in weights.items()}
         arrays.update({f"optimizer/{k}": v for k, v in opt["slots"].items()})
         state = {
             "config": self.config.to_dict(),
@@ -338,7 +348,7 @@ class Trainer:
             "history": pos.history,
             "metrics_csv_bytes": pos.csv_bytes,
             "optimizer": {"iterations": opt["iterations"], "schedule": opt["schedule"]},
-            "rng": model.rng_state(),
+            "rng": rng,
             "best": self.best.state(),
             "early_stopping": self.early.state() if self.early else None,
             "data": data_info(data),
@@ -347,15 +357,13 @@ class Trainer:
 
     def restore(self, ckpt: checkpoint.Checkpoint) -> None:
         """Continue from ``ckpt``: weights, optimizer, RNG, callbacks, position, metrics.csv."""
-        s, model = ckpt.state, self.model
-        model.load_weights(ckpt.section("model"))
+        s = ckpt.state
         opt_state = {
             "iterations": s["optimizer"]["iterations"],
             "schedule": s["optimizer"]["schedule"],
             "slots": ckpt.section("optimizer"),
         }
-        model.optimizer.load_state(opt_state, model.parameters())
-        model.set_rng_state(s["rng"])
+        self.strategy.load_model_state(ckpt.section("model"), opt_state, s["rng"])
         self.best.load_state(s["best"])
         if self.early is not None and s.get("early_stopping"):
             self.early.load_state(s["early_stopping"])

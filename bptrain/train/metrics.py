@@ -1,7 +1,7 @@
 """Evaluation metrics, vectorised: everything classification needs comes from one confusion
 matrix built with ``np.bincount``.
 
-Model outputs are what ``Sequential.predict`` returns: class scores (N, C) (probabilities or
+Model outputs are what ``Model.predict`` returns: class scores (N, C) (probabilities or
 logits, argmax is the same), one sigmoid score (N, 1) for two classes, or regression values
 (N, outputs). Class labels are (N,) int64; regression targets (N, outputs) float.
 """

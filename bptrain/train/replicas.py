@@ -156,7 +156,7 @@ def share_values(model, replica) -> None:
 class ThreadReplicas(SingleProcess):
     """``models`` (built alike; the first is the model trained) computing each batch's gradient
     together, in ``len(models)`` threads: see the module docstring. The caller limits BLAS to
-    one thread; the optimizer steps ``models[0].parameters()``."""
+    one thread; the optimizer steps ``models[0]``'s parameters."""
 
     def __init__(self, models: Sequence):
         super().__init__(models[0])
@@ -178,9 +178,9 @@ class ThreadReplicas(SingleProcess):
         n = len(xb)
         slices = self.slices(n)
         self._taking_part = k = len(slices)
-        state = self.model.rng_state()
+        state = self.model.network.rng_state()
         for replica in self.models[1:k]:
-            replica.set_rng_state(state)
+            replica.network.set_rng_state(state)
         self.sums.start(k)
         if self._workers is None:
             self._workers = WorkerThreads(len(self.models) - 1)

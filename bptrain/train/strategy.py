@@ -14,9 +14,14 @@ A strategy has:
 - ``agreed_stop(stop)``: the stop flag the loop acts on, the same on every worker (a signal
   caught by one MPI rank stops all after the same step).
 - ``running()``: a context around the epochs (worker threads live in it).
+- ``model_state()``: (weights, optimizer state, generator state) of the whole model, as a
+  checkpoint holds them, on the leader; every worker calls it at the same point (pipeline
+  stages gather theirs there). ``load_model_state(...)`` gives each worker its part of them,
+  and ``load_weights(weights)`` its part of the weights alone (``restore_best``).
 
 ``SingleProcess`` is the plain step; ``ThreadReplicas`` (``bptrain.train.replicas``) and
-``MPIRanks`` (``bptrain.train.data_parallel``) split each batch.
+``MPIRanks`` (``bptrain.train.data_parallel``) split each batch; ``PipelineRanks``
+(``bptrain.train.pipeline``) splits the model's layers.
 """
 
 from __future__ import annotations
@@ -25,7 +30,6 @@ import contextlib
 
 import numpy as np
 
-from bptrain.train.evaluate import evaluate_arrays
 from bptrain.train.metrics import RunningMetrics
 from bptrain.train.signals import StopFlag
 
@@ -46,10 +50,24 @@ class SingleProcess:
         return loss, sums
 
     def validate(self, x, y, batch_size: int) -> tuple[float, np.ndarray]:
-        return evaluate_arrays(self.model, x, y, batch_size)
+        return self.model.evaluate(x, y, batch_size)
 
     def agreed_stop(self, stop: StopFlag) -> StopFlag:
         return stop
 
     def running(self) -> contextlib.AbstractContextManager:
         return contextlib.nullcontext()
+
+    def model_state(self) -> tuple[dict, dict, dict]:
+        model = self.model
+        return model.network.weights(), model.optimizer.state(), model.network.rng_state()
+
+    def load_weights(self, weights: dict) -> None:
+        """The whole model's ``weights`` (a checkpoint's), each worker taking its part."""
+        self.model.network.load_weights(weights)
+
+    def load_model_state(self, weights: dict, optimizer_state: dict, rng: dict) -> None:
+        model = self.model
+        model.network.load_weights(weights)
+        model.optimizer.load_state(optimizer_state, model.parameters())
+        model.network.set_rng_state(rng)

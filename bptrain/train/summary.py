@@ -4,7 +4,7 @@ config as config.yaml stores it (``config_text``), with the schedule's lengths a
 
 from __future__ import annotations
 
-from bptrain.config import Config, dump
+from bptrain.config import Config, build_model, dump
 from bptrain.config import run_length as lengths
 from bptrain.config.build import build_schedule
 from bptrain.data import Dataset, load_dataset
@@ -45,7 +45,8 @@ def config_text(config: Config, data: Dataset | None = None) -> str:
     it: YAML, then, for a schedule that counts steps, comments with the run's length and the
     schedule's lengths in steps. Without ``data`` the dataset is loaded to count its training
     samples (never downloaded for that)."""
-    return dump(config.to_dict()) + "".join(f"# {line}\n" for line in schedule_lines(config, data))
+    lines = schedule_lines(config, data) + pipeline_lines(config, data)
+    return dump(config.to_dict()) + "".join(f"# {line}\n" for line in lines)
 
 
 def schedule_lines(config: Config, data: Dataset | None = None) -> list[str]:
@@ -53,16 +54,35 @@ def schedule_lines(config: Config, data: Dataset | None = None) -> list[str]:
     spec = config.training.schedule
     if not lengths.has_lengths(spec):
         return []
-    if data is None:
-        options = dict(config.data)
-        if "download" in options:
-            options["download"] = False
-        try:
-            data = load_dataset(options, config.seed)
-        except (DataError, ConfigError) as exc:  # fit will say so; show what can be shown
-            return [f"schedule: its lengths in steps are counted when the data loads ({exc})"]
+    try:
+        data = data if data is not None else local_data(config)
+    except (DataError, ConfigError) as exc:  # fit will say so; show what can be shown
+        return [f"schedule: its lengths in steps are counted when the data loads ({exc})"]
     run = lengths.run_length(config, len(data.x_train))
     return [f"run length: {run.describe()}", f"schedule: {lengths.describe(spec, run)}"]
+
+
+def pipeline_lines(config: Config, data: Dataset | None = None) -> list[str]:
+    """The layers and parameter count of each pipeline stage (``training.pipeline``), else []
+    (the model is built for the data's input shape)."""
+    if config.training.pipeline is None:
+        return []
+    from bptrain.train import pipeline
+
+    try:
+        data = data if data is not None else local_data(config)
+        model = build_model(config, data.input_shape)
+    except (DataError, ConfigError) as exc:
+        return [f"pipeline: the stages are split when the data loads ({exc})"]
+    return pipeline.config_lines(config, model)
+
+
+def local_data(config: Config) -> Dataset:
+    """The config's dataset, from local files only (never downloaded to be counted)."""
+    options = dict(config.data)
+    if "download" in options:
+        options["download"] = False
+    return load_dataset(options, config.seed)
 
 
 def schedule_change(saved: Config, config: Config, data: Dataset, optimizer) -> str:

@@ -18,12 +18,12 @@ from bptrain.config.sections import TrainingOptions
 PARALLEL_WORK = 500e6
 
 
-def step_work(model, batch_size: int) -> float:
+def step_work(network, batch_size: int) -> float:
     """Rough multiply-adds of one training step: each parameter is used once per sample and per
     output position (pixels of a convolution, time steps of a sequence), three times (forward,
     and the two gradients)."""
     total = 0.0
-    for layer in model.layers:
+    for layer in network.layers:
         n = sum(p.size for p in layer.parameters())
         shape = tuple(layer.output_shape or ())
         positions = math.prod(shape[1:]) if len(shape) >= 3 else math.prod(shape[:-1])
@@ -37,14 +37,14 @@ def usable_cores() -> int:
     return max(1, cores or 1)
 
 
-def default_threads(model, batch_size: int) -> int:
-    return 1 if step_work(model, batch_size) < PARALLEL_WORK else usable_cores()
+def default_threads(network, batch_size: int) -> int:
+    return 1 if step_work(network, batch_size) < PARALLEL_WORK else usable_cores()
 
 
-def blas_threads(training: TrainingOptions, model, world) -> int:
-    """The BLAS threads of a run: ``training.threads``, else the default for the model, shared
+def blas_threads(training: TrainingOptions, network, world) -> int:
+    """The BLAS threads of a run: ``training.threads``, else the default for the network, shared
     with the other MPI ranks on this machine; 1 with thread replicas, which run side by side with
     one BLAS thread each (threadpoolctl's limit is process-wide)."""
     if training.replicas > 1:
         return 1
-    return world.share_cores(training.threads or default_threads(model, training.batch_size))
+    return world.share_cores(training.threads or default_threads(network, training.batch_size))

@@ -64,6 +64,12 @@ GRADCHECK_DATA = {
     "text": [f"data.path={CONFIGS / 'data' / 'tiny_text.txt'}"],
 }
 
+# deep_sigmoid's first layers get gradients 4-5 decades below its last ones (the vanishing it
+# is there to show): central differences of a loss near 2.3 resolve them to 5.5e-4 relative
+# in its first layer, the error growing about 4x per layer towards the input as the gradient
+# shrinks (dense_5 to dense_8 pass at 1e-6).
+GRADCHECK_TOLERANCE = {"deep_sigmoid": ["--tolerance", "1e-3"]}
+
 
 @pytest.mark.parametrize(
     "name",
@@ -75,7 +81,8 @@ def test_every_shipped_config_passes_gradcheck(bptrain, name):
     if dataset in ("mnist", "fashion_mnist") and not os.environ.get("BPTRAIN_DATA_DIR"):
         pytest.skip("needs BPTRAIN_DATA_DIR with the MNIST files (make test sets it)")
     code, out, err = bptrain(
-        "gradcheck", CONFIGS / f"{name}.yaml", *GRADCHECK_DATA.get(dataset, [])
-    )
+        "gradcheck", CONFIGS / f"{name}.yaml", *GRADCHECK_DATA.get(dataset, []),
+        *GRADCHECK_TOLERANCE.get(name, []),
+    )  # fmt: skip
     assert code == 0, err
     assert out.rstrip().endswith("gradient check passed")

@@ -41,6 +41,15 @@ MNIST = pytest.mark.skipif(
     reason="no MNIST files",
 )
 
+PIPELINE_FIT = (
+    'bptrain fit configs/mnist_cnn.yaml "training.pipeline={stages: 2, micro_batches: 4}" '
+    "--processes 2"
+)
+PIPELINE_SHOW = (
+    'bptrain config show configs/mnist_cnn.yaml "training.pipeline={stages: 2, '
+    'stage_boundaries: [3]}"'
+)
+
 # Every command in the README's code blocks, and where it runs. Add a README command here
 # with the test that runs it.
 WHERE = {
@@ -73,6 +82,19 @@ WHERE = {
     "mpiexec -hosts a,b -n 4 python -m mpi4py -m bptrain fit cfg.yaml": (
         "test_mpi_commands, with -hosts localhost,localhost"
     ),
+    "bptrain fit configs/deep_sigmoid.yaml": "test_deep_nets_inspected",
+    "bptrain inspect runs/deep_sigmoid/20261204-215233": "test_deep_nets_inspected",
+    "bptrain fit configs/deep_relu.yaml": "test_deep_nets_inspected",
+    "bptrain inspect runs/deep_relu/20261204-215240": "test_deep_nets_inspected",
+    "bptrain fit configs/deep_sigmoid.yaml --tensorboard": "test_tensorboard_run",
+    "tensorboard --logdir runs/deep_sigmoid": (
+        "not run (a server): tests/runs/test_tensorboard.py reads the files with its reader"
+    ),
+    "bptrain export runs/mnist_cnn/20261204-101500 --format onnx --output mnist_cnn.onnx": (
+        "test_onnx_export"
+    ),
+    PIPELINE_FIT: "test_pipeline_commands",
+    PIPELINE_SHOW: "test_pipeline_commands",
 }
 
 
@@ -252,6 +274,46 @@ def test_char_lstm_generates(bptrain, here):
     assert shown_output(text)[0].startswith("The ") and len(shown_output(text)[0]) == 164
 
 
+@MNIST
+def test_deep_nets_inspected(bptrain, here):
+    """The deep sigmoid net's early layers are flagged as vanishing; the ReLU one's are not."""
+    for name, stamp in (("deep_sigmoid", "20261204-215233"), ("deep_relu", "20261204-215240")):
+        text = f"bptrain fit configs/{name}.yaml"
+        code, out, err = bptrain(*command(text)[1:], "--progress", "plain")
+        assert (code, err) == (0, "")
+        assert_shows(text, out, {})
+        placeholder = {f"runs/{name}/{stamp}": run_dir(out)}
+        text = f"bptrain inspect runs/{name}/{stamp}"
+        code, out, err = bptrain(*command(text, placeholder)[1:])
+        assert (code, err) == (0, "")
+        assert_shows(text, out, placeholder)
+        flagged = [line.split(":")[1].strip() for line in out.splitlines() if line[:5] == "flag:"]
+        assert flagged == ([f"dense{s}/kernel" for s in ("", "_1", "_2", "_3", "_4")]
+                           if name == "deep_sigmoid" else [])  # fmt: skip
+
+
+@MNIST
+def test_tensorboard_run(bptrain, here):
+    pytest.importorskip("tensorboardX", reason="pip install 'bptrain[tensorboard]'")
+    text = "bptrain fit configs/deep_sigmoid.yaml --tensorboard"
+    code, out, err = bptrain(*command(text)[1:], "training.epochs=1", "data.limit=640")
+    assert (code, err) == (0, "")
+    assert list((Path(run_dir(out)) / "tensorboard").glob("events.out.tfevents.*"))
+
+
+@MNIST
+def test_onnx_export(bptrain, here):
+    pytest.importorskip("onnx", reason="pip install 'bptrain[onnx]'")
+    code, out, err = bptrain("fit", "configs/mnist_cnn.yaml", "data.limit=256", "training.epochs=1")
+    assert (code, err) == (0, "")
+    text = "bptrain export runs/mnist_cnn/20261204-101500 --format onnx --output mnist_cnn.onnx"
+    placeholder = {"runs/mnist_cnn/20261204-101500": run_dir(out)}
+    code, out, err = bptrain(*command(text, placeholder)[1:])
+    assert (code, err) == (0, "")
+    assert_shows(text, out, placeholder)
+    assert Path("mnist_cnn.onnx").stat().st_size > 100_000  # the weights are in it
+
+
 def test_local_sweep(bptrain, here):
     # 2 folds of 2 epochs without plots: 24 short runs, not 36 of 30 epochs
     edit(here / "configs" / "sweep_spirals.yaml", lambda s: s.update(fixed={"training.epochs": 2}))
@@ -305,6 +367,26 @@ def test_mpi_commands(here):
     done = subprocess.run(args, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("data-parallel on 4 MPI ranks") == 1
+
+
+@needs_mpi
+@MNIST
+@pytest.mark.timeout(180)
+def test_pipeline_commands(here):
+    small = ["data.limit=512", "data.test_limit=100", "training.epochs=1", "training.plots=false"]
+    args = programs(command(PIPELINE_FIT))
+    done = subprocess.run([*args, *small], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert out.count("pipeline of 2 stages (1f1b, 4 micro-batches) on 2 MPI ranks") == 1
+    assert out.count("pipeline stage 1 (rank 1): layers 5-6 (dense, dense_1), 206,218 params") == 1
+    rows = metrics_log.read(Path(run_dir(out)) / "metrics.csv")
+    assert [r["epoch"] for r in rows] == [1] and rows[0]["val_accuracy"] > 0.5
+
+    done = subprocess.run(programs(command(PIPELINE_SHOW)), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    shown = re.findall(r"^    (pipeline stage .*)$", README.read_text(), re.M)
+    assert [f"# {line}" for line in shown] == done.stdout.splitlines()[-2:]
 
 
 def test_library_example_trains(capsys):

@@ -24,7 +24,7 @@ def resolved(layers: list) -> dict:
 
 
 def assert_matches_build(config: dict, input_shape: tuple) -> None:
-    model = build_model(config, input_shape)
+    network = build_model(config, input_shape).network
     estimated = layer_footprints(config.model.layers, input_shape)
 
     def built(layers):  # nested Sequentials flattened, as the estimate lists them
@@ -34,13 +34,13 @@ def assert_matches_build(config: dict, input_shape: tuple) -> None:
             else:
                 yield layer
 
-    layers = list(built(model.layers))
+    layers = list(built(network.layers))
     assert len(estimated) == len(layers)
     for est, layer in zip(estimated, layers, strict=True):
         assert est.type == type(layer).__name__
         assert est.output_shape == tuple(layer.output_shape), est.path
         assert est.params == sum(p.size for p in layer.parameters()), est.path
-    assert sum(e.params for e in estimated) == model.count_params()
+    assert sum(e.params for e in estimated) == network.count_params()
 
 
 IMAGES = (3, 17, 15)

@@ -252,12 +252,12 @@ def test_build_model_checks_shapes_and_outputs(write_config):
     config = load(write_config)
     with pytest.raises(ConfigError, match=r"model.layers\[2\]: the model outputs 10 values .* 5"):
         build_model(config, (1, 28, 28), 5)
-    model = build_model(config, (1, 28, 28), 10)
-    assert model.count_params() == 784 * 128 + 128 + 128 * 10 + 10
-    again = build_model(config, (1, 28, 28), 10)
+    network = build_model(config, (1, 28, 28), 10).network
+    assert network.count_params() == 784 * 128 + 128 + 128 * 10 + 10
+    again = build_model(config, (1, 28, 28), 10).network
     assert all(
         np.array_equal(a, b)
-        for a, b in zip(model.weights().values(), again.weights().values(), strict=True)
+        for a, b in zip(network.weights().values(), again.weights().values(), strict=True)
     )
 
 
@@ -299,7 +299,8 @@ def test_model_fuse_runs_the_plain_layers_when_false(write_config):
     plain = load(write_config, overrides=[*cnn, "model.fuse=false"])
     assert plain.model.fuse is False
     kinds = [
-        [type(run).__name__ for run in build_model(c, (1, 8, 8), 10).runs] for c in (fused, plain)
+        [type(run).__name__ for run in build_model(c, (1, 8, 8), 10).network.runs]
+        for c in (fused, plain)
     ]
     assert kinds == [["ConvMaxPool2D", "Dense"], ["Conv2D", "MaxPool2D", "Dense"]]
     assert "model.fuse: expected true or false" in error(write_config, overrides=["model.fuse=1"])

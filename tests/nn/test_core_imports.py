@@ -36,13 +36,13 @@ def test_nn_imports_only_numpy_and_stdlib():
 def test_library_usage():
     import numpy as np
 
-    from bptrain.nn import Adam, Dense, Sequential
+    from bptrain.nn import Adam, Dense, Model, Sequential
 
     x = np.random.default_rng(0).normal(size=(64, 2)).astype(np.float32)
     y = (x[:, 0] * x[:, 1] > 0).astype(np.int64)
-    model = Sequential([Dense(16, activation="relu"), Dense(2, activation="softmax")])
-    model.build(input_shape=(2,))
-    model.compile(loss="sparse_categorical_crossentropy", optimizer=Adam(0.01))
+    network = Sequential([Dense(16, activation="relu"), Dense(2, activation="softmax")])
+    network.build(input_shape=(2,))
+    model = Model(network, loss="sparse_categorical_crossentropy", optimizer=Adam(0.01))
     for _ in range(200):
         model.train_step(x, y)
     assert (model.predict(x).argmax(axis=1) == y).mean() > 0.9
@@ -67,5 +67,6 @@ def test_imports_go_one_way_layers_to_kernels():
             "bidirectional",
             "__init__",
         ):
-            base = {"bptrain.nn.layers.recurrent"}  # the shared base of SimpleRNN, LSTM, GRU
+            # the shared bases of SimpleRNN, LSTM and GRU
+            base = {"bptrain.nn.layers.recurrent", "bptrain.nn.layers.unrolled"}
             assert layers <= base, f"{path.relative_to(NN)} imports {layers}"

@@ -126,14 +126,14 @@ def test_probability_losses_give_no_gradient_where_the_clip_acts(loss, y_true):
 
 
 def test_probability_loss_trains_a_linear_output_without_diverging():
-    from bptrain.nn import SGD, Dense, Sequential
+    from bptrain.nn import SGD, Dense, Model, Sequential
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 4)).astype(np.float32)
     y = (x[:, 0] > 0).astype(np.int64)
-    model = Sequential([Dense(2)])  # no softmax: the loss sees raw scores as "probabilities"
-    model.build((4,), rng)
-    model.compile("sparse_categorical_crossentropy", SGD(0.01))
+    network = Sequential([Dense(2)])  # no softmax: the loss sees raw scores as "probabilities"
+    network.build((4,), rng)
+    model = Model(network, "sparse_categorical_crossentropy", SGD(0.01))
     values = [model.train_step(x, y) for _ in range(50)]
     assert np.isfinite(values).all() and np.isfinite(model.parameters().flat_value).all()
 

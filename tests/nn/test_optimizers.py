@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from bptrain.nn import Dense, Sequential, optimizers
+from bptrain.nn import Dense, Model, Sequential, optimizers
 from bptrain.nn.parameter import Parameter, ParameterList
 
 W0 = np.array([0.5, -1.0, 2.0])
@@ -115,19 +115,20 @@ def test_converges_to_least_squares_solution(name, lr, steps):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(200, 4))
     y = x @ np.array([[1.5], [-2.0], [0.5], [3.0]]) + 0.7 + 0.1 * rng.normal(size=(200, 1))
-    model = Sequential([Dense(1)])
-    model.build((4,), np.random.default_rng(1), dtype=np.float64)
+    network = Sequential([Dense(1)])
+    network.build((4,), np.random.default_rng(1), dtype=np.float64)
     opt = optimizers.get({"type": name, "learning_rate": lr})
     if name == "rmsprop":  # decay the rate so the final iterate settles
         opt = optimizers.RMSprop(
             lr, schedule={"type": "exponential", "decay_steps": 500, "decay_rate": 0.3}
         )
-    model.compile("mse", opt)
+    model = Model(network, "mse", opt)
     for _ in range(steps):
         model.train_step(x, y)
     design = np.hstack([x, np.ones((200, 1))])
     solution = np.linalg.lstsq(design, y, rcond=None)[0].ravel()
-    learned = np.concatenate([model.layers[0].kernel.value.ravel(), model.layers[0].bias.value])
+    dense = network.layers[0]
+    learned = np.concatenate([dense.kernel.value.ravel(), dense.bias.value])
     np.testing.assert_allclose(learned, solution, atol=1e-4)
 
 

@@ -35,7 +35,8 @@ CAUSE = (
     r"'(?P<layer>\w+)' \((?P=layer)/\w+\)"
     r"|the gradient of layer '(?P<glayer>\w+)' \((?P=glayer)/\w+\) is not finite \(loss [^)]+\)"
     r"|the (validation )?loss is (?P<loss>\S+), more than 1e(?P<power>\d) times the run's "
-    r"starting level (?P<level>\S+))"
+    r"starting level (?P<level>[^;\s]+)"
+    r"(; the steepest gradient is in layer '(?P<slayer>\w+)' \((?P=slayer)/\w+, [^)]+\))?)"
 )
 MESSAGE = re.compile(
     r"error: training diverged at epoch (?P<epoch>\d+), step (?P<step>\d+): " + CAUSE + "; "

@@ -7,22 +7,21 @@ import numpy as np
 import pytest
 
 from bptrain.errors import ConfigError
-from bptrain.nn import Adam, Dense, Sequential
+from bptrain.nn import Adam, Dense, Model, Sequential
 from bptrain.train import fit
 from bptrain.train.accumulate import accumulated_gradients
 from tests.train.test_fit import assert_crash_resume_exact
 
 
-def float64_model() -> Sequential:
-    model = Sequential(
+def float64_model() -> Model:
+    network = Sequential(
         [
             Dense(7, activation="tanh", kernel_regularizer={"type": "l2", "l2": 0.01}),
             Dense(3, activation="softmax"),
         ]
     )
-    model.build((5,), np.random.default_rng(0), dtype=np.float64)
-    model.compile("sparse_categorical_crossentropy", Adam(1e-3))
-    return model
+    network.build((5,), np.random.default_rng(0), dtype=np.float64)
+    return Model(network, "sparse_categorical_crossentropy", Adam(1e-3))
 
 
 @pytest.mark.parametrize("weighted", [False, True])

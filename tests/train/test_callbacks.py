@@ -4,7 +4,7 @@ import warnings
 import numpy as np
 import pytest
 
-from bptrain.nn import Dense, Sequential
+from bptrain.nn import Dense, Model, Sequential
 from bptrain.train.callbacks import (
     BestTracker,
     EarlyStopping,
@@ -44,20 +44,21 @@ def test_best_tracker_ignores_nan_and_ties():
 
 
 def model():
-    m = Sequential([Dense(4, activation="relu"), Dense(2)])
-    m.build((3,), np.random.default_rng(0))
-    m.compile("mse", "sgd")
-    return m
+    network = Sequential([Dense(4, activation="relu"), Dense(2)])
+    network.build((3,), np.random.default_rng(0))
+    return Model(network, "mse", "sgd")
 
 
 def test_gradients_finite_and_first_bad_layer():
     m = model()
     params = m.parameters()
     assert gradients_finite(params) and first_nonfinite_layer(m) is None
-    m.layers[0].kernel.grad[1, 2] = np.inf
+    m.network.layers[0].kernel.grad[1, 2] = np.inf
     assert not gradients_finite(params)
     assert first_nonfinite_layer(m) == "'dense' (dense/kernel)"
-    m.layers[1].bias.grad[0] = np.nan  # nearer the output: the first the backward pass reached
+    m.network.layers[1].bias.grad[0] = (
+        np.nan
+    )  # nearer the output: the first the backward pass reached
     assert first_nonfinite_layer(m) == "'dense_1' (dense_1/bias)"
 
 
@@ -77,7 +78,7 @@ def test_huge_finite_gradients_are_finite_even_when_their_sum_is_not():
 
 def test_divergence_message():
     m = model()
-    m.layers[1].kernel.grad[0, 0] = np.nan
+    m.network.layers[1].kernel.grad[0, 0] = np.nan
     err = divergence(m, float("nan"), 3, 17, "runs/x/checkpoints/last.safetensors")
     assert str(err) == (
         "training diverged at epoch 3, step 17: the loss is nan and the first non-finite "

@@ -9,7 +9,7 @@ import pytest
 from bptrain.data import load_dataset
 from bptrain.errors import ConfigError
 from bptrain.train import fit
-from bptrain.train.evaluate import evaluate_arrays, evaluate_checkpoint
+from bptrain.train.evaluate import evaluate_checkpoint
 
 
 def test_weighted_losses_agree_and_metrics_count_each_sample_once(tmp_path, small_config):
@@ -17,10 +17,10 @@ def test_weighted_losses_agree_and_metrics_count_each_sample_once(tmp_path, smal
     result = fit(config, run_dir=tmp_path / "run", progress="none")
     data = load_dataset(dict(result.config.data), result.config.seed)
     w_val = np.array([5.0, 1.0, 0.5], np.float32)[data.y_val]
-    val_loss, outputs = evaluate_arrays(result.model, data.x_val, data.y_val, 1024, w_val)
+    val_loss, outputs = result.model.evaluate(data.x_val, data.y_val, 1024, w_val)
     last = result.history[-1]
     assert last["val_loss"] == pytest.approx(val_loss, rel=1e-6)
-    plain_loss, _ = evaluate_arrays(result.model, data.x_val, data.y_val, 1024)
+    plain_loss, _ = result.model.evaluate(data.x_val, data.y_val, 1024)
     assert plain_loss != pytest.approx(val_loss, rel=1e-3)
     accuracy = float(np.mean(outputs.argmax(axis=1) == data.y_val))
     assert last["val_accuracy"] == pytest.approx(accuracy)

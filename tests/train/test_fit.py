@@ -221,7 +221,7 @@ def test_early_stopping_restores_the_best_weights(tmp_path, small_config):
     assert last < 40 and last - result.best_epoch == 2
     best = checkpoint.load(tmp_path / "r" / "checkpoints" / "best.safetensors")
     assert best.state["epoch"] == result.best_epoch
-    for name, value in result.model.weights().items():
+    for name, value in result.model.network.weights().items():
         assert np.array_equal(value, best.section("model")[name])
     # resuming a run that stopped early has nothing left to do
     again = fit(resume=tmp_path / "r", progress="none")
@@ -246,7 +246,9 @@ def test_reduce_on_plateau_lowers_the_rate(tmp_path, small_config):
         ("1e20", "the loss is inf and the first non-finite gradient is in layer 'dense_1' "
                  "(dense_1/kernel)"),
         # the loss explodes while finite: against the starting level kept in the checkpoint
-        ("1000", "the loss is 9.203e+08, more than 1e3 times the run's starting level 3.717"),
+        ("1000", "the loss is 9.203e+08, more than 1e3 times the run's starting level 3.717; "
+                 "the steepest gradient is in layer 'dense' (dense/kernel, gradient norm "
+                 "1.68e+07, weight norm 168)"),
     ],
     ids=["non-finite", "exploded"],
 )  # fmt: skip

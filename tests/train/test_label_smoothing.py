@@ -7,7 +7,7 @@ import pytest
 from bptrain.data import load_dataset
 from bptrain.runs import checkpoint
 from bptrain.train import fit
-from bptrain.train.evaluate import evaluate_arrays, restore_model
+from bptrain.train.evaluate import restore_model
 
 
 def test_a_smoothed_run_reports_the_smoothed_loss(tmp_path, small_config):
@@ -16,7 +16,7 @@ def test_a_smoothed_run_reports_the_smoothed_loss(tmp_path, small_config):
     result = fit(config, run_dir=tmp_path / "run", progress="none")
     assert result.model.step_loss.label_smoothing == 0.2  # fused with the softmax, still smoothed
     data = load_dataset(dict(result.config.data), result.config.seed)
-    val_loss, _ = evaluate_arrays(result.model, data.x_val, data.y_val, 1024)
+    val_loss, _ = result.model.evaluate(data.x_val, data.y_val, 1024)
     assert result.history[-1]["val_loss"] == pytest.approx(val_loss, rel=1e-6)
     plain = config | {"loss": "sparse_categorical_crossentropy"}
     unsmoothed = fit(plain, run_dir=tmp_path / "plain", progress="none")

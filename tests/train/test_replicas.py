@@ -116,7 +116,7 @@ def test_mlp_with_batchnorm_and_dropout_equals_one_model(tmp_path, replicas):
     # The model is left as a single model: training-mode steps of its own still work.
     from bptrain.nn import context
 
-    assert context.current() is None and many.model.layers[1].reducer is None
+    assert context.current() is None and many.model.network.layers[1].reducer is None
 
 
 def test_cnn_equals_one_model(tmp_path, cnn_config):
@@ -145,7 +145,7 @@ def test_cnn_whose_conv_feeds_its_pool_equals_one_model_and_resumes_exactly(
     tmp_path, monkeypatch, cnn_config
 ):
     one = fit(feeding_cnn(cnn_config), run_dir=tmp_path / "one", progress="none")
-    assert type(one.model.runs[0]).__name__ == "ConvMaxPool2D"
+    assert type(one.model.network.runs[0]).__name__ == "ConvMaxPool2D"
     config = feeding_cnn(cnn_config, replicas=2, checkpoint={"every_steps": 2})
     full = fit(config, run_dir=tmp_path / "full", progress="none").run_dir
     assert_close_runs(one.run_dir, full, rtol=1e-5)
@@ -173,9 +173,9 @@ def one_step(config: dict, replicas: int, rows: int):
     assert total == pytest.approx(float(loss), rel=1e-6)
     g1, g2 = single.parameters().flat_grad, models[0].parameters().flat_grad
     assert np.abs(g1 - g2).max() <= 1e-5 * np.abs(g1).max()
-    assert single.rng.bit_generator.state == models[0].rng.bit_generator.state
-    for name, value in single.state().items():  # BatchNorm's moving statistics
-        np.testing.assert_allclose(models[0].state()[name], value, rtol=1e-6, atol=1e-7)
+    assert single.network.rng_state() == models[0].network.rng_state()
+    for name, value in single.network.state().items():  # BatchNorm's moving statistics
+        np.testing.assert_allclose(models[0].network.state()[name], value, rtol=1e-6, atol=1e-7)
     return single, models
 
 

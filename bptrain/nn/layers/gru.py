@@ -28,7 +28,7 @@ class GRU(GatedRecurrent):
     """x: (N, T, D) -> (N, T, units) with ``return_sequences``, else the last state (N, units).
 
     kernel (D, 3*units), recurrent_kernel (units, 3*units), bias (2, 3*units) with
-    ``reset_after`` else (3*units,). See ``Recurrent`` for ``go_backwards`` and
+    ``reset_after`` else (3*units,). See ``layers.unrolled`` for ``go_backwards`` and
     ``truncate_bptt``.
     """
 

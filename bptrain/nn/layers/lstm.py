@@ -42,7 +42,7 @@ class LSTM(GatedRecurrent):
 
     kernel (D, 4*units), recurrent_kernel (units, 4*units), bias (4*units,), gate blocks in
     the order i, f, g, o. ``unit_forget_bias`` starts the forget-gate bias at 1 (as Keras).
-    See ``Recurrent`` for ``go_backwards`` and ``truncate_bptt``.
+    See ``layers.unrolled`` for ``go_backwards`` and ``truncate_bptt``.
     """
 
     gates = 4

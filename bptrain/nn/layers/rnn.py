@@ -10,7 +10,7 @@ from bptrain.nn.layers.recurrent import Recurrent
 class SimpleRNN(Recurrent):
     """x: (N, T, D) -> (N, T, units) with ``return_sequences``, else the last state (N, units).
 
-    kernel (D, units), recurrent_kernel (units, units), bias (units,). See ``Recurrent`` for
+    kernel (D, units), recurrent_kernel (units, units), bias (units,). See ``layers.unrolled`` for
     ``go_backwards`` and ``truncate_bptt``.
     """
 

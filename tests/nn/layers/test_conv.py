@@ -11,6 +11,7 @@ from bptrain.nn import (
     Flatten,
     GlobalAvgPool2D,
     MaxPool2D,
+    Model,
     Sequential,
     check_layer,
     check_model,
@@ -165,9 +166,9 @@ def small_cnn():
 
 
 def test_whole_cnn_gradient():
-    model = small_cnn()
-    model.build((2, 9, 9), np.random.default_rng(0))
-    model.compile("sparse_categorical_crossentropy", "adam")
+    network = small_cnn()
+    network.build((2, 9, 9), np.random.default_rng(0))
+    model = Model(network, "sparse_categorical_crossentropy", "adam")
     x = rng.normal(size=(4, 2, 9, 9))
     y = np.array([0, 3, 4, 1])
     report = check_model(model, x, y, training=True)
@@ -186,25 +187,25 @@ def test_conv_outputs_are_stored_channel_major():
 
 
 def test_first_trainable_conv_computes_no_input_gradient():
-    model = Sequential([Conv2D(4, 3), Flatten(), Dense(2)])
-    model.build((1, 6, 6))
-    model.compile("mse", "sgd")
+    network = Sequential([Conv2D(4, 3), Flatten(), Dense(2)])
+    network.build((1, 6, 6))
+    model = Model(network, "mse", "sgd")
     x, dy = np.ones((2, 1, 6, 6), dtype=np.float32), np.ones((2, 2), dtype=np.float32)
     model.forward(x, training=True)
     assert model.backward(dy) is None
-    conv = model.layers[0]
+    conv = network.layers[0]
     assert conv.needs_input_grad is False and conv.kernel.grad.any()
     model.forward(x, training=True)
     assert conv.backward(np.ones((2, 4, 4, 4), dtype=np.float32)) is None
 
 
 def test_training_updates_packed_parameters_in_place():
-    model = Sequential(
+    network = Sequential(
         [Conv2D(4, 3, activation="relu"), MaxPool2D(2), Flatten(), Dense(3, activation="softmax")]
     )
-    model.build((1, 8, 8), np.random.default_rng(0))
-    model.compile("sparse_categorical_crossentropy", Adam(0.01))
-    conv = model.layers[0]
+    network.build((1, 8, 8), np.random.default_rng(0))
+    model = Model(network, "sparse_categorical_crossentropy", Adam(0.01))
+    conv = network.layers[0]
     flat = model.parameters().flat_value
     x = rng.random((16, 1, 8, 8)).astype(np.float32)
     y = (x[:, 0, :4].mean(axis=(1, 2)) > x[:, 0, 4:].mean(axis=(1, 2))).astype(np.int64)

@@ -1,7 +1,7 @@
 """The core's hooks for data-parallel training, with workers simulated by threads of this
 process: the share of the batch that ``bptrain.nn.context.sharing`` tells the layers (BatchNorm's
 reducer for synchronized statistics, Dropout's rows of the whole batch's mask), and
-``Sequential.compute_gradients(scale=...)``. Each worker's part must add up to the whole batch."""
+``Model.compute_gradients(scale=...)``. Each worker's part must add up to the whole batch."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import threading
 import numpy as np
 import pytest
 
-from bptrain.nn import BatchNorm, Dense, Dropout, Sequential
+from bptrain.nn import BatchNorm, Dense, Dropout, Model, Sequential
 from bptrain.nn.context import BatchShare, sharing
 
 SLICES = [(0, 5), (5, 13)]  # two workers, uneven slices of a batch of 13
@@ -169,10 +169,10 @@ def test_scaled_gradients_of_the_slices_add_up_to_the_batch_gradient():
     """With scale = slice size / batch size, the slices' losses and gradients (an L2 penalty
     included) sum to the whole batch's."""
     rng = np.random.default_rng(3)
-    model = Sequential([Dense(5, activation="tanh", kernel_regularizer="l2"), Dense(3)])
-    model.build((4,), np.random.default_rng(0))
+    network = Sequential([Dense(5, activation="tanh", kernel_regularizer="l2"), Dense(3)])
+    network.build((4,), np.random.default_rng(0))
+    model = Model(network, "sparse_categorical_crossentropy", "sgd")
     model.cast(np.float64)
-    model.compile("sparse_categorical_crossentropy", "sgd")
     x, y = rng.standard_normal((13, 4)), rng.integers(0, 3, 13)
     loss = model.compute_gradients(x, y)
     grad = model.parameters().flat_grad.copy()

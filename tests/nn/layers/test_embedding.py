@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from bptrain.nn import LSTM, Dense, Embedding, Sequential
+from bptrain.nn import LSTM, Dense, Embedding, Model, Sequential
 from bptrain.nn.gradcheck import check_layer, check_model
 from bptrain.nn.layers.embedding import scatter_rows
 
@@ -55,16 +55,16 @@ def test_gradient(shape):
 
 def test_character_model_gradient_and_next_char_probabilities():
     vocab = 9
-    model = Sequential(
+    network = Sequential(
         [Embedding(vocab, 5), LSTM(6, return_sequences=True), LSTM(4), Dense(vocab, "softmax")]
     )
-    model.build((7,), np.random.default_rng(0))
-    model.compile("sparse_categorical_crossentropy", "adam")
+    network.build((7,), np.random.default_rng(0))
+    model = Model(network, "sparse_categorical_crossentropy", "adam")
     ids = rng.integers(0, vocab, (3, 7))
     report = check_model(model, ids, rng.integers(0, vocab, 3))
     assert report.passed(1e-6), report
     assert "embedding/embeddings" in report.errors
-    probs = model.forward(ids[:1])  # one prompt of token ids -> next-token distribution
+    probs = model.predict(ids[:1])  # one prompt of token ids -> next-token distribution
     assert probs.shape == (1, vocab)
     np.testing.assert_allclose(probs.sum(), 1.0, rtol=1e-6)
 

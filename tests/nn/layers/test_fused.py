@@ -11,6 +11,7 @@ from bptrain.nn import (
     Dense,
     Flatten,
     MaxPool2D,
+    Model,
     Sequential,
     check_layer,
     check_model,
@@ -46,26 +47,26 @@ FEEDING = [
 
 @pytest.mark.parametrize("activation, conv", FEEDING)
 def test_conv_max_pool_computes_what_the_plain_layers_compute(activation, conv):
-    fused, plain = (feeding_cnn(activation, f, **conv) for f in (True, False))
-    for model in (fused, plain):
-        model.build((3, 11, 11), np.random.default_rng(0), dtype=np.float64)
-        model.compile("sparse_categorical_crossentropy", "sgd")
-    assert isinstance(fused.runs[1], ConvMaxPool2D) and plain.runs == plain.layers
+    networks = [feeding_cnn(activation, f, **conv) for f in (True, False)]
+    for network in networks:
+        network.build((3, 11, 11), np.random.default_rng(0), dtype=np.float64)
+    fused, plain = (Model(n, "sparse_categorical_crossentropy", "sgd") for n in networks)
+    assert isinstance(networks[0].runs[1], ConvMaxPool2D) and networks[1].runs == networks[1].layers
     x, y = rng.normal(size=(5, 3, 11, 11)), np.array([0, 3, 1, 2, 3])
-    np.testing.assert_allclose(fused.forward(x), plain.forward(x), rtol=1e-12)
+    np.testing.assert_allclose(fused.predict(x), plain.predict(x), rtol=1e-12)
     assert fused.compute_gradients(x, y) == pytest.approx(plain.compute_gradients(x, y), rel=1e-12)
-    for (name, p), q in zip(fused.named_parameters(), plain.parameters(), strict=True):
+    for (name, p), q in zip(networks[0].named_parameters(), plain.parameters(), strict=True):
         np.testing.assert_allclose(p.grad, q.grad, rtol=1e-10, atol=1e-14, err_msg=name)
 
 
 @pytest.mark.parametrize("activation, conv", FEEDING)
 def test_conv_max_pool_passes_the_gradient_check(activation, conv):
-    model = feeding_cnn(activation, **conv)
-    model.build((3, 11, 11), np.random.default_rng(1))
-    model.compile("sparse_categorical_crossentropy", "adam")
+    network = feeding_cnn(activation, **conv)
+    network.build((3, 11, 11), np.random.default_rng(1))
+    model = Model(network, "sparse_categorical_crossentropy", "adam")
     report = check_model(model, rng.normal(size=(3, 3, 11, 11)), np.array([2, 0, 1]))
     assert report.passed(1e-6), report
-    fused = model.runs[1]
+    fused = network.runs[1]
     report = check_layer(fused, rng.normal(size=(2, 2, 10, 10)))
     assert report.passed(1e-6), report
     assert set(report.errors) == {"input", "conv2_d_1/kernel", "conv2_d_1/bias"}
@@ -158,26 +159,27 @@ def test_relu_after_max_pool_is_bit_for_bit_the_plain_layers(dtype):
         for p in model.parameters():
             p.value[...] = np.random.default_rng(p.size).integers(-1, 2, size=p.value.shape)
         model.needs_input_grad = True
-        model.zero_grad()
         y = model.forward(x, training=True)
         dx = model.backward(dy)
-        results.append((y, dx, model.parameters().flat_grad.copy()))
+        results.append((y, dx, [p.grad.copy() for p in model.parameters()]))
     (y, dx, grad), (y0, dx0, grad0) = results
     assert (y0 > 0).any() and (dx0 != 0).any() and (dx0 == 0).any()
     np.testing.assert_array_equal(y, y0)
     np.testing.assert_array_equal(dx, dx0)
-    np.testing.assert_array_equal(grad, grad0)
+    for g, g0 in zip(grad, grad0, strict=True):
+        np.testing.assert_array_equal(g, g0)
 
 
 def test_relu_after_max_pool_gradients():
-    model = small_cnn()
-    model.build((2, 7, 7), rng)
-    model.compile("mse", "sgd")
-    report = check_model(model, rng.normal(size=(3, 2, 7, 7)), rng.normal(size=(3, 2)))
+    network = small_cnn()
+    network.build((2, 7, 7), rng)
+    report = check_model(
+        Model(network, "mse", "sgd"), rng.normal(size=(3, 2, 7, 7)), rng.normal(size=(3, 2))
+    )
     assert report.passed(1e-6), report
-    report = check_layer(model, rng.normal(size=(3, 2, 7, 7)))
+    report = check_layer(network, rng.normal(size=(3, 2, 7, 7)))
     assert report.passed(1e-6), report
-    fused = model.runs[0]
+    fused = network.runs[0]
     assert isinstance(fused, ReLUAfterMaxPool)
     report = check_layer(fused, rng.normal(size=(2, 2, 7, 7)))
     assert report.passed(1e-6) and len(report.errors) == 3, report

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from bptrain.nn import GRU, LSTM, Bidirectional, Dense, Sequential, SimpleRNN
+from bptrain.nn import GRU, LSTM, Bidirectional, Dense, Model, Sequential, SimpleRNN
 from bptrain.nn.gradcheck import check_layer, check_model
 
 rng = np.random.default_rng(0)
@@ -144,15 +144,15 @@ def test_stacked_two_deep_as_a_layer(kind):
 
 
 def test_stacked_model_with_fused_softmax_loss():
-    model = Sequential(
+    network = Sequential(
         [
             LSTM(5, return_sequences=True, go_backwards=True),
             GRU(4, truncate_bptt=6),  # k >= T: full BPTT
             Dense(3, activation="softmax"),
         ]
     )
-    model.build((6, 2), np.random.default_rng(0))
-    model.compile("sparse_categorical_crossentropy", "adam")
+    network.build((6, 2), np.random.default_rng(0))
+    model = Model(network, "sparse_categorical_crossentropy", "adam")
     report = check_model(model, rng.normal(size=(4, 6, 2)), np.array([0, 2, 1, 2]))
     assert report.passed(1e-6), report
 
@@ -353,9 +353,11 @@ def test_lstm_learns_which_half_holds_the_larger_sum():
     data = np.random.default_rng(3)
     x = data.normal(size=(256, 8, 1)).astype(np.float32)
     y = (x[:, :4, 0].sum(1) > x[:, 4:, 0].sum(1)).astype(np.int64)
-    model = Sequential([LSTM(16), Dense(2, activation="softmax")])
-    model.build((8, 1), np.random.default_rng(0))
-    model.compile("sparse_categorical_crossentropy", {"type": "adam", "learning_rate": 0.02})
+    network = Sequential([LSTM(16), Dense(2, activation="softmax")])
+    network.build((8, 1), np.random.default_rng(0))
+    model = Model(
+        network, "sparse_categorical_crossentropy", {"type": "adam", "learning_rate": 0.02}
+    )
     for _ in range(60):
         for i in range(0, 256, 32):
             model.train_step(x[i : i + 32], y[i : i + 32])
@@ -414,17 +416,17 @@ def test_matches_torch(kind):
 def test_a_first_trainable_layer_skips_the_input_gradient(first):
     from bptrain.nn import Reshape
 
-    def gradients(needs_input_grad):
-        model = Sequential([Reshape([4, 3]), first(), Dense(2, activation="softmax")])
-        model.needs_input_grad = needs_input_grad  # True: as inside a larger model
-        model.build((12,), np.random.default_rng(0))
-        model.compile("sparse_categorical_crossentropy", "sgd")
+    def gradients(input_grad):
+        network = Sequential([Reshape([4, 3]), first(), Dense(2, activation="softmax")])
+        network.build((12,), np.random.default_rng(0))
+        # input_grad=True: as a pipeline stage after the first, which passes dL/dx on
+        model = Model(network, "sparse_categorical_crossentropy", "sgd", input_grad=input_grad)
         model.compute_gradients(x, y)
         return model, model.parameters().flat_grad.copy()
 
     x, y = rng.normal(size=(6, 12)).astype(np.float32), np.array([0, 1, 1, 0, 1, 0])
     model, skipped = gradients(False)
-    layer = model.layers[1]
+    layer = model.network.layers[1]
     assert layer.needs_input_grad is False
     model.forward(x)  # a backward pass consumes its forward pass's cache
     assert layer.backward(np.ones((6, layer.output_shape[0]), np.float32)) is None
