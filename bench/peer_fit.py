@@ -25,7 +25,7 @@ LR = {"mlp": 1e-3, "cnn": 1e-3, "lstm": 2e-3}
 
 
 def fit_keras(kind: str, x, y, epochs: int, threads: int | None) -> None:
-    import keras  # on JAX: importing bench.keras_peer set KERAS_BACKEND
+    import keras  # on JAX: importing bench.keras_peer set KERAS_BACKEND; XLA picks its threads
 
     net = model(kind, LR[kind], logits=False)
     if kind == "lstm":
