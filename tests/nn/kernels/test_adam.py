@@ -2,6 +2,7 @@
 the same bits, step after step, in float32 and float64."""
 
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -60,3 +61,16 @@ def test_update_takes_the_reference_elsewhere(monkeypatch):
     shaped = [a.reshape(-1, 16) for a in (w, g, m, v)]
     adam.adam_update(*shaped, 0.1, 0.9, 0.999, 1e-7, Scratch())
     assert calls == [(compiled.MIN_SIZE // 16, 16)]  # its work array shaped like the parameter
+
+
+def test_without_numba_the_reference_runs(monkeypatch):
+    monkeypatch.setitem(sys.modules, "numba", None)  # `import numba` raises ImportError
+    monkeypatch.setattr(compiled, "_compiled", {})
+    w, g, m, v = states(np.float32, n=compiled.MIN_SIZE)
+    assert compiled.compiled(adam._adam_loop) is None
+    assert not compiled.usable(adam._adam_loop, (w, g, m, v), w.size)
+    expected = [a.copy() for a in (w, g, m, v)]
+    adam.adam_reference(*expected, 0.1, 0.9, 0.999, 1e-7, np.empty_like(w))
+    adam.adam_update(w, g, m, v, 0.1, 0.9, 0.999, 1e-7, Scratch())
+    for a, b in zip((w, g, m, v), expected, strict=True):
+        np.testing.assert_array_equal(a, b)
