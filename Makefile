@@ -5,11 +5,12 @@ export BPTRAIN_DATA_DIR ?= $(abspath ../shared/data)
 
 .PHONY: install dev demo test lint bench clean
 
-# The virtual environment with bptrain and its own dependencies: all that `make demo` needs.
+# The virtual environment with bptrain, its own dependencies and its fused kernels (the `fast`
+# extra: Numba): all that `make demo` needs.
 $(BIN)/bptrain: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -e '.[fast]'
 	touch $@
 
 # What the tests, lint and benchmarks need besides: pytest, hypothesis, ruff, Dask and MPI

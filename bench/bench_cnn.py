@@ -1,13 +1,14 @@
-"""One MNIST epoch of a small CNN in bptrain and in PyTorch's CPU build, side by side.
+"""One MNIST epoch of a small CNN in bptrain, PyTorch's CPU build and Keras 3 on JAX, side by side.
 
 Conv2D(32, 3) relu -> MaxPool 2 -> Conv2D(64, 3) relu -> MaxPool 2 -> Flatten -> Dense 128 relu
 -> Dense 10 softmax (fused into sparse cross-entropy); Adam 1e-3, batch 64. Both start from the
 same weights, see the same batches, and are timed alternately at every thread count; each is
 reported at its best. A third row runs bptrain as 2 replicas (``training.replicas: 2``: two
 model copies sharing the weights, each computing half of every batch in its own thread with one
-BLAS thread; bptrain.train.replicas). Prints the epoch-time ratios bptrain / PyTorch of the
-single model and of bptrain's best configuration (target: <= 1.0), the achieved GFLOP/s against
-a plain NumPy GEMM, and the peak memory (limit: 2 GiB).
+BLAS thread; bptrain.train.replicas). Keras runs at XLA's own thread count, in NHWC (see
+``bench.keras_peer``). Prints the epoch-time ratios bptrain / PyTorch of the single model, of
+bptrain's best configuration against each peer and against the best peer (target: <= 1.0),
+the achieved GFLOP/s against a plain NumPy GEMM, and the peak memory (limit: 2 GiB).
 
     python -m bench.bench_cnn [--batches N] [--repeats R] [--profile]
 
@@ -37,9 +38,11 @@ from bench.common import (
     gemm_gflops,
     mnist,
     peak_rss_mib,
+    peer_ratios,
     thread_counts,
     torch_loop,
 )
+from bench.keras_peer import keras_loop, version
 from bptrain.nn import Adam, Conv2D, Dense, Flatten, MaxPool2D, Model, Sequential
 from bptrain.train.metrics import RunningMetrics
 from bptrain.train.replicas import ThreadReplicas
@@ -184,12 +187,13 @@ def main() -> None:
     threads = thread_counts()
     model = build_model()
     ours, theirs = (float("inf"), 0), (float("inf"), 0)
-    replicas, split = 2, (float("inf"), 1)
+    replicas, split, keras = 2, (float("inf"), 1), (float("inf"), 0)
     faults = {"bptrain": [0, 0], "pytorch": [0, 0], "replicas": [0, 0]}
     bp = counting_faults(bptrain_loop(model, x, y, order, BATCH), faults["bptrain"])
     rp = counting_faults(replicas_runner(model, x, y, order, replicas), faults["replicas"])
     tc = torch_runner(model, x, y, order)
     tc_counted = counting_faults(tc, faults["pytorch"])
+    kr = keras_loop("cnn", x, y, order, BATCH)  # compiled and warmed up
     warm = order[: 8 * BATCH]  # warm up both (buffers, allocator, oneDNN kernels)
     bptrain_loop(model, x, y, warm, BATCH)(1)
     torch_runner(model, x, y, warm)(1)
@@ -200,10 +204,12 @@ def main() -> None:
             ours = min(ours, best_thread_time(bp, [n]))
             theirs = min(theirs, best_thread_time(tc_counted, [n]))
         split = min(split, best_thread_time(rp, [1]))
+        keras = min(keras, best_thread_time(kr, [max(threads)]))
 
     flops = flops_per_sample(model) * len(order)
     print(f"MNIST CNN, {len(order)} samples, batch {BATCH}, {steps} steps")
     print(f"NumPy BLAS: {blas_description()}; malloc keeps freed memory: {MALLOC_KEEPS_FREED}")
+    print(version())
     rows = (("bptrain", ours), ("replicas", split), ("pytorch", theirs))
     for name, (seconds, n) in rows:
         count, runs = faults[name]
@@ -214,14 +220,14 @@ def main() -> None:
             f"{1e3 * seconds / steps:.2f} ms/step, {flops / seconds / 1e9:.1f} GFLOP/s, "
             f"{count / (runs * steps):.0f} page faults/step)"
         )
+    print(f"  {'keras (jax)':20s} {keras[0]:7.3f} s  ({1e3 * keras[0] / steps:.2f} ms/step)")
     for n in threads:
         print(f"  NumPy float32 GEMM 1024^3 at {n} thread(s): {gemm_gflops(threads=n):.1f} GFLOP/s")
     print(f"  ratio bptrain/pytorch = {ours[0] / theirs[0]:.2f}  (one model)")
     best = "2 replicas" if split[0] < ours[0] else "one model"
-    print(
-        f"  ratio best bptrain ({best}) / best pytorch = "
-        f"{min(ours[0], split[0]) / theirs[0]:.2f}  (target <= 1.00)"
-    )
+    print(f"  bptrain's best: {best}")
+    peers = {"pytorch": theirs[0], "keras": keras[0]}
+    print("\n".join(peer_ratios(min(ours[0], split[0]), peers, 1.00)))
     print(f"  peak memory {peak_rss_mib():.0f} MiB  (limit 2048)")
     if args.profile:
         profile_bptrain(model, x, y, order, ours[1])

@@ -1,9 +1,10 @@
-"""One epoch of row-by-row MNIST with LSTM(128) -> Dense(10), bptrain against PyTorch (CPU).
+"""One epoch of row-by-row MNIST with LSTM(128) -> Dense(10): bptrain, PyTorch (CPU), Keras/JAX.
 
 Each image is a sequence of 28 rows of 28 pixels; batch 64, Adam 1e-3, sparse cross-entropy
-(softmax fused into the loss on both sides). The two frameworks train in one process,
-alternating epoch by epoch, each at every thread count of ``thread_counts()``; each is scored
-at its best thread count and the script prints the time ratio bptrain / PyTorch.
+(softmax fused into the loss on every side). The three train in one process, alternating
+epoch by epoch, bptrain and PyTorch at every thread count of ``thread_counts()`` (Keras at
+XLA's own, see ``bench.keras_peer``); each is scored at its best and the script prints the time
+ratios bptrain / each peer and bptrain / the best peer (target: <= 0.90).
 
     python -m bench.bench_lstm                 # full epoch (938 batches), 2 rounds
     python -m bench.bench_lstm --batches 100   # a prefix of the epoch, for quick iteration
@@ -26,9 +27,11 @@ from bench.common import (
     blas_description,
     bptrain_loop,
     mnist,
+    peer_ratios,
     thread_counts,
     torch_loop,
 )
+from bench.keras_peer import keras_loop, version
 from bptrain.nn import LSTM, Adam, Dense, Model, Reshape, Sequential
 
 BATCH, UNITS, LR = 64, 128, 1e-3
@@ -81,26 +84,31 @@ def main(args) -> None:
     threads = args.threads or thread_counts()
     print(f"LSTM({UNITS}) row-by-row MNIST, batch {BATCH}, {n_batches} batches, threads {threads}")
     print(f"numpy {np.__version__} BLAS: {blas_description()}; torch {torch.__version__}")
+    print(version())
 
     order = np.arange(min(n_batches * BATCH, len(x)))  # the first batches, in order
-    runs = {"bptrain": bptrain_epoch(x, y, order), "torch": torch_epoch(x, y, order)}
+    runs = {
+        "bptrain": (bptrain_epoch(x, y, order), threads),
+        "torch": (torch_epoch(x, y, order), threads),
+        "keras": (keras_loop("lstm", x, y, order, BATCH, lr=LR), [max(threads)]),
+    }
     best = {name: (float("inf"), 0) for name in runs}
     for r in range(args.rounds):
-        for name, run in runs.items():
-            t = best_thread_time(run, threads)
+        for name, (run, counts) in runs.items():
+            t = best_thread_time(run, counts)
             best[name] = min(best[name], t)
             print(f"  round {r}: {name:8s} {t[0]:7.2f} s ({t[1]} threads)", flush=True)
-    (tb, nb), (tt, nt) = best["bptrain"], best["torch"]
     scale = full / n_batches
-    print(f"bptrain {tb:.2f} s at {nb} threads, torch {tt:.2f} s at {nt} threads", end="")
-    print(f" (per full epoch: {tb * scale:.1f} s vs {tt * scale:.1f} s)")
-    print(f"ratio bptrain/torch = {tb / tt:.3f}")
+    for name, (seconds, n) in best.items():
+        print(f"{name:8s} {seconds:6.2f} s at {n} threads (per full epoch {seconds * scale:.1f} s)")
+    peers = {name: best[name][0] for name in ("torch", "keras")}
+    print("\n".join(peer_ratios(best["bptrain"][0], peers, 0.90)))
 
     if args.profile:
         import cProfile
         import pstats
 
-        run = runs["bptrain"]
+        run, nb = runs["bptrain"][0], best["bptrain"][1]
         with threadpoolctl.threadpool_limits(nb):
             prof = cProfile.Profile()
             prof.runcall(run, nb)

@@ -126,3 +126,16 @@ def torch_loop(net, x, y, order: np.ndarray, batch_size: int, lr: float = 1e-3):
             opt.step()
 
     return run
+
+
+def peer_ratios(ours: float, peers: dict[str, float], target: float) -> list[str]:
+    """Lines with bptrain's time ``ours`` over each peer's time and over the best (fastest)
+    peer's, the one the ``target`` ratio is set against."""
+    lines = [f"  ratio bptrain/{name} = {ours / t:.2f}" for name, t in peers.items()]
+    best = min(peers, key=peers.get)
+    verdict = "met" if ours / peers[best] <= target else "not met"
+    lines.append(
+        f"  ratio bptrain/best peer ({best}) = {ours / peers[best]:.2f}  "
+        f"(target <= {target:.2f}: {verdict})"
+    )
+    return lines

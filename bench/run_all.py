@@ -1,6 +1,6 @@
 """Run the benchmarks one after another and print their reports.
 
-    python -m bench.run_all            # speed: bptrain against PyTorch's CPU build
+    python -m bench.run_all            # speed: bptrain against PyTorch (CPU) and Keras 3 on JAX
     python -m bench.run_all --train    # also the full training runs that prove accuracy targets
 
 Each benchmark is its own process so that one's memory and threads never affect the next, and
@@ -27,6 +27,9 @@ SPEED = [
     ("bench_lstm", []),
     ("bench_mpi", ["--model", "cnn"]),
     ("bench_mpi", ["--model", "lstm"]),
+    ("bench_fit", ["mlp"]),
+    ("bench_fit", ["cnn", "--epochs", "2", "--rounds", "1"]),
+    ("bench_fit", ["lstm", "--epochs", "2", "--rounds", "1"]),
     ("bench_diagnostics", []),
 ]
 TRAIN = [

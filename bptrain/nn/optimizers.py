@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 from bptrain.nn import backend, registry, schedules
+from bptrain.nn.kernels.adam import adam_update
 from bptrain.nn.kernels.scratch import Scratch
 from bptrain.nn.parameter import flat_views
 
@@ -191,8 +192,8 @@ class Adam(Optimizer):
         v = b2 v + (1 - b2) g^2
         w -= lr_t m / (sqrt(v) + eps),   lr_t = lr sqrt(1 - b2^t) / (1 - b1^t)
 
-    (lr_t folds in the bias correction.) Twelve passes over the flat buffers per step, with one
-    temporary kept per parameter shape.
+    (lr_t folds in the bias correction.) The update is ``kernels.adam.adam_update``: one
+    compiled pass over the flat buffers where it can run, else twelve NumPy passes.
     """
 
     name = "adam"
@@ -211,22 +212,9 @@ class Adam(Optimizer):
         self._scratch = Scratch()
 
     def update(self, w, g, slots, lr):
-        xp = backend.xp
         b1, b2, t = self.beta_1, self.beta_2, self.iterations
-        m, v = slots["m"], slots["v"]
-        tmp = self._scratch.get(f"tmp{w.shape}", w.shape, w.dtype)  # one per parameter shape
-        xp.multiply(g, 1 - b1, out=tmp)
-        m *= b1
-        m += tmp
-        xp.multiply(g, g, out=tmp)
-        tmp *= 1 - b2
-        v *= b2
-        v += tmp
-        xp.sqrt(v, out=tmp)
-        tmp += self.epsilon
-        xp.divide(m, tmp, out=tmp)
-        tmp *= lr * math.sqrt(1 - b2**t) / (1 - b1**t)
-        w -= tmp
+        lr_t = lr * math.sqrt(1 - b2**t) / (1 - b1**t)
+        adam_update(w, g, slots["m"], slots["v"], lr_t, b1, b2, self.epsilon, self._scratch)
 
 
 class AdamW(Adam):

@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from bptrain.nn import activations, backend
+from bptrain.nn.kernels import lstm_fused
 from bptrain.nn.kernels.recurrent import apply, derivative
 
 
@@ -84,6 +85,8 @@ class _Step(NamedTuple):
     z: object  # (4u, N) pre-activations of (i, f, g, o)
     inputs: object  # xs[t]: [h_{t-1}; x_t; 1]
     gates: object  # s[t, :4u]: (i, f, g, o) after activation
+    gate_blocks: object  # the same as (4, u, N)
+    c_prev: object  # c_{t-1}: s[t, 4u:]
     sigmoid_rows: list  # the gates' sigmoid rows (``GateActivations.sigmoid_rows``)
     f_g: object  # (f, g) (2, u, N)
     c_i: object  # (c_{t-1}, i) (2, u, N): a view stepping back through s[t]'s blocks
@@ -106,6 +109,8 @@ def lstm_step_views(z, s, tc, xs, products, gates) -> list[_Step]:
             z=z[t] if len(z) > 1 else z[0],
             inputs=xs[t],
             gates=s[t, : 4 * u],
+            gate_blocks=s4[t, :4],
+            c_prev=s4[t, 4],
             sigmoid_rows=gates.sigmoid_rows(s[t, : 4 * u]),
             f_g=s4[t, 1:3],
             c_i=s4[t, 4::-4],
@@ -121,16 +126,22 @@ def lstm_step_views(z, s, tc, xs, products, gates) -> list[_Step]:
     ]
 
 
-def lstm_forward(w, steps: list[_Step], gates, cell) -> None:
+def lstm_forward(w, steps: list[_Step], gates, cell, buffers=()) -> None:
     """Run the recurrence over ``steps`` (``lstm_step_views``); c_0 = 0 and h_0 = 0 must be in
-    place, and steps[0].z must hold z_0 (only x_0's part: h_0 = 0)."""
+    place, and steps[0].z must hold z_0 (only x_0's part: h_0 = 0). ``buffers``: the arrays
+    the steps view, for ``lstm_fused.fused_cell`` (none: the NumPy calls)."""
     xp = backend.xp
+    fused = bool(buffers) and lstm_fused.fused_cell(gates, cell, buffers)
     for t, step in enumerate(steps):
         if t:
             xp.matmul(w, step.inputs, out=step.z)
-        gates.forward(step.z, step.gates, step.sigmoid_rows)
-        xp.multiply(step.f_g, step.c_i, step.products)
-        xp.add(step.f_c, step.i_g, step.c)  # c_t = f c_{t-1} + i g
+        if fused:  # the same bits in one pass: sigmoid rows, then c_t = f c_{t-1} + i g
+            xp.tanh(step.z, out=step.gates)
+            lstm_fused.cell_step(step.gate_blocks, step.c_prev, step.c)
+        else:
+            gates.forward(step.z, step.gates, step.sigmoid_rows)
+            xp.multiply(step.f_g, step.c_i, step.products)
+            xp.add(step.f_c, step.i_g, step.c)  # c_t = f c_{t-1} + i g
         apply(cell, step.c, step.tanh_c)
         xp.multiply(step.o, step.tanh_c, step.h)  # h_t = o tanh(c_t)
 
@@ -196,21 +207,28 @@ def lstm_back_views(m, f) -> list[_BackStep]:
     return [_BackStep(m4[t, :3], m4[t, 3:], m4[t, 4], m[t, : 4 * u], f[t]) for t in range(len(m))]
 
 
-def lstm_backward(w, steps: list[_BackStep], dh, dc, dseq, carries) -> None:
+def lstm_backward(w, steps: list[_BackStep], dh, dc, dseq, carries, fused=False) -> None:
     """Back through time: turn every step's factors into dz in place. dh (u, N) holds the
     last output's gradient (or zeros), dseq (T, u, N) every output's (or None); dc (u, N)
     zeros; w the recurrent kernel (u, 4u); ``carries(t)``: whether step t passes its gradient
-    on to the state it started from (truncated BPTT)."""
+    on to the state it started from (truncated BPTT). ``fused``: each step's elementwise
+    calls as one compiled loop (``lstm_fused.back_step``; the same bits)."""
     xp = backend.xp
     for t in reversed(range(len(steps))):
-        step = steps[t]
-        if dseq is not None:
-            xp.add(dh, dseq[t], dh)
-        xp.multiply(step.m_h, dh, step.m_h)
-        xp.add(dc, step.dc_h, dc)  # dc_t = dc_{t+1} f_{t+1} + dh o tanh'(c_t)
-        xp.multiply(step.m_c, dc, step.m_c)
-        if carries(t):
-            xp.multiply(dc, step.f, dc)
+        step, carry = steps[t], carries(t)
+        if fused:
+            lstm_fused.back_step(
+                step.m_h, step.m_c, dh, dc, step.f, None if dseq is None else dseq[t], carry
+            )
+        else:
+            if dseq is not None:
+                xp.add(dh, dseq[t], dh)
+            xp.multiply(step.m_h, dh, step.m_h)
+            xp.add(dc, step.dc_h, dc)  # dc_t = dc_{t+1} f_{t+1} + dh o tanh'(c_t)
+            xp.multiply(step.m_c, dc, step.m_c)
+            if carry:
+                xp.multiply(dc, step.f, dc)
+        if carry:
             xp.matmul(w, step.dz, out=dh)
         else:
             dc.fill(0)

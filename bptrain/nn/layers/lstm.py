@@ -33,6 +33,7 @@ from bptrain.nn.kernels.lstm import (
     lstm_forward,
     lstm_step_views,
 )
+from bptrain.nn.kernels.lstm_fused import fused_cell
 from bptrain.nn.layers.recurrent import GatedRecurrent
 
 
@@ -72,7 +73,7 @@ class LSTM(GatedRecurrent):
         s[0, 4 * u :] = 0  # c_0
         backend.xp.matmul(w[:, u:], xs[0, u:], out=z[0])  # z_0: h_0 = 0
         steps = self._scratch.views("steps", lstm_step_views, z, s, tc, xs, products, self._gates)
-        lstm_forward(w, steps, self._gates, self.cell_activation)
+        lstm_forward(w, steps, self._gates, self.cell_activation, (z, s, tc, xs))
         self._s, self._tc = s, tc
         return xs
 
@@ -91,5 +92,6 @@ class LSTM(GatedRecurrent):
         dc = self._buffer("dc", dh.shape)
         dc.fill(0)
         steps = self._scratch.views("back", lstm_back_views, m, f)
-        lstm_backward(self.recurrent_kernel.value, steps, dh, dc, dseq, self._carries)
+        fused = fused_cell(self._gates, self.cell_activation, (m, f, dh, dc))
+        lstm_backward(self.recurrent_kernel.value, steps, dh, dc, dseq, self._carries, fused)
         return m[:, : 4 * self.units]

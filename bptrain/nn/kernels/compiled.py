@@ -1,0 +1,40 @@
+"""Loops compiled by Numba, for the fused kernels (``kernels.adam``, ``kernels.lstm_fused``).
+
+A fused kernel is a plain Python loop over array elements doing a reference kernel's NumPy
+operations in the same order and precision; Numba compiles it (no fast-math: no fused
+multiply-adds, no reordering), so the compiled loop returns the reference's bits in one pass
+instead of several. Numba is imported on first use (0.8 s once per process; the compiled code
+is cached on disk by Numba); without it, or on another backend than NumPy, callers keep their
+reference. ``MIN_SIZE`` is the number of elements below which a kernel is not worth the import.
+"""
+
+from __future__ import annotations
+
+from bptrain.nn import backend
+
+MIN_SIZE = 1 << 16
+_compiled: dict = {}
+
+
+def compiled(loop):
+    """``loop`` compiled by Numba (once), or None where Numba is missing."""
+    if loop not in _compiled:
+        try:
+            import numba
+        except ImportError:
+            _compiled[loop] = None
+        else:
+            # error_model="numpy": division by zero gives inf, as in NumPy, and loops with a
+            # division vectorize (Python's error model checks every division).
+            _compiled[loop] = numba.njit(loop, error_model="numpy", cache=True)
+    return _compiled[loop]
+
+
+def usable(loop, arrays, size: int) -> bool:
+    """Whether the compiled ``loop`` can run on ``arrays`` and pays: the NumPy backend, every
+    array C-contiguous, ``size`` (the elements the work touches) at least ``MIN_SIZE``, Numba."""
+    if backend.name != "numpy" or size < MIN_SIZE:
+        return False
+    if not all(a.flags.c_contiguous for a in arrays):
+        return False
+    return compiled(loop) is not None

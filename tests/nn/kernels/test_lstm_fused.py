@@ -1,0 +1,66 @@
+"""The LSTM's compiled step loops (``kernels.lstm_fused``) against the NumPy step calls they
+replace: the same layer, the same inputs, the same bits, forward and backward; and against the
+textbook cell."""
+
+import numpy as np
+import pytest
+
+from bptrain.nn import LSTM
+from bptrain.nn.kernels import compiled, lstm_fused
+from bptrain.nn.kernels.lstm import lstm_reference, lstm_reference_backward
+from tests.nn.kernels.recurrent_reference import assert_matches_reference, built, weights
+
+pytest.importorskip("numba")
+
+OPTIONS = [
+    {},
+    {"return_sequences": True},
+    {"truncate_bptt": 2, "return_sequences": True},
+    {"go_backwards": True},
+]
+
+
+def forward_backward(layer, x, dy):
+    """(y, dx, every gradient) of one forward and backward pass, gradients zeroed first."""
+    for p in layer.parameters():
+        p.grad[...] = 0
+    y = layer.forward(x, training=True)
+    dx = layer.backward(dy)
+    return [y.copy(), dx.copy(), *(p.grad.copy() for p in layer.parameters())]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("options", OPTIONS)
+def test_compiled_steps_give_the_numpy_steps_bits(options, dtype, monkeypatch):
+    layer = built(LSTM, options)
+    layer.cast(dtype)
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(3, 4, 3)).astype(dtype)
+    dy = rng.normal(size=(3, 4, 5) if layer.return_sequences else (3, 5)).astype(dtype)
+    plain = forward_backward(layer, x, dy)  # this small layer is below compiled.MIN_SIZE
+    calls = []
+    monkeypatch.setattr(compiled, "MIN_SIZE", 0)
+    for name in ("cell_step", "back_step"):
+        step = getattr(lstm_fused, name)
+        monkeypatch.setattr(lstm_fused, name, lambda *a, s=step, n=name: calls.append(n) or s(*a))
+    fused = forward_backward(layer, x, dy)
+    assert calls.count("cell_step") == 4 and calls.count("back_step") == 4  # one per step
+    for a, b in zip(fused, plain, strict=True):
+        assert a.dtype == dtype
+        np.testing.assert_array_equal(a, b)
+
+
+def test_compiled_steps_match_the_textbook_cell(monkeypatch):
+    monkeypatch.setattr(compiled, "MIN_SIZE", 0)
+    layer = built(LSTM, {"return_sequences": True})
+    assert_matches_reference(
+        layer, lambda x: lstm_reference(x, weights(layer)), lstm_reference_backward
+    )
+
+
+def test_other_activations_keep_the_numpy_steps(monkeypatch):
+    monkeypatch.setattr(compiled, "MIN_SIZE", 0)
+    layer = built(LSTM, {"recurrent_activation": "relu"})
+    assert not lstm_fused.fused_cell(layer._gates, layer.cell_activation, ())
+    layer = built(LSTM, {})
+    assert lstm_fused.fused_cell(layer._gates, layer.cell_activation, ())
