@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import os
 from pathlib import Path
 
 from bptrain.runs.atomic import write_bytes, writing
+from bptrain.runs.metrics_log import cell_text
 
 COLUMNS = [
     "step",
@@ -57,16 +57,8 @@ def _lines(rows: list[dict]) -> bytes:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     for row in rows:
-        writer.writerow([_text(row.get(c)) for c in COLUMNS])
+        writer.writerow([cell_text(row.get(c)) for c in COLUMNS])
     return buf.getvalue().encode()
-
-
-def _text(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else str(value)
-    return str(value)
 
 
 def read(path: str | os.PathLike) -> list[dict]:

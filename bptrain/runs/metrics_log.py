@@ -57,7 +57,7 @@ class MetricsLog:
 
     def append(self, row: dict) -> int:
         """Append one row (keys: the columns) durably; returns the file's new length."""
-        line = self._line([_text(row.get(c)) for c in self.columns])
+        line = self._line([cell_text(row.get(c)) for c in self.columns])
         with writing(self.path), open(self.path, "ab") as f:
             f.write(line)
             f.flush()
@@ -71,7 +71,8 @@ class MetricsLog:
         return buf.getvalue().encode("utf-8")
 
 
-def _text(value) -> str:
+def cell_text(value) -> str:
+    """A CSV cell: empty for None, a float's shortest repr that reads back exactly."""
     if value is None:
         return ""
     if isinstance(value, float):

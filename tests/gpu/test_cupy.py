@@ -11,7 +11,7 @@ from bptrain import nn
 from bptrain.nn import backend
 from bptrain.train import device, fit
 from bptrain.train.evaluate import evaluate_checkpoint
-from tests.nn.layer_cases import LAYERS, MODELS, OPTIMIZERS, inputs, labels
+from tests.nn.layer_cases import LAYERS, MODELS, OPTIMIZERS, inputs, train_steps
 from tests.train.test_fit import assert_same_run
 
 
@@ -27,16 +27,9 @@ def test_every_layer_passes_its_gradient_check_on_the_gpu(gpu, name, make, shape
     assert report.passed(1e-6), str(report)
 
 
-def _losses(make, shape, high, optimizer, steps=3):
-    network = nn.Sequential(make())
-    network.build(shape, np.random.default_rng(0))
-    model = nn.Model(network, "sparse_categorical_crossentropy", optimizer)
-    out = []
-    for step in range(steps):
-        x = backend.asarray(inputs((8, *shape), high, seed=step).astype(np.float32))
-        x = x.astype(np.int64) if high is not None else x
-        out.append(model.train_step(x, backend.asarray(labels(8, seed=step))))
-    return out, network.weights()
+def _losses(make, shape, high, optimizer):
+    _, network, losses = train_steps(make, shape, high, optimizer)
+    return losses, network.weights()
 
 
 @pytest.mark.parametrize("i", range(len(MODELS)), ids=[m[0] for m in MODELS])

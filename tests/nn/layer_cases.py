@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from bptrain import nn
+from bptrain.nn import backend
 
 
 def _seq(*makes):
@@ -94,3 +95,17 @@ def inputs(shape: tuple, high: int | None, seed: int = 0) -> np.ndarray:
 
 def labels(n: int, classes: int = 3, seed: int = 1) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, classes, n)
+
+
+def train_steps(make, shape, high, optimizer, steps: int = 3):
+    """(model, network, losses) after ``steps`` training steps of the model case on batches of
+    8 put on the current backend (``inputs``, ``labels``)."""
+    network = nn.Sequential(make())
+    network.build(shape, np.random.default_rng(0))
+    model = nn.Model(network, "sparse_categorical_crossentropy", optimizer)
+    losses = []
+    for step in range(steps):
+        x = backend.asarray(inputs((8, *shape), high, seed=step).astype(np.float32))
+        x = x.astype(np.int64) if high is not None else x
+        losses.append(model.train_step(x, backend.asarray(labels(8, seed=step))))
+    return model, network, losses

@@ -16,7 +16,7 @@ from bptrain.nn.kernels.im2col import col2im, col2im_reference, im2col, im2col_r
 from bptrain.nn.kernels.pooling import max_pool_backward_reference, max_pool_reference
 from bptrain.nn.kernels.windows import Windows
 from tests.checked_xp import Escaped, namespace
-from tests.nn.layer_cases import LAYERS, MODELS, OPTIMIZERS, inputs, labels
+from tests.nn.layer_cases import LAYERS, MODELS, OPTIMIZERS, inputs, labels, train_steps
 
 
 @contextlib.contextmanager
@@ -84,16 +84,10 @@ def test_every_layer_passes_its_gradient_check_off_numpy(name, make, shape, high
     np.testing.assert_array_equal(out, expected_out)
 
 
-def _train(make, shape, high, optimizer, steps=3):
-    network = nn.Sequential(make())
-    network.build(shape, np.random.default_rng(0))
-    model = nn.Model(network, "sparse_categorical_crossentropy", optimizer)
-    losses = []
-    for step in range(steps):
-        x = backend.asarray(inputs((8, *shape), high, seed=step).astype(np.float32))
-        if high is not None:
-            x = x.astype(np.int64)
-        losses.append(model.train_step(x, backend.asarray(labels(8, seed=step))))
+def _train(make, shape, high, optimizer):
+    model, network, losses = train_steps(make, shape, high, optimizer)
+    x = backend.asarray(inputs((8, *shape), high, seed=2).astype(np.float32))
+    x = x.astype(np.int64) if high is not None else x
     probabilities = backend.to_numpy(model.predict(x, batch_size=5))
     return losses, network.weights(), model.optimizer.state()["slots"], probabilities
 
