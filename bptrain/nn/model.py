@@ -71,6 +71,8 @@ class Model:
 
     def zero_grad(self) -> None:
         self._params.flat_grad.fill(0)
+        for p in self._params:
+            p.fresh = True
 
     def penalty(self) -> float:
         """The parameters' regularization penalties, added to the loss."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bptrain.nn import activations
+from bptrain.nn.kernels import grads
 from bptrain.nn.layer import Layer
 
 
@@ -60,7 +61,7 @@ class Dense(Layer):
         if dz.ndim != 2:
             dz = dz.reshape(-1, self.units)
             x = x.reshape(-1, x.shape[-1])
-        self.kernel.grad += x.T @ dz
+        grads.add_matmul(self.kernel, x.T, dz)  # self.kernel.grad += x.T @ dz
         if self.use_bias:
             self.bias.grad += dz.sum(axis=0)
         if not self.needs_input_grad:
