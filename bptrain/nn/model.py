@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from bptrain.nn import backend, losses, optimizers, regularizers
+from bptrain.nn.kernels import compiled
 from bptrain.nn.parameter import ParameterList, flat_views
 
 
@@ -47,6 +48,8 @@ class Model:
         # reads for training metrics instead of running the batch forward again.
         self.last_outputs = None
         self._pack()
+        if self.fused:  # a model this big runs compiled kernels (kernels.softmax_xent)
+            self.step_loss.compiled_ok = len(self._params.flat_grad) >= compiled.MIN_SIZE
 
     def _pack(self) -> None:
         params = self.network.parameters()
