@@ -18,9 +18,9 @@ class Parameter:
     """``value`` and ``grad`` arrays of one shape, and a name.
 
     Gradients accumulate (``grad += ...``); whoever steps the optimizer zeroes them. ``fresh``
-    is True from ``zero_grad`` until a kernel of ``kernels.grads`` adds into ``grad``: the first
-    such addition may then write instead of add (other writers leave the flag alone, so only
-    those kernels may write a parameter's gradient before it). ``value`` is
+    is True from ``zero_grad`` until a kernel of ``kernels.grads`` adds into ``grad``: the
+    gradient counts as zeros, so that first addition writes instead (other writers leave the
+    flag alone, so only those kernels may write a parameter's gradient before it). ``value`` is
     updated in place and never rebound by layers, so a model may pack all its parameters as views
     of one flat buffer (see ``Model``) and an optimizer may update them in one pass.
     ``regularizer`` (or None) adds its penalty to the loss and its gradient to ``grad``.

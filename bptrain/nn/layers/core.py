@@ -13,6 +13,8 @@ class Dense(Layer):
     x: (N, ..., in_features) -> y: (N, ..., units); kernel (in_features, units), bias (units,).
     """
 
+    writes_grads = True
+
     def __init__(
         self,
         units: int,
@@ -63,7 +65,7 @@ class Dense(Layer):
             x = x.reshape(-1, x.shape[-1])
         grads.add_matmul(self.kernel, x.T, dz)  # self.kernel.grad += x.T @ dz
         if self.use_bias:
-            self.bias.grad += dz.sum(axis=0)
+            grads.add_row_sums(self.bias, dz)  # self.bias.grad += dz.sum(axis=0)
         if not self.needs_input_grad:
             return None
         return (dz @ self.kernel.value.T).reshape(self._x.shape)
