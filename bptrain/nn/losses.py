@@ -159,9 +159,9 @@ class SparseCategoricalCrossentropy(_CrossEntropy):
 
     name = "sparse_categorical_crossentropy"
     inverts = "softmax"
-    # Set by a Model big enough for compiled kernels: from logits, unweighted and unsmoothed, the
-    # loss then runs kernels.softmax_xent's fused loop.
-    compiled_ok = False
+    # The parameter count of the Model this loss trains: from logits, unweighted and unsmoothed,
+    # a model big enough for compiled kernels runs kernels.softmax_xent's fused loop.
+    model_size = 0
 
     def forward(self, y_pred, y_true, sample_weight=None):
         xp = backend.xp
@@ -172,8 +172,10 @@ class SparseCategoricalCrossentropy(_CrossEntropy):
         self._shape, self._y, self._rows = y_pred.shape, y, rows
         e = self.label_smoothing  # the target: 1 - e on class y, plus e / c on every class
         self._g = None
-        if self.from_logits and self.compiled_ok and not e and sample_weight is None:
-            if softmax_xent.usable(p2):  # forward and backward in one compiled loop
+        if self.from_logits and not e and sample_weight is None:
+            if softmax_xent.usable(
+                p2, self.model_size
+            ):  # forward and backward in one compiled loop
                 self._w = None
                 value, self._g = softmax_xent.softmax_xent_fused(p2, y)
                 return value

@@ -22,7 +22,6 @@ from __future__ import annotations
 import numpy as np
 
 from bptrain.nn import backend, losses, optimizers, regularizers
-from bptrain.nn.kernels import compiled
 from bptrain.nn.parameter import ParameterList, flat_views
 
 
@@ -51,8 +50,8 @@ class Model:
             layer.writes_grads for layer in network.runs if layer.parameters()
         )
         self._pack()
-        if self.fused:  # a model this big runs compiled kernels (kernels.softmax_xent)
-            self.step_loss.compiled_ok = len(self._params.flat_grad) >= compiled.MIN_SIZE
+        if self.fused:  # a model big enough for compiled kernels fuses its loss too
+            self.step_loss.model_size = len(self._params.flat_grad)
 
     def _pack(self) -> None:
         params = self.network.parameters()

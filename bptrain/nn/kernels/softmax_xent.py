@@ -13,9 +13,9 @@ agree to a few units in the last place (the tests hold them to rtol 1e-6 in floa
 float64). On the MNIST MLP (batch 32, 10 classes) forward and backward took ~6 against ~30 us
 a step, measured alternating in one process on the loaded 2-core machine.
 
-The loss uses the fused loop only where ``Model`` says so (``compiled_ok``: its parameters
-number at least ``compiled.MIN_SIZE``, the same rule as Adam's fused update, so one model
-always takes one path and a resumed run computes what the uninterrupted one did), on the NumPy
+The loss uses the fused loop only for a ``Model`` of at least ``compiled.MIN_SIZE`` parameters
+(``model_size``, set by the Model: the same rule as Adam's fused update, so one model always
+takes one path and a resumed run computes what the uninterrupted one did), on the NumPy
 backend with Numba installed.
 """
 
@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from bptrain.nn import backend
-from bptrain.nn.kernels.compiled import compiled
+from bptrain.nn.kernels import compiled
 
 
 def softmax_xent_reference(z, y) -> tuple[float, np.ndarray]:
@@ -64,13 +64,16 @@ def _softmax_xent_loop(z, y, g, inv_n):
 def softmax_xent_fused(z, y) -> tuple[float, np.ndarray]:
     """``softmax_xent_reference`` in one compiled loop (see the module docstring)."""
     g = np.empty_like(z)
-    loss = compiled(_softmax_xent_loop)(z, y, g, z.dtype.type(1.0 / len(y)))
+    loss = compiled.compiled(_softmax_xent_loop)(z, y, g, z.dtype.type(1.0 / len(y)))
     return float(loss), g
 
 
-def usable(z) -> bool:
-    """Whether the compiled loop can run on logits ``z``: the NumPy backend, z C-contiguous and
-    two-dimensional, Numba installed."""
+def usable(z, model_size: int) -> bool:
+    """Whether the compiled loop can run on logits ``z`` and pays: the NumPy backend, z
+    C-contiguous and two-dimensional, a model of at least ``compiled.MIN_SIZE`` parameters,
+    Numba installed."""
     if backend.name != "numpy" or z.ndim != 2 or not z.flags.c_contiguous:
         return False
-    return compiled(_softmax_xent_loop) is not None
+    if model_size < compiled.MIN_SIZE:
+        return False
+    return compiled.compiled(_softmax_xent_loop) is not None

@@ -38,7 +38,7 @@ def test_loss_class_fused_matches_its_own_passes(dtype):
         losses.get({"type": "sparse_categorical_crossentropy", "from_logits": True})
         for _ in range(2)
     )
-    fast.compiled_ok = True
+    fast.model_size = compiled.MIN_SIZE
     value, ref_value = fast.forward(z, y), plain.forward(z, y)
     assert value == pytest.approx(ref_value, rel=RTOL[dtype])
     np.testing.assert_allclose(fast.backward(), plain.backward(), rtol=RTOL[dtype], atol=1e-9)
@@ -47,7 +47,7 @@ def test_loss_class_fused_matches_its_own_passes(dtype):
 
 def test_fused_loss_gradient_in_float64():
     loss = losses.get({"type": "sparse_categorical_crossentropy", "from_logits": True})
-    loss.compiled_ok = True
+    loss.model_size = compiled.MIN_SIZE
     z, y = logits(np.float64, n=6, c=5, seed=2)
     assert check_loss(loss, z, y).passed()
     assert loss._g is not None
@@ -57,7 +57,7 @@ def test_weighted_or_smoothed_losses_keep_the_reference():
     z, y = logits(np.float32)
     for spec in ({"label_smoothing": 0.1}, {}):
         loss = losses.get({"type": "sparse_categorical_crossentropy", "from_logits": True, **spec})
-        loss.compiled_ok = True
+        loss.model_size = compiled.MIN_SIZE
         loss.forward(z, y, sample_weight=np.ones(len(y)) if not spec else None)
         assert loss._g is None
 
@@ -71,7 +71,9 @@ def test_models_big_enough_for_compiled_kernels_take_the_fused_loss():
         return Model(net, "sparse_categorical_crossentropy", Adam(1e-3))
 
     small, big = model(4), model(compiled.MIN_SIZE // 100)
-    assert not small.step_loss.compiled_ok and big.step_loss.compiled_ok
+    assert small.step_loss.model_size < compiled.MIN_SIZE <= big.step_loss.model_size
     x = np.random.default_rng(0).standard_normal((8, 10, 10)).astype(np.float32)
     y = np.arange(8) % 3
     assert np.isfinite(big.train_step(x, y)) and big.step_loss._g is not None
+    small.train_step(x, y)
+    assert small.step_loss._g is None
