@@ -16,7 +16,8 @@ a step, measured alternating in one process on the loaded 2-core machine.
 The loss uses the fused loop only for a ``Model`` of at least ``compiled.MIN_SIZE`` parameters
 (``model_size``, set by the Model: the same rule as Adam's fused update, so one model always
 takes one path and a resumed run computes what the uninterrupted one did), on the NumPy
-backend with Numba installed.
+backend with Numba installed, in float32 (training's dtype: a float64 gradient check keeps the
+reference, whose finite differences the shipped configs' checks were tuned against).
 """
 
 from __future__ import annotations
@@ -69,10 +70,12 @@ def softmax_xent_fused(z, y) -> tuple[float, np.ndarray]:
 
 
 def usable(z, model_size: int) -> bool:
-    """Whether the compiled loop can run on logits ``z`` and pays: the NumPy backend, z
-    C-contiguous and two-dimensional, a model of at least ``compiled.MIN_SIZE`` parameters,
-    Numba installed."""
-    if backend.name != "numpy" or z.ndim != 2 or not z.flags.c_contiguous:
+    """Whether the compiled loop can run on logits ``z`` and pays: the NumPy backend, z float32
+    (float64 is for gradient checks, which keep the reference's arithmetic), C-contiguous and
+    two-dimensional, a model of at least ``compiled.MIN_SIZE`` parameters, Numba installed."""
+    if backend.name != "numpy" or z.dtype != np.float32 or z.ndim != 2:
+        return False
+    if not z.flags.c_contiguous:
         return False
     if model_size < compiled.MIN_SIZE:
         return False
