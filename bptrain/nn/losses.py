@@ -172,13 +172,11 @@ class SparseCategoricalCrossentropy(_CrossEntropy):
         self._shape, self._y, self._rows = y_pred.shape, y, rows
         e = self.label_smoothing  # the target: 1 - e on class y, plus e / c on every class
         self._g = None
-        if self.from_logits and not e and sample_weight is None:
-            if softmax_xent.usable(
-                p2, self.model_size
-            ):  # forward and backward in one compiled loop
-                self._w = None
-                value, self._g = softmax_xent.softmax_xent_fused(p2, y)
-                return value
+        fusable = self.from_logits and not e and sample_weight is None
+        if fusable and softmax_xent.usable(p2, self.model_size):  # one compiled loop, both ways
+            self._w = None
+            value, self._g = softmax_xent.softmax_xent_fused(p2, y)
+            return value
         if self.from_logits:
             shifted, log_norm, self._p = _softmax_terms(p2)
             loss = log_norm[:, 0] - shifted[rows, y]
