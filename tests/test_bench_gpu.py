@@ -36,7 +36,8 @@ def test_the_gpu_benchmark_runs_through(monkeypatch, capsys):
     for row in table[2:]:
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert float(cells[2]) > 0 and float(cells[3]) > 0 and float(cells[4]) >= 0
-        assert cells[6] in ("yes", "no") and cells[7].startswith(
-            "0.0e+00 ok"
-        )  # NumPy underneath: the CPU's losses exactly
+        # NumPy underneath: the CPU's losses, but for the MLP's fused float32 softmax
+        # cross-entropy on the CPU side (kernels.softmax_xent, within rtol 1e-6)
+        diff, verdict = cells[7].split()
+        assert cells[6] in ("yes", "no") and verdict == "ok" and float(diff) <= 1e-6
     assert "`bptrain fit configs/mnist_mlp.yaml` (1 epoch" in out

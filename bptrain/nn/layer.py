@@ -31,6 +31,9 @@ class Layer:
     # A model sets this False on its first trainable layer: nothing upstream needs dL/dx, and
     # skipping it saves a GEMM (and col2im for a convolution). Such a backward returns None.
     needs_input_grad: bool = True
+    # True where backward writes every gradient of the layer's own through ``kernels.grads``
+    # (which treat a ``fresh`` gradient as zeros), so a model may skip zeroing them.
+    writes_grads: bool = False
 
     def __init__(self, name: str | None = None):
         self.name = name

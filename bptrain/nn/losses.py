@@ -13,6 +13,7 @@ classes (e / 2 on each side for the binary one).
 from __future__ import annotations
 
 from bptrain.nn import activations, backend, registry
+from bptrain.nn.kernels import softmax_xent
 
 
 def _softmax_terms(z):
@@ -158,6 +159,9 @@ class SparseCategoricalCrossentropy(_CrossEntropy):
 
     name = "sparse_categorical_crossentropy"
     inverts = "softmax"
+    # The parameter count of the Model this loss trains: from logits, unweighted and unsmoothed,
+    # a model big enough for compiled kernels runs kernels.softmax_xent's fused loop.
+    model_size = 0
 
     def forward(self, y_pred, y_true, sample_weight=None):
         xp = backend.xp
@@ -167,6 +171,12 @@ class SparseCategoricalCrossentropy(_CrossEntropy):
         rows = xp.arange(len(y))
         self._shape, self._y, self._rows = y_pred.shape, y, rows
         e = self.label_smoothing  # the target: 1 - e on class y, plus e / c on every class
+        self._g = None
+        fusable = self.from_logits and not e and sample_weight is None
+        if fusable and softmax_xent.usable(p2, self.model_size):  # one compiled loop, both ways
+            self._w = None
+            value, self._g = softmax_xent.softmax_xent_fused(p2, y)
+            return value
         if self.from_logits:
             shifted, log_norm, self._p = _softmax_terms(p2)
             loss = log_norm[:, 0] - shifted[rows, y]
@@ -181,6 +191,8 @@ class SparseCategoricalCrossentropy(_CrossEntropy):
         return self._mean(loss.reshape(self._shape[:-1]), sample_weight)
 
     def backward(self):
+        if self._g is not None:
+            return self._g.reshape(self._shape)
         n, e = len(self._y), self.label_smoothing
         c = self._p.shape[-1]
         if self.from_logits:  # softmax minus the target

@@ -46,7 +46,12 @@ class Model:
         # The last compute_gradients batch's outputs (logits where ``fused``), which a trainer
         # reads for training metrics instead of running the batch forward again.
         self.last_outputs = None
+        self._backward_writes_all = all(
+            layer.writes_grads for layer in network.runs if layer.parameters()
+        )
         self._pack()
+        if self.fused:  # a model big enough for compiled kernels fuses its loss too
+            self.step_loss.model_size = len(self._params.flat_grad)
 
     def _pack(self) -> None:
         params = self.network.parameters()
@@ -71,6 +76,17 @@ class Model:
 
     def zero_grad(self) -> None:
         self._params.flat_grad.fill(0)
+        for p in self._params:
+            p.fresh = True
+
+    def _fresh_grads(self) -> None:
+        """``zero_grad`` before a backward, without the pass over the buffer where every
+        trainable layer writes its gradients through ``kernels.grads`` (``writes_grads``):
+        they write a fresh gradient instead of adding to it, so its old values never count."""
+        if not self._backward_writes_all:
+            return self.zero_grad()
+        for p in self._params:
+            p.fresh = True
 
     def penalty(self) -> float:
         """The parameters' regularization penalties, added to the loss."""
@@ -101,7 +117,7 @@ class Model:
         out = self.last_outputs = self.forward(x, training=True)
         value = self.step_loss.forward(out, y, sample_weight)
         value += self.penalty()
-        self.zero_grad()
+        self._fresh_grads()
         dy = self.step_loss.backward()
         self.backward(dy if scale == 1.0 else dy * dy.dtype.type(scale), scale)
         return value if scale == 1.0 else value * scale

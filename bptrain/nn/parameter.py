@@ -17,19 +17,23 @@ def flat_views(flat, params) -> list:
 class Parameter:
     """``value`` and ``grad`` arrays of one shape, and a name.
 
-    Gradients accumulate (``grad += ...``); whoever steps the optimizer zeroes them. ``value`` is
+    Gradients accumulate (``grad += ...``); whoever steps the optimizer zeroes them. ``fresh``
+    is True from ``zero_grad`` until a kernel of ``kernels.grads`` adds into ``grad``: the
+    gradient counts as zeros, so that first addition writes instead (other writers leave the
+    flag alone, so only those kernels may write a parameter's gradient before it). ``value`` is
     updated in place and never rebound by layers, so a model may pack all its parameters as views
     of one flat buffer (see ``Model``) and an optimizer may update them in one pass.
     ``regularizer`` (or None) adds its penalty to the loss and its gradient to ``grad``.
     """
 
-    __slots__ = ("name", "value", "grad", "regularizer")
+    __slots__ = ("name", "value", "grad", "regularizer", "fresh")
 
     def __init__(self, value, name: str = "", regularizer=None):
         self.name = name
         self.value = value
         self.grad = backend.xp.zeros_like(value)
         self.regularizer = regularizer
+        self.fresh = False
 
     @property
     def shape(self) -> tuple:
@@ -41,6 +45,7 @@ class Parameter:
 
     def zero_grad(self) -> None:
         self.grad.fill(0)
+        self.fresh = True
 
     def __repr__(self) -> str:
         return f"Parameter({self.name!r}, shape={self.value.shape}, dtype={self.value.dtype})"

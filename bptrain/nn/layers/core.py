@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bptrain.nn import activations
+from bptrain.nn.kernels import grads
 from bptrain.nn.layer import Layer
 
 
@@ -11,6 +12,8 @@ class Dense(Layer):
 
     x: (N, ..., in_features) -> y: (N, ..., units); kernel (in_features, units), bias (units,).
     """
+
+    writes_grads = True
 
     def __init__(
         self,
@@ -60,9 +63,9 @@ class Dense(Layer):
         if dz.ndim != 2:
             dz = dz.reshape(-1, self.units)
             x = x.reshape(-1, x.shape[-1])
-        self.kernel.grad += x.T @ dz
+        grads.add_matmul(self.kernel, x.T, dz)  # self.kernel.grad += x.T @ dz
         if self.use_bias:
-            self.bias.grad += dz.sum(axis=0)
+            grads.add_row_sums(self.bias, dz)  # self.bias.grad += dz.sum(axis=0)
         if not self.needs_input_grad:
             return None
         return (dz @ self.kernel.value.T).reshape(self._x.shape)
