@@ -53,16 +53,18 @@ SETUPS = [(1, 2), (1, 1), (2, 1)]  # (ranks, BLAS threads per rank)
 MODELS = ("cnn", "lstm")  # the models of configs/mnist_cnn.yaml and configs/mnist_lstm.yaml
 
 
-def config_for(model: str) -> dict:
+def config_for(model: str, batch_size: int = BATCH, bench: str = "bench_mpi", **training) -> dict:
+    """One MNIST epoch of the model of configs/mnist_MODEL.yaml (Adam 1e-3, no validation
+    split, no plots), named ``BENCH_MODEL``; ``training`` adds keys to its training section."""
     return {
-        "name": f"bench_mpi_{model}",
+        "name": f"{bench}_{model}",
         "seed": 0,
         "data": {"dataset": "mnist", "validation_split": 0.0},
         "model": load_config(REPO / "configs" / f"mnist_{model}.yaml").to_dict()["model"],
         "loss": "sparse_categorical_crossentropy",
         "optimizer": {"type": "adam", "learning_rate": 0.001},
         "metrics": ["accuracy"],
-        "training": {"epochs": 1, "batch_size": BATCH, "plots": False},
+        "training": {"epochs": 1, "batch_size": batch_size, "plots": False, **training},
     }
 
 

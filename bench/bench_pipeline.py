@@ -40,22 +40,14 @@ from pathlib import Path
 import numpy as np
 
 from bench.bench_mpi import REPO, barrier, busy_core_seconds, loadavg
-from bptrain.config import load_config
+from bench.bench_mpi import config_for as mpi_config
 
 WARMUP = 2
 BATCH = {"mlp": 32, "cnn": 64}
 
 
 def config_for(model: str, pipeline: dict | None) -> dict:
-    return {
-        "name": f"bench_pipeline_{model}",
-        "seed": 0,
-        "data": {"dataset": "mnist", "validation_split": 0.0},
-        "model": load_config(REPO / "configs" / f"mnist_{model}.yaml").to_dict()["model"],
-        "loss": "sparse_categorical_crossentropy",
-        "optimizer": {"type": "adam", "learning_rate": 0.001},
-        "training": {"epochs": 1, "batch_size": BATCH[model], "plots": False, "pipeline": pipeline},
-    }
+    return mpi_config(model, BATCH[model], "bench_pipeline", pipeline=pipeline)
 
 
 # -- one measurement, on every rank of an mpiexec job -------------------------------------------

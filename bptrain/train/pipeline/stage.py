@@ -96,9 +96,8 @@ class Stage:
     def penalty(self, scale: float) -> float:
         """The weight penalties of this stage's parameters, times ``scale``, with their
         gradients (times ``scale``) added."""
-        params = self.parameters()
-        regularizers.add_gradients(params, scale)
-        return regularizers.penalty(params) * scale
+        regularizers.add_gradients(self.parameters(), scale)
+        return self.model.penalty() * scale
 
 
 def stage_of(model: Model, bounds: list[int], index: int, replicas: int = 1) -> Stage:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bptrain.nn import backend, regularizers
+from bptrain.nn import backend
 from bptrain.train.pipeline.step import VALIDATION, Links
 
 
@@ -29,7 +29,7 @@ def validate_stage(stage, links: Links, pipe, x, y, batch_size: int) -> tuple[fl
         total += stage.loss.forward(out, backend.asarray(y[start : start + rows])) * rows
         outs.append(backend.to_numpy(activation.forward(out) if activation else out))
     links.wait()
-    penalties = sum(pipe.allgather(regularizers.penalty(stage.parameters())))  # stage order
+    penalties = sum(pipe.allgather(stage.model.penalty()))  # stage order
     result = None
     if stage.last:
         outputs = np.concatenate(outs) if outs else np.empty((0,))
