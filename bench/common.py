@@ -26,6 +26,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from bptrain.data import load_dataset
 from bptrain.nn import backend
+from bptrain.train.denormals import flush_denormals
 from bptrain.train.threads import usable_cores
 
 # The same malloc setting ``bptrain fit`` makes at startup (see ``backend.keep_freed_memory``):
@@ -98,12 +99,14 @@ def gemm_gflops(m: int = 1024, n: int = 1024, k: int = 1024, threads: int | None
 
 
 def bptrain_loop(model, x, y, order: np.ndarray, batch_size: int):
-    """``run(threads)``: one ``model.train_step`` per ``batch_size`` slice of ``order``."""
+    """``run(threads)``: one ``model.train_step`` per ``batch_size`` slice of ``order``, with
+    denormals flushed to zero as ``bptrain fit`` trains (``training.flush_denormals``)."""
 
     def run(threads):
-        for i in range(0, len(order), batch_size):
-            idx = order[i : i + batch_size]
-            model.train_step(x[idx], y[idx])
+        with flush_denormals():
+            for i in range(0, len(order), batch_size):
+                idx = order[i : i + batch_size]
+                model.train_step(x[idx], y[idx])
 
     return run
 

@@ -91,7 +91,10 @@ class TrainingOptions:
     pipeline: null, or the stages that train the model on MPI ranks (``PipelineOptions``).
 
     device: where the model computes: cpu (NumPy) or gpu (CuPy, ``pip install bptrain[gpu]``;
-    see ``bptrain.train.device``). Checkpoints do not depend on it."""
+    see ``bptrain.train.device``). Checkpoints do not depend on it.
+    flush_denormals: train with floats too small to be normal (below 1.2e-38 in float32)
+    flushed to zero, as TensorFlow and JAX do on the CPU: the optimizer's decaying moments make
+    them, and they are slow (see ``bptrain.train.denormals``). false keeps IEEE denormals."""
 
     epochs: int = 10
     batch_size: int = 32
@@ -111,6 +114,7 @@ class TrainingOptions:
     tensorboard: bool = False
     pipeline: PipelineOptions | None = None
     device: Literal["cpu", "gpu"] = "cpu"
+    flush_denormals: bool = True
 
 
 @dataclass(frozen=True, kw_only=True)

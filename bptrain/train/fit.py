@@ -21,6 +21,7 @@ from bptrain.errors import StorageError
 from bptrain.runs import checkpoint
 from bptrain.runs.atomic import write_text
 from bptrain.train import distributed, engine, memory, summary
+from bptrain.train.denormals import flush_denormals
 from bptrain.train.device import on_device
 from bptrain.train.loop import Trainer
 from bptrain.train.prepare import prepare
@@ -75,7 +76,7 @@ def fit(
     start = starting_point(config, overrides, resume, world)
     config, note = engine.for_world(start.config, world)
     engine.check_single_model(config, world)
-    with on_device(config.training.device):
+    with on_device(config.training.device), flush_denormals(config.training.flush_denormals):
         return _fit(config, note, start, world, report, run_dir, runs_root)
 
 

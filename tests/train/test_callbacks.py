@@ -53,6 +53,8 @@ def test_gradients_finite_and_first_bad_layer():
     m = model()
     params = m.parameters()
     assert gradients_finite(params) and first_nonfinite_layer(m) is None
+    m.network.layers[0].kernel.grad[1, 2] = -np.inf  # a sum of squares: +inf, never cancelled
+    assert not gradients_finite(params)
     m.network.layers[0].kernel.grad[1, 2] = np.inf
     assert not gradients_finite(params)
     assert first_nonfinite_layer(m) == "'dense' (dense/kernel)"
