@@ -10,8 +10,9 @@ and optimizer, trained as each framework's documentation does), each as its own 
 after the other; rounds alternate so machine noise hits every side alike. Two times count, each
 side at its best round: the whole process (start-up, imports, data, every epoch, saving) and
 the steady epoch (the fastest epoch after the first, which pays for compilation and warm-up;
-training and validation), read from each process's per-epoch lines. PyTorch runs at the BLAS
-thread count ``bptrain fit`` chose (printed in its data line); XLA picks its own.
+training and validation), read from each process's per-epoch lines. PyTorch runs on the cores
+``bptrain fit`` computed on (its BLAS threads times its thread replicas, from its summary);
+XLA picks its own.
 """
 
 from __future__ import annotations
@@ -60,6 +61,13 @@ def commands(args, run_dir: str, threads: int) -> dict:
     }
 
 
+def replicas(out: str) -> int:
+    """The thread replicas of a ``bptrain fit`` run's summary (1 without): PyTorch gets every
+    core bptrain computed on, BLAS threads x replicas."""
+    found = re.search(r"data-parallel on (\d+) replicas \(threads\)", out)
+    return int(found[1]) if found else 1
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", choices=sorted(TARGETS))
@@ -75,7 +83,7 @@ def main() -> None:
             for name in ("bptrain", "pytorch", "keras"):  # bptrain first: it tells the threads
                 wall, epochs, out = timed_process(commands(args, f"{runs}/{r}", threads)[name])
                 if found := re.search(r"BLAS threads: (\d+)", out):
-                    threads = int(found[1])
+                    threads = int(found[1]) * replicas(out)
                 steady = min(epochs[1:] or epochs)
                 print(f"  round {r}: {name:8s} process {wall:6.2f} s, steady epoch {steady:6.2f} s")
                 old = best.get(name, (float("inf"), float("inf")))

@@ -101,7 +101,7 @@ class TrainingOptions:
     shuffle: bool = True
     threads: int | None = None
     replicas: int = 1
-    eval_batch_size: int = 1024
+    eval_batch_size: int = 256
     schedule: Mapping[str, Any] | None = None
     early_stopping: EarlyStoppingOptions | None = None
     checkpoint: CheckpointOptions = field(default_factory=CheckpointOptions)

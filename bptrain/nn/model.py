@@ -146,15 +146,28 @@ class Model:
         """(mean loss including penalties, outputs) on x (N, ...) and y (N, ...), computed as
         in training (``step_loss``, weighted by ``sample_weight`` (N,) as ``losses`` weighs);
         outputs as ``predict`` gives them."""
+        starts = range(0, len(x), batch_size)
+        return self.summed(self.evaluate_batches(x, y, starts, batch_size, sample_weight), len(x))
+
+    def evaluate_batches(self, x, y, starts, batch_size: int, sample_weight=None) -> list:
+        """[(loss summed over the batch, outputs)] of the batches that begin at ``starts``."""
         last = self.network.runs[-1].activation if self.fused else None
-        total, outs = 0.0, []
-        for start in range(0, len(x), batch_size):
+        batches = []
+        for start in starts:
             xb, yb = x[start : start + batch_size], y[start : start + batch_size]
             wb = None if sample_weight is None else sample_weight[start : start + batch_size]
             out = self.forward(backend.asarray(xb))
-            total += self.step_loss.forward(out, backend.asarray(yb), wb) * len(xb)
-            outs.append(backend.to_numpy(out if last is None else last.forward(out)))
-        mean = total / max(len(x), 1) + self.penalty()
+            loss = self.step_loss.forward(out, backend.asarray(yb), wb) * len(xb)
+            batches.append((loss, backend.to_numpy(out if last is None else last.forward(out))))
+        return batches
+
+    def summed(self, batches: list, n: int) -> tuple[float, np.ndarray]:
+        """``evaluate``'s result from all of its ``evaluate_batches``, in order, for n samples."""
+        total = 0.0
+        for loss, _ in batches:
+            total += loss
+        mean = total / max(n, 1) + self.penalty()
+        outs = [out for _, out in batches]
         return float(mean), (np.concatenate(outs) if outs else np.empty((0,)))
 
     def summary(self) -> str:

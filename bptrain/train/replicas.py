@@ -206,6 +206,27 @@ class ThreadReplicas(SingleProcess):
             sums += metrics.batch(model.last_outputs, yb[start:stop])
         return total, sums
 
+    def validate(self, x, y, batch_size: int) -> tuple[float, np.ndarray]:
+        """The model's ``evaluate``, its batches dealt to the replicas in turn, each replica in
+        its thread. Every batch is evaluated whole by a model with the same weights, and the
+        losses are added in batch order, so the result is the single model's, bit for bit
+        (a convolutional network's validation took half the time on 2 cores)."""
+        starts = list(range(0, len(x), batch_size))
+        k = min(len(self.models), len(starts))
+        if k <= 1:
+            return super().validate(x, y, batch_size)
+        if self._workers is None:
+            self._workers = WorkerThreads(len(self.models) - 1)
+
+        def task(i: int) -> Callable[[], list]:
+            return lambda: self.models[i].evaluate_batches(x, y, starts[i::k], batch_size)
+
+        parts = self._workers.run([task(i) for i in range(k)], on_error=lambda: None)
+        batches = [None] * len(starts)
+        for i, part in enumerate(parts):
+            batches[i::k] = part
+        return self.model.summed(batches, len(x))
+
     def reduce(self, loss: float, sums: np.ndarray) -> tuple[float, np.ndarray]:
         """The replicas' gradients added into the model's, in replica order."""
         grad = self.model.parameters().flat_grad

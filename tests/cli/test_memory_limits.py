@@ -57,7 +57,7 @@ def test_a_layer_with_too_many_weights_is_named_before_they_are_allocated(
         assert one_line(err) == (
             f"{spirals}:6: model.layers[1]: Dense has 20,001,000,000 parameters, which with "
             "their gradients, adam's 2 slot(s) and a checkpoint's copy take about 596 GiB; the "
-            "model and the data (4.69 KiB) need about 608 GiB, more than training.max_memory "
+            "model and the data (4.69 KiB) need about 599 GiB, more than training.max_memory "
             "(16 GiB); make the layer smaller (raise training.max_memory if the machine has room)"
         )
     assert not (tmp_path / "runs").exists()
@@ -69,8 +69,8 @@ def test_a_layer_with_too_many_activations_is_named(bptrain, spirals):
     assert one_line(err) == (
         f"{spirals}:5: model.layers[0]: Dense has inputs of shape (2,) and outputs of shape "
         "(10000000,): a training step keeps 30,000,000 values per sample for it, which for "
-        "batches of 1024 (training.batch_size, eval_batch_size) take about 114 GiB; the model "
-        "and the data (4.69 KiB) need about 120 GiB, more than training.max_memory (16 GiB); "
+        "batches of 256 (training.batch_size, eval_batch_size) take about 28.6 GiB; the model "
+        "and the data (4.69 KiB) need about 34.3 GiB, more than training.max_memory (16 GiB); "
         "make the layer or the batches smaller (raise training.max_memory if the machine has "
         "room)"
     )

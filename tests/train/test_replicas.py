@@ -187,6 +187,27 @@ def test_gradients_of_one_step_equal_one_models(cnn_config):
     assert models[1].parameters().flat_value is models[0].parameters().flat_value
 
 
+@pytest.mark.parametrize("replicas, batch", [(2, 7), (3, 7), (3, 40), (2, 100)])
+def test_validation_dealt_to_the_replicas_is_the_models_bit_for_bit(cnn_config, replicas, batch):
+    """Whole validation batches in turn to each replica (7 rows: 6 batches, the last of 5;
+    40: one batch, on the model alone), after a step that moved BatchNorm's statistics."""
+    from bptrain.data import load_dataset
+
+    config = resolve(cnn_config())
+    data = load_dataset(dict(config.data), config.seed)
+    x, y = data.x_train[:40], data.y_train[:40]
+    models = [build_model(config, data.input_shape) for _ in range(replicas)]
+    together = ThreadReplicas(models)
+    with together.running():
+        together.reduce(*together.compute_gradients(x, y, RunningMetrics([], "classification")))
+        models[0].apply_gradients()
+        loss, outputs = together.validate(x, y, batch)
+    alone_loss, alone_outputs = models[0].evaluate(x, y, batch)
+    assert loss == alone_loss
+    assert np.array_equal(outputs, alone_outputs) and outputs.shape == (40, 2)
+    assert 0.5 < loss < 1.0  # a 2-class cross-entropy near log 2
+
+
 @pytest.mark.parametrize("rows", [1, 2, 5])
 def test_batches_smaller_than_or_uneven_over_the_replicas(rows):
     """Batches of 1 and 2 rows on 3 replicas take as many slices as rows; 5 rows split 1/2/2."""
