@@ -26,6 +26,9 @@ another order), as with MPI ranks (``data_parallel``), and is deterministic for 
   Dropout draws the whole batch's mask and keeps the slice's rows. Before each step every
   replica's generator is set to the model's state, so all draw the same numbers and the model's
   generator (the one checkpoints save) advances exactly as a single model's does.
+- Validation deals whole batches to the replicas in turn (``ThreadReplicas.validate``): each
+  batch's loss and outputs are the model's, added in batch order, so it is bit for bit the
+  single model's.
 - An exception in any replica breaks the barrier (no thread waits forever) and is raised in the
   main thread, the lowest-numbered replica's own error first.
 """
