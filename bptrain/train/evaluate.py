@@ -15,6 +15,7 @@ from bptrain.errors import CheckpointError, ConfigError
 from bptrain.runs import RunDir, checkpoint, run_dir_of
 from bptrain.runs.atomic import write_text
 from bptrain.train import metrics
+from bptrain.train.denormals import flush_denormals
 
 FIXED_FOR_EVAL = ("model", "loss")
 
@@ -81,7 +82,8 @@ def evaluate_checkpoint(path, split: str = "test", overrides=(), plots: bool = T
             + (" (data.validation_split is 0)" if split == "val" else "")
         )
     weights = getattr(data, f"w_{split}")
-    loss, outputs = model.evaluate(x, y, config.training.eval_batch_size, weights)
+    with flush_denormals(config.training.flush_denormals):  # the numbers fit's validation gives
+        loss, outputs = model.evaluate(x, y, config.training.eval_batch_size, weights)
     if data.task == "classification":
         report = {
             "loss": loss,
