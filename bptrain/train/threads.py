@@ -20,15 +20,21 @@ PARALLEL_WORK = 500e6
 
 def step_work(network, batch_size: int) -> float:
     """Rough multiply-adds of one training step: each parameter is used once per sample and per
-    output position (pixels of a convolution, time steps of a sequence), three times (forward,
-    and the two gradients)."""
+    position (pixels of a convolution, time steps of a sequence: of its input or output,
+    whichever has more, as a recurrent layer may return its last step only), three times
+    (forward, and the two gradients)."""
     total = 0.0
     for layer in network.layers:
         n = sum(p.size for p in layer.parameters())
-        shape = tuple(layer.output_shape or ())
-        positions = math.prod(shape[1:]) if len(shape) >= 3 else math.prod(shape[:-1])
-        total += 3.0 * n * positions * batch_size
+        shapes = (layer.input_shape or (), layer.output_shape or ())
+        total += 3.0 * n * max(map(_positions, shapes)) * batch_size
     return total
+
+
+def _positions(shape) -> int:
+    """Positions of a per-sample shape: (C, H, W) images have H x W, (T, D) sequences T."""
+    shape = tuple(shape)
+    return math.prod(shape[1:]) if len(shape) >= 3 else math.prod(shape[:-1])
 
 
 def usable_cores() -> int:
