@@ -207,28 +207,22 @@ def lstm_back_views(m, f) -> list[_BackStep]:
     return [_BackStep(m4[t, :3], m4[t, 3:], m4[t, 4], m[t, : 4 * u], f[t]) for t in range(len(m))]
 
 
-def lstm_backward(w, steps: list[_BackStep], dh, dc, dseq, carries, fused=False) -> None:
+def lstm_backward(w, steps: list[_BackStep], dh, dc, dseq, carries) -> None:
     """Back through time: turn every step's factors into dz in place. dh (u, N) holds the
     last output's gradient (or zeros), dseq (T, u, N) every output's (or None); dc (u, N)
     zeros; w the recurrent kernel (u, 4u); ``carries(t)``: whether step t passes its gradient
-    on to the state it started from (truncated BPTT). ``fused``: each step's elementwise
-    calls as one compiled loop (``lstm_fused.back_step``; the same bits)."""
+    on to the state it started from (truncated BPTT). (``lstm_fused.back_from_cache`` is the
+    compiled form of this with ``lstm_factors`` and ``recurrent.columns``.)"""
     xp = backend.xp
     for t in reversed(range(len(steps))):
-        step, carry = steps[t], carries(t)
-        if fused:
-            lstm_fused.back_step(
-                step.m_h, step.m_c, dh, dc, step.f, None if dseq is None else dseq[t], carry
-            )
-        else:
-            if dseq is not None:
-                xp.add(dh, dseq[t], dh)
-            xp.multiply(step.m_h, dh, step.m_h)
-            xp.add(dc, step.dc_h, dc)  # dc_t = dc_{t+1} f_{t+1} + dh o tanh'(c_t)
-            xp.multiply(step.m_c, dc, step.m_c)
-            if carry:
-                xp.multiply(dc, step.f, dc)
-        if carry:
+        step = steps[t]
+        if dseq is not None:
+            xp.add(dh, dseq[t], dh)
+        xp.multiply(step.m_h, dh, step.m_h)
+        xp.add(dc, step.dc_h, dc)  # dc_t = dc_{t+1} f_{t+1} + dh o tanh'(c_t)
+        xp.multiply(step.m_c, dc, step.m_c)
+        if carries(t):
+            xp.multiply(dc, step.f, dc)
             xp.matmul(w, step.dz, out=dh)
         else:
             dc.fill(0)

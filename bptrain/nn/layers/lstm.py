@@ -26,6 +26,7 @@ tests hold the two together.
 from __future__ import annotations
 
 from bptrain.nn import backend
+from bptrain.nn.kernels import lstm_fused
 from bptrain.nn.kernels.lstm import (
     lstm_back_views,
     lstm_backward,
@@ -33,7 +34,6 @@ from bptrain.nn.kernels.lstm import (
     lstm_forward,
     lstm_step_views,
 )
-from bptrain.nn.kernels.lstm_fused import fused_cell
 from bptrain.nn.layers.recurrent import GatedRecurrent
 
 
@@ -80,11 +80,7 @@ class LSTM(GatedRecurrent):
     def _backprop(self, dh, dseq):
         """dh (u, N): the last output's gradient (or zeros); dseq (T, u, N) every output's
         (or None) -> dz (T, 4u, N)."""
-        if self._s is None:
-            raise RuntimeError(
-                f"{self.name}: backward() already ran for the last forward(); the backward pass "
-                "reuses the forward pass's cache, so run forward() again first"
-            )
+        self._check_cache()
         m, f = lstm_factors(
             self._s, self._tc, self._z, self._gates, self.cell_activation, self._scratch
         )
@@ -92,6 +88,29 @@ class LSTM(GatedRecurrent):
         dc = self._buffer("dc", dh.shape)
         dc.fill(0)
         steps = self._scratch.views("back", lstm_back_views, m, f)
-        fused = fused_cell(self._gates, self.cell_activation, (m, f, dh, dc))
-        lstm_backward(self.recurrent_kernel.value, steps, dh, dc, dseq, self._carries, fused)
+        lstm_backward(self.recurrent_kernel.value, steps, dh, dc, dseq, self._carries)
         return m[:, : 4 * self.units]
+
+    def _dz_columns(self, dh, dseq):
+        """dz as columns (4u, T*N): with Keras' default activations (``fused_cell``), one
+        compiled pass a step computes each step's factors from the forward cache and writes dz
+        straight into its columns (``lstm_fused.back_from_cache``), the same bits as
+        ``_backprop`` and ``columns``: 7.64 -> 7.28 ms a step (benchmark LSTM, 2 threads, A/B)."""
+        self._check_cache()
+        s, tc, n = self._s, self._tc, dh.shape[1]
+        dzc = self._buffer("dzc", (4 * self.units, len(tc) * n))
+        dc = self._buffer("dc", dh.shape)
+        if not lstm_fused.fused_cell(self._gates, self.cell_activation, (s, tc, dh, dc, dzc)):
+            return super()._dz_columns(dh, dseq)
+        self._s = None  # as ``_backprop`` leaves it
+        dc.fill(0)
+        w = self.recurrent_kernel.value
+        lstm_fused.back_from_cache(w, s, tc, dh, dc, dseq, dzc, self._carries)
+        return dzc
+
+    def _check_cache(self) -> None:
+        if self._s is None:
+            raise RuntimeError(
+                f"{self.name}: backward() already ran for the last forward(); the backward pass "
+                "reuses the forward pass's cache, so run forward() again first"
+            )

@@ -102,7 +102,7 @@ class Unrolled(Layer):
         else:
             dseq = None
             dh[...] = dy.T
-        dzc = columns(self._scratch, "dzc", self._backprop(dh, dseq))  # (k*units, T*N)
+        dzc = self._dz_columns(dh, dseq)  # (k*units, T*N)
         top = self.units if self.joint else 0
         if not self.joint:
             self._recurrent_grads(dzc)
@@ -133,6 +133,12 @@ class Unrolled(Layer):
 
     def _recurrent_grads(self, dzc) -> None:
         raise NotImplementedError
+
+    def _dz_columns(self, dh, dseq):
+        """``_backprop``'s dz (T, k*units, N) as columns (k*units, T*N), every step's block side
+        by side (``columns``). A layer whose time loop can write them there directly (LSTM's
+        compiled one) overrides this, saving the copy."""
+        return columns(self._scratch, "dzc", self._backprop(dh, dseq))
 
     # -- helpers for the subclasses' time loops ---------------------------------------------------
     @staticmethod
