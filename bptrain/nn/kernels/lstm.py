@@ -126,12 +126,11 @@ def lstm_step_views(z, s, tc, xs, products, gates) -> list[_Step]:
     ]
 
 
-def lstm_forward(w, steps: list[_Step], gates, cell, buffers=()) -> None:
+def lstm_forward(w, steps: list[_Step], gates, cell, fused: bool = False) -> None:
     """Run the recurrence over ``steps`` (``lstm_step_views``); c_0 = 0 and h_0 = 0 must be in
-    place, and steps[0].z must hold z_0 (only x_0's part: h_0 = 0). ``buffers``: the arrays
-    the steps view, for ``lstm_fused.fused_cell`` (none: the NumPy calls)."""
+    place, and steps[0].z must hold z_0 (only x_0's part: h_0 = 0). ``fused``: the compiled
+    cell loop (``lstm_fused.fused_cell`` says where it can run), else the NumPy calls."""
     xp = backend.xp
-    fused = bool(buffers) and lstm_fused.fused_cell(gates, cell, buffers)
     for t, step in enumerate(steps):
         if t:
             xp.matmul(w, step.inputs, out=step.z)

@@ -81,17 +81,19 @@ def cell_step(gates, c_prev, c) -> None:
     compiled(_cell_loop)(gates, c_prev, c, gates.dtype.type(0.5))
 
 
-def back_from_cache(w, s, tc, dh, dc, dseq, dzc, carries) -> None:
+def back_from_cache(w, s, tc, dh, dc, dseq, dzc, carries, cols: slice) -> None:
     """``kernels.lstm.lstm_factors``, ``lstm_backward`` and ``recurrent.columns`` in one pass a
-    step (``fused_cell`` layers): from the forward cache s (T+1, 5u, N) and tc (T, u, N) (left
-    as they are), dh and dc as for ``lstm_backward``, the recurrent kernel w (u, 4u), write
-    every step's dz straight into its columns, dzc[:, t*N : (t+1)*N] of dzc (4u, T*N)."""
-    loop, one, n = compiled(_back_from_cache_loop), s.dtype.type(1), dh.shape[1]
-    for t in reversed(range(len(tc))):
-        carry = carries(t)
-        loop(s[t], tc[t], dh, dc, dzc, t * n, None if dseq is None else dseq[t], carry, one)
+    step (``fused_cell`` layers), for the batch's columns ``cols``: from their forward cache s
+    (T+1, 5u, n) and tc (T, u, n) (left as they are), dh and dc (u, n) as for
+    ``lstm_backward``, the recurrent kernel w (u, 4u), write every step's dz straight into its
+    columns of dzc (4u, T*N): dzc[:, t*N + cols] (N the whole batch)."""
+    loop, one = compiled(_back_from_cache_loop), s.dtype.type(1)
+    t_len, n = len(tc), dh.shape[1]
+    for t in reversed(range(t_len)):
+        carry, col = carries(t), t * (dzc.shape[1] // t_len) + cols.start
+        loop(s[t], tc[t], dh, dc, dzc, col, None if dseq is None else dseq[t], carry, one)
         if carry:
-            backend.xp.matmul(w, dzc[:, t * n : (t + 1) * n], out=dh)
+            backend.xp.matmul(w, dzc[:, col : col + n], out=dh)
         else:
             dc.fill(0)
             dh.fill(0)

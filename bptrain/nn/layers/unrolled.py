@@ -19,6 +19,7 @@ most k steps (through ``t mod k + 1`` of them). With ``k >= T`` this is full BPT
 from __future__ import annotations
 
 from bptrain.nn import backend
+from bptrain.nn.kernels.blas_threads import matmul_on_cores
 from bptrain.nn.kernels.recurrent import columns, padded_rows, stacked_transpose
 from bptrain.nn.layer import Layer
 
@@ -45,6 +46,7 @@ class Unrolled(Layer):
 
     gates = 1
     joint = False
+    _cores = 1  # the threads the last time loop ran on: the GEMMs after it use them too
 
     def _buffer(self, name: str, shape: tuple):
         """A scratch array of the weights' dtype kept between calls (see ``Scratch``)."""
@@ -109,7 +111,7 @@ class Unrolled(Layer):
         # (k*units, [units +] D [+ 1 for the bias] + padding); the inputs as rows (T*N, m), not
         # columns: 732 against 796 us for the joint LSTM benchmark GEMM (k*units=512, T*N=1792,
         # m=157), and 655 against 751 us with m padded to 160 (``padded_rows``).
-        g = dzc @ padded_rows(self._scratch, "xr", self._xs[:t])
+        g = matmul_on_cores(dzc, padded_rows(self._scratch, "xr", self._xs[:t]), self._cores)
         d = self.kernel.shape[0]
         if self.joint:
             self.recurrent_kernel.grad += g[:, :top].T
@@ -118,7 +120,8 @@ class Unrolled(Layer):
             self._input_bias(self.bias.grad)[...] += g[:, top + d]
         if not self.needs_input_grad:
             return None
-        dx = (self.kernel.value @ dzc).reshape(d, t, n).transpose(2, 1, 0)
+        dx = matmul_on_cores(self.kernel.value, dzc, self._cores).reshape(d, t, n)
+        dx = dx.transpose(2, 1, 0)
         return dx[:, ::-1] if self.go_backwards else dx
 
     def _input_bias(self, param_array):
