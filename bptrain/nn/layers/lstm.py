@@ -37,6 +37,7 @@ from bptrain.nn.kernels.lstm import (
     lstm_forward,
     lstm_step_views,
 )
+from bptrain.nn.kernels.recurrent import padded_rows
 from bptrain.nn.layers.recurrent import GatedRecurrent
 
 
@@ -115,20 +116,23 @@ class LSTM(GatedRecurrent):
         lstm_backward(self.recurrent_kernel.value, steps, dh, dc, dseq, self._carries)
         return m[:, : 4 * self.units]
 
-    def _dz_columns(self, dh, dseq):
-        """dz as columns (4u, T*N): with the compiled cell (``fused_cell``), one compiled pass
-        a step computes each step's factors from the forward cache and writes dz straight into
-        its columns (``lstm_fused.back_from_cache``), the same bits as ``_backprop`` and
-        ``columns`` (7.64 -> 7.28 ms a step, benchmark LSTM, 2 threads, A/B); the parts of the
-        forward pass run on their own cores again."""
+    def _gradient_operands(self, dh, dseq):
+        """With the compiled cell (``fused_cell``), one compiled pass a step computes each
+        step's factors from the forward cache and writes dz straight into its columns
+        (``lstm_fused.back_from_cache``), the same bits as ``_backprop`` and ``columns``
+        (7.64 -> 7.28 ms a step, benchmark LSTM, 2 threads, A/B); each part of the forward
+        pass runs this on its own core again, after copying its own inputs into the rows."""
         if not self._fused:
-            return super()._dz_columns(dh, dseq)
+            return super()._gradient_operands(dh, dseq)
         parts, (u, n) = self._take_cache(), dh.shape
-        dzc = self._buffer("dzc", (4 * u, len(parts[0].tc) * n))
+        xs = self._xs[: len(parts[0].tc)]
+        dzc = self._buffer("dzc", (4 * u, len(xs) * n))
+        xr = padded_rows(self._scratch, "xr", xs, slice(0))  # made here, filled by the parts
         w = self.recurrent_kernel.value
 
         def run(p: int) -> None:
             cols, s, tc = parts[p]
+            padded_rows(self._scratch, "xr", xs, cols, out=xr)
             dh_p = self._buffer(f"dh{p}", tc.shape[1:])
             dh_p[...] = dh[:, cols]
             dc_p = self._buffer(f"dc{p}", dh_p.shape)
@@ -139,7 +143,7 @@ class LSTM(GatedRecurrent):
             lstm_fused.back_from_cache(w, s, tc, dh_p, dc_p, dseq_p, dzc, self._carries, cols)
 
         on_cores(run, len(parts))
-        return dzc
+        return dzc, xr
 
     def _take_cache(self) -> list:
         """The forward pass's ``_Part``s, once: the backward pass may overwrite them."""

@@ -104,14 +104,14 @@ class Unrolled(Layer):
         else:
             dseq = None
             dh[...] = dy.T
-        dzc = self._dz_columns(dh, dseq)  # (k*units, T*N)
+        dzc, xr = self._gradient_operands(dh, dseq)  # (k*units, T*N), (T*N, m)
         top = self.units if self.joint else 0
         if not self.joint:
             self._recurrent_grads(dzc)
         # (k*units, [units +] D [+ 1 for the bias] + padding); the inputs as rows (T*N, m), not
         # columns: 732 against 796 us for the joint LSTM benchmark GEMM (k*units=512, T*N=1792,
         # m=157), and 655 against 751 us with m padded to 160 (``padded_rows``).
-        g = matmul_on_cores(dzc, padded_rows(self._scratch, "xr", self._xs[:t]), self._cores)
+        g = matmul_on_cores(dzc, xr, self._cores)
         d = self.kernel.shape[0]
         if self.joint:
             self.recurrent_kernel.grad += g[:, :top].T
@@ -137,11 +137,13 @@ class Unrolled(Layer):
     def _recurrent_grads(self, dzc) -> None:
         raise NotImplementedError
 
-    def _dz_columns(self, dh, dseq):
-        """``_backprop``'s dz (T, k*units, N) as columns (k*units, T*N), every step's block side
-        by side (``columns``). A layer whose time loop can write them there directly (LSTM's
-        compiled one) overrides this, saving the copy."""
-        return columns(self._scratch, "dzc", self._backprop(dh, dseq))
+    def _gradient_operands(self, dh, dseq):
+        """The weight-gradient GEMM's operands: ``_backprop``'s dz (T, k*units, N) as columns
+        (k*units, T*N), every step's block side by side (``columns``), and the steps' inputs
+        as rows (T*N, m) (``padded_rows``). A layer whose time loop can write them directly
+        (LSTM's compiled one) overrides this, saving the copy."""
+        dzc = columns(self._scratch, "dzc", self._backprop(dh, dseq))
+        return dzc, padded_rows(self._scratch, "xr", self._xs[: len(self._xs) - self.joint])
 
     # -- helpers for the subclasses' time loops ---------------------------------------------------
     @staticmethod
