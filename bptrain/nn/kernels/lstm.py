@@ -131,18 +131,18 @@ def lstm_step_views(z, s, tc, xs, products, gates) -> list[_Step]:
 def lstm_forward(w, steps: list[_Step], gates, cell, fused: bool = False) -> None:
     """Run the recurrence over ``steps`` (``lstm_step_views``); c_0 = 0 and h_0 = 0 must be in
     place, and steps[0].z must hold z_0 (only x_0's part: h_0 = 0). ``fused``: the compiled
-    cell loop (``lstm_fused.fused_cell`` says where it can run), else the NumPy calls."""
+    cell loop (``lstm_fused.forward_steps``; ``fused_cell`` says where it can run), else the
+    NumPy calls."""
+    if fused:
+        lstm_fused.forward_steps(w, steps)
+        return
     xp = backend.xp
     for t, step in enumerate(steps):
         if t:
             xp.matmul(w, step.inputs, out=step.z)
-        if fused:  # the same bits in one pass: sigmoid rows, then c_t = f c_{t-1} + i g
-            xp.tanh(step.z, out=step.gates)
-            lstm_fused.cell_step(step.gate_blocks, step.c_prev, step.c)
-        else:
-            gates.forward(step.z, step.gates, step.sigmoid_rows)
-            xp.multiply(step.f_g, step.c_i, step.products)
-            xp.add(step.f_c, step.i_g, step.c)  # c_t = f c_{t-1} + i g
+        gates.forward(step.z, step.gates, step.sigmoid_rows)
+        xp.multiply(step.f_g, step.c_i, step.products)
+        xp.add(step.f_c, step.i_g, step.c)  # c_t = f c_{t-1} + i g
         apply(cell, step.c, step.tanh_c)
         xp.multiply(step.o, step.tanh_c, step.h)  # h_t = o tanh(c_t)
 

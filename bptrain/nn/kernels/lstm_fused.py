@@ -76,9 +76,21 @@ def fused_cell(gates, cell, buffers) -> bool:
     return usable(_cell_loop, buffers, sum(b.size for b in buffers))
 
 
-def cell_step(gates, c_prev, c) -> None:
-    """``_cell_loop`` compiled (see ``fused_cell``)."""
-    compiled(_cell_loop)(gates, c_prev, c, gates.dtype.type(0.5))
+def forward_steps(w, steps) -> None:
+    """``kernels.lstm.lstm_forward`` over its ``steps`` with Keras' default activations (see
+    ``fused_cell``): each step's calls between its two tanh passes as ``_cell_loop``. The
+    NumPy functions and the compiled loop are looked up once, not in every step: the two
+    threads of a batch split share the GIL for this Python code (``kernels.blas_threads``)."""
+    xp = backend.xp
+    matmul, tanh, multiply = xp.matmul, xp.tanh, xp.multiply
+    loop, half = compiled(_cell_loop), steps[0].c.dtype.type(0.5)
+    for t, step in enumerate(steps):
+        if t:
+            matmul(w, step.inputs, out=step.z)
+        tanh(step.z, out=step.gates)
+        loop(step.gate_blocks, step.c_prev, step.c, half)  # sigmoid rows, c_t = f c + i g
+        tanh(step.c, out=step.tanh_c)
+        multiply(step.o, step.tanh_c, out=step.h)  # h_t = o tanh(c_t)
 
 
 def back_from_cache(w, s, tc, dh, dc, dseq, dzc, carries, cols: slice) -> None:
