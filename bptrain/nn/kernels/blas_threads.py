@@ -36,10 +36,13 @@ _pool: dict = {}  # {"pid", "workers", "executor"}
 def _controller():
     """threadpoolctl's controller of OpenBLAS (NumPy's), or None (another BLAS, CuPy)."""
     if not _openblas:
-        import threadpoolctl
-
-        libs = threadpoolctl.ThreadpoolController().lib_controllers
-        _openblas.append(next((c for c in libs if c.internal_api == "openblas"), None))
+        try:
+            import threadpoolctl
+        except ImportError:  # a dependency of bptrain, but the core runs without it
+            _openblas.append(None)
+        else:
+            libs = threadpoolctl.ThreadpoolController().lib_controllers
+            _openblas.append(next((c for c in libs if c.internal_api == "openblas"), None))
     return _openblas[0]
 
 
@@ -92,11 +95,13 @@ def on_cores(work, parts: int) -> None:
 def matmul_on_cores(a, b, parts: int):
     """``a @ b`` (2-D) with the larger of a's rows and b's columns split into ``parts`` (each
     at least 16), one part a core (``on_cores``): the same values as one GEMM."""
-    xp = backend.xp
-    out = xp.empty((a.shape[0], b.shape[1]), dtype=xp.result_type(a, b))
     by_rows = a.shape[0] >= b.shape[1]
     size = a.shape[0] if by_rows else b.shape[1]
     k = max(1, min(parts, size // 16))
+    if k == 1:
+        return a @ b
+    xp = backend.xp  # NumPy: parts > 1 only there (``blas_threads``)
+    out = xp.empty((a.shape[0], b.shape[1]), dtype=xp.result_type(a, b))
     cuts = [slice(size * p // k, size * (p + 1) // k) for p in range(k)]
 
     def run(p: int) -> None:
