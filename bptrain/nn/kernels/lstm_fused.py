@@ -39,9 +39,8 @@ def _back_from_cache_loop(s, tc, dh, dc, dzc, col, dseq, carry, one):
     """``kernels.lstm._factors_in_place`` and one step of ``lstm_backward``, from the forward
     cache: s (5u, N) = step t's (i, f, g, o, c_{t-1}), tc (u, N) = tanh(c_t); writes dz (i, f,
     g, o) into dzc[:, col : col + N] and carries dc (as ``lstm_backward``; dh is left for the
-    GEMM).
-    ``one``: 1 in their dtype. (Row views first: indexing the 2-D arrays in the inner loop kept
-    it from vectorizing, 23 against 9 us a step at LSTM(128), batch 64.)"""
+    GEMM). ``one``: 1 in their dtype. (Row views first: indexing the 2-D arrays in the inner
+    loop kept it from vectorizing, 23 against 9 us a step at LSTM(128), batch 64.)"""
     units, n = dc.shape
     for j in range(units):
         si, sf, sg, so, sc = (
