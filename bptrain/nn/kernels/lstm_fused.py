@@ -98,13 +98,14 @@ def back_from_cache(w, s, tc, dh, dc, dseq, dzc, carries, cols: slice) -> None:
     (T+1, 5u, n) and tc (T, u, n) (left as they are), dh and dc (u, n) as for
     ``lstm_backward``, the recurrent kernel w (u, 4u), write every step's dz straight into its
     columns of dzc (4u, T*N): dzc[:, t*N + cols] (N the whole batch)."""
-    loop, one = compiled(_back_from_cache_loop), s.dtype.type(1)
+    loop, one, matmul = compiled(_back_from_cache_loop), s.dtype.type(1), backend.xp.matmul
     t_len, n = len(tc), dh.shape[1]
+    stride = dzc.shape[1] // t_len
     for t in reversed(range(t_len)):
-        carry, col = carries(t), t * (dzc.shape[1] // t_len) + cols.start
+        carry, col = carries(t), t * stride + cols.start
         loop(s[t], tc[t], dh, dc, dzc, col, None if dseq is None else dseq[t], carry, one)
         if carry:
-            backend.xp.matmul(w, dzc[:, col : col + n], out=dh)
+            matmul(w, dzc[:, col : col + n], out=dh)
         else:
             dc.fill(0)
             dh.fill(0)
