@@ -42,6 +42,8 @@ class Unrolled(Layer):
     (or None), and returns dz (T, k*units, N), the gradient of the (unscaled) input projection.
     A layer that is not ``joint`` implements ``_recurrent_grads(dzc)``, which adds the
     recurrent-kernel (and recurrent-bias) gradients, with dz given as columns (k*units, T*N).
+    A layer whose time loops run the batch split over the cores (LSTM, ``kernels.blas_threads``)
+    sets ``_cores`` to their number, and the weight-gradient and dx GEMMs are split the same way.
     """
 
     gates = 1
