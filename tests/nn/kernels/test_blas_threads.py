@@ -1,6 +1,8 @@
 """``kernels.blas_threads``: the batch's parts, work run on several threads with one BLAS
 thread each, and a GEMM split over them giving one GEMM's bits."""
 
+import multiprocessing
+import os
 import threading
 
 import numpy as np
@@ -57,3 +59,21 @@ def test_split_gemm_gives_one_gemms_values(shape, dtype):
     # OpenBLAS may pick other kernels for the parts' shapes: the same values to rounding
     # (the same bits for the benchmark's weight-gradient GEMM, checked on the dev machine).
     np.testing.assert_allclose(out, a @ b, rtol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+def _parts_in_child(out):
+    seen = []
+    blas_threads.on_cores(seen.append, 2)
+    out.put(sorted(seen))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_gets_worker_threads_of_its_own():
+    blas_threads.on_cores(lambda p: None, 2)  # the parent's worker exists before the fork
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    child = ctx.Process(target=_parts_in_child, args=(out,), daemon=True)
+    child.start()
+    assert out.get(timeout=30) == [0, 1]  # a copied dead worker would hang here
+    child.join(timeout=30)
+    assert child.exitcode == 0
