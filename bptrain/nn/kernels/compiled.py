@@ -25,8 +25,9 @@ def compiled(loop):
             _compiled[loop] = None
         else:
             # error_model="numpy": division by zero gives inf, as in NumPy, and loops with a
-            # division vectorize (Python's error model checks every division).
-            _compiled[loop] = numba.njit(loop, error_model="numpy", cache=True)
+            # division vectorize (Python's error model checks every division). nogil: a loop
+            # runs beside other threads, as NumPy's calls do (``kernels.blas_threads``).
+            _compiled[loop] = numba.njit(loop, error_model="numpy", cache=True, nogil=True)
     return _compiled[loop]
 
 

@@ -16,7 +16,9 @@ Keras' default activations the factors overwrite the forward cache s in place (t
 memory traffic is most of its cost), so one forward pass serves one backward pass; with the
 one reused pre-activation block and the padded weight-gradient rows (``padded_rows``) this took
 a step from 4.2-4.3 to 3.6-3.7 ms (README, Performance). Other activations take the plain path
-(factors computed into an array of their own from the cached pre-activations).
+(factors computed into an array of their own from the cached pre-activations). Where Numba
+runs, Keras' default activations take ``lstm_fused.back_from_cache`` instead: the factors, the
+time loop's calls and the copy into the weight-gradient columns in one compiled pass a step.
 """
 
 from __future__ import annotations
@@ -126,22 +128,21 @@ def lstm_step_views(z, s, tc, xs, products, gates) -> list[_Step]:
     ]
 
 
-def lstm_forward(w, steps: list[_Step], gates, cell, buffers=()) -> None:
+def lstm_forward(w, steps: list[_Step], gates, cell, fused: bool = False) -> None:
     """Run the recurrence over ``steps`` (``lstm_step_views``); c_0 = 0 and h_0 = 0 must be in
-    place, and steps[0].z must hold z_0 (only x_0's part: h_0 = 0). ``buffers``: the arrays
-    the steps view, for ``lstm_fused.fused_cell`` (none: the NumPy calls)."""
+    place, and steps[0].z must hold z_0 (only x_0's part: h_0 = 0). ``fused``: the compiled
+    cell loop (``lstm_fused.forward_steps``; ``fused_cell`` says where it can run), else the
+    NumPy calls."""
+    if fused:
+        lstm_fused.forward_steps(w, steps)
+        return
     xp = backend.xp
-    fused = bool(buffers) and lstm_fused.fused_cell(gates, cell, buffers)
     for t, step in enumerate(steps):
         if t:
             xp.matmul(w, step.inputs, out=step.z)
-        if fused:  # the same bits in one pass: sigmoid rows, then c_t = f c_{t-1} + i g
-            xp.tanh(step.z, out=step.gates)
-            lstm_fused.cell_step(step.gate_blocks, step.c_prev, step.c)
-        else:
-            gates.forward(step.z, step.gates, step.sigmoid_rows)
-            xp.multiply(step.f_g, step.c_i, step.products)
-            xp.add(step.f_c, step.i_g, step.c)  # c_t = f c_{t-1} + i g
+        gates.forward(step.z, step.gates, step.sigmoid_rows)
+        xp.multiply(step.f_g, step.c_i, step.products)
+        xp.add(step.f_c, step.i_g, step.c)  # c_t = f c_{t-1} + i g
         apply(cell, step.c, step.tanh_c)
         xp.multiply(step.o, step.tanh_c, step.h)  # h_t = o tanh(c_t)
 
@@ -207,28 +208,22 @@ def lstm_back_views(m, f) -> list[_BackStep]:
     return [_BackStep(m4[t, :3], m4[t, 3:], m4[t, 4], m[t, : 4 * u], f[t]) for t in range(len(m))]
 
 
-def lstm_backward(w, steps: list[_BackStep], dh, dc, dseq, carries, fused=False) -> None:
+def lstm_backward(w, steps: list[_BackStep], dh, dc, dseq, carries) -> None:
     """Back through time: turn every step's factors into dz in place. dh (u, N) holds the
     last output's gradient (or zeros), dseq (T, u, N) every output's (or None); dc (u, N)
     zeros; w the recurrent kernel (u, 4u); ``carries(t)``: whether step t passes its gradient
-    on to the state it started from (truncated BPTT). ``fused``: each step's elementwise
-    calls as one compiled loop (``lstm_fused.back_step``; the same bits)."""
+    on to the state it started from (truncated BPTT). (``lstm_fused.back_from_cache`` is the
+    compiled form of this with ``lstm_factors`` and ``recurrent.columns``.)"""
     xp = backend.xp
     for t in reversed(range(len(steps))):
-        step, carry = steps[t], carries(t)
-        if fused:
-            lstm_fused.back_step(
-                step.m_h, step.m_c, dh, dc, step.f, None if dseq is None else dseq[t], carry
-            )
-        else:
-            if dseq is not None:
-                xp.add(dh, dseq[t], dh)
-            xp.multiply(step.m_h, dh, step.m_h)
-            xp.add(dc, step.dc_h, dc)  # dc_t = dc_{t+1} f_{t+1} + dh o tanh'(c_t)
-            xp.multiply(step.m_c, dc, step.m_c)
-            if carry:
-                xp.multiply(dc, step.f, dc)
-        if carry:
+        step = steps[t]
+        if dseq is not None:
+            xp.add(dh, dseq[t], dh)
+        xp.multiply(step.m_h, dh, step.m_h)
+        xp.add(dc, step.dc_h, dc)  # dc_t = dc_{t+1} f_{t+1} + dh o tanh'(c_t)
+        xp.multiply(step.m_c, dc, step.m_c)
+        if carries(t):
+            xp.multiply(dc, step.f, dc)
             xp.matmul(w, step.dz, out=dh)
         else:
             dc.fill(0)

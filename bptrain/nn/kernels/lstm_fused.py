@@ -2,17 +2,20 @@
 
 With Keras' default activations (sigmoid gates computed as 0.5 tanh(z/2) + 0.5 on halved
 weights, a tanh cell; ``kernels.recurrent``), a forward step of ``kernels.lstm.lstm_forward``
-is nine NumPy calls after its GEMM, and a backward step of ``lstm_backward`` four or five
-before its GEMM, each a pass over (u, N) blocks. Here the calls between the two tanh passes of
-a forward step (the sigmoid rows' ``0.5 t + 0.5``, then c_t = f c_{t-1} + i g) are one loop,
-and a backward step's calls are one loop: the same operations in the same order and precision,
-so the layer's outputs and gradients are the reference's bit for bit (tests/nn/kernels). The
-tanh passes stay NumPy's: its SIMD tanh is several times faster than a compiled scalar one.
+is nine NumPy calls after its GEMM. Here the calls between the two tanh passes of a forward
+step (the sigmoid rows' ``0.5 t + 0.5``, then c_t = f c_{t-1} + i g) are one loop. The backward
+pass's NumPy form is three: ``lstm_factors`` (a dozen passes over all steps' cache), the time
+loop ``lstm_backward`` (four or five calls a step before its GEMM), and ``recurrent.columns``
+(dz copied into the weight-gradient GEMM's layout); here each step is one loop that reads the
+forward cache and writes dz in place in those columns. The loops do the same operations in the
+same order and precision, so the layer's outputs and gradients are the reference's bit for bit
+(tests/nn/kernels). The tanh passes stay NumPy's: its SIMD tanh is several times faster than a
+compiled scalar one.
 """
 
 from __future__ import annotations
 
-from bptrain.nn import activations
+from bptrain.nn import activations, backend
 from bptrain.nn.kernels.compiled import compiled, usable
 
 SIGMOID_TANH = (activations.Sigmoid, activations.Sigmoid, activations.Tanh, activations.Sigmoid)
@@ -32,24 +35,34 @@ def _cell_loop(gates, c_prev, c, half):
             c[j, k] = f * c_prev[j, k] + gates[2, j, k] * i
 
 
-def _back_loop(m_h, m_c, dh, dc, f, dseq, carry):
-    """One backward step of ``lstm_backward``: dh += dseq (if given); m_h (2, u, N) *= dh;
-    dc += m_h[1]; m_c (3, u, N) *= dc; then dc *= f if ``carry`` (else the caller zeroes dc)."""
+def _back_from_cache_loop(s, tc, dh, dc, dzc, col, dseq, carry, one):
+    """``kernels.lstm._factors_in_place`` and one step of ``lstm_backward``, from the forward
+    cache: s (5u, N) = step t's (i, f, g, o, c_{t-1}), tc (u, N) = tanh(c_t); writes dz (i, f,
+    g, o) into dzc[:, col : col + N] and carries dc (as ``lstm_backward``; dh is left for the
+    GEMM). ``one``: 1 in their dtype. (Row views first: indexing the 2-D arrays in the inner
+    loop kept it from vectorizing, 23 against 9 us a step at LSTM(128), batch 64.)"""
     units, n = dc.shape
     for j in range(units):
+        si, sf, sg, so, sc = (
+            s[j],
+            s[units + j],
+            s[2 * units + j],
+            s[3 * units + j],
+            s[4 * units + j],
+        )
+        tcj, dhj, dcj = tc[j], dh[j], dc[j]
+        zi, zf = dzc[j, col : col + n], dzc[units + j, col : col + n]
+        zg, zo = dzc[2 * units + j, col : col + n], dzc[3 * units + j, col : col + n]
         for k in range(n):
-            d = dh[j, k]
-            if dseq is not None:
-                d = d + dseq[j, k]
-                dh[j, k] = d
-            m_h[0, j, k] = m_h[0, j, k] * d
-            tc = m_h[1, j, k] * d
-            m_h[1, j, k] = tc
-            c = dc[j, k] + tc
-            m_c[0, j, k] = m_c[0, j, k] * c
-            m_c[1, j, k] = m_c[1, j, k] * c
-            m_c[2, j, k] = m_c[2, j, k] * c
-            dc[j, k] = c * f[j, k] if carry else c
+            i, f, g, o, c_prev, t = si[k], sf[k], sg[k], so[k], sc[k], tcj[k]
+            d = dhj[k] if dseq is None else dhj[k] + dseq[j, k]
+            zo[k] = (one - o) * (t * o) * d  # o' tanh(c_t) dh
+            c = dcj[k] + (one - t * t) * o * d  # dc_t += o tanh'(c_t) dh
+            ig = i * g
+            zi[k] = (one - i) * ig * c  # i' g dc_t
+            zf[k] = (one - f) * f * c_prev * c  # f' c_{t-1} dc_t
+            zg[k] = (i - g * ig) * c  # g' i dc_t
+            dcj[k] = c * f if carry else c
 
 
 def fused_cell(gates, cell, buffers) -> bool:
@@ -62,11 +75,37 @@ def fused_cell(gates, cell, buffers) -> bool:
     return usable(_cell_loop, buffers, sum(b.size for b in buffers))
 
 
-def cell_step(gates, c_prev, c) -> None:
-    """``_cell_loop`` compiled (see ``fused_cell``)."""
-    compiled(_cell_loop)(gates, c_prev, c, gates.dtype.type(0.5))
+def forward_steps(w, steps) -> None:
+    """``kernels.lstm.lstm_forward`` over its ``steps`` with Keras' default activations (see
+    ``fused_cell``): each step's calls between its two tanh passes as ``_cell_loop``. The
+    NumPy functions and the compiled loop are looked up once, not in every step: the two
+    threads of a batch split share the GIL for this Python code (``kernels.blas_threads``)."""
+    xp = backend.xp
+    matmul, tanh, multiply = xp.matmul, xp.tanh, xp.multiply
+    loop, half = compiled(_cell_loop), steps[0].c.dtype.type(0.5)
+    for t, step in enumerate(steps):
+        if t:
+            matmul(w, step.inputs, out=step.z)
+        tanh(step.z, out=step.gates)
+        loop(step.gate_blocks, step.c_prev, step.c, half)  # sigmoid rows, c_t = f c + i g
+        tanh(step.c, out=step.tanh_c)
+        multiply(step.o, step.tanh_c, out=step.h)  # h_t = o tanh(c_t)
 
 
-def back_step(m_h, m_c, dh, dc, f, dseq, carry: bool) -> None:
-    """``_back_loop`` compiled (see ``fused_cell``)."""
-    compiled(_back_loop)(m_h, m_c, dh, dc, f, dseq, carry)
+def back_from_cache(w, s, tc, dh, dc, dseq, dzc, carries, cols: slice) -> None:
+    """``kernels.lstm.lstm_factors``, ``lstm_backward`` and ``recurrent.columns`` in one pass a
+    step (``fused_cell`` layers), for the batch's columns ``cols``: from their forward cache s
+    (T+1, 5u, n) and tc (T, u, n) (left as they are), dh and dc (u, n) as for
+    ``lstm_backward``, the recurrent kernel w (u, 4u), write every step's dz straight into its
+    columns of dzc (4u, T*N): dzc[:, t*N + cols] (N the whole batch)."""
+    loop, one, matmul = compiled(_back_from_cache_loop), s.dtype.type(1), backend.xp.matmul
+    t_len, n = len(tc), dh.shape[1]
+    stride = dzc.shape[1] // t_len
+    for t in reversed(range(t_len)):
+        carry, col = carries(t), t * stride + cols.start
+        loop(s[t], tc[t], dh, dc, dzc, col, None if dseq is None else dseq[t], carry, one)
+        if carry:
+            matmul(w, dzc[:, col : col + n], out=dh)
+        else:
+            dc.fill(0)
+            dh.fill(0)

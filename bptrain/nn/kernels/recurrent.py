@@ -146,13 +146,16 @@ def columns(scratch, name: str, a):
     return out
 
 
-def padded_rows(scratch, name: str, a):
+def padded_rows(scratch, name: str, a, cols: slice = slice(None), out=None):
     """(T, m, N) -> (T*N, m'): every step's block transposed, stacked, with zero columns up to
     m' = m rounded up to a multiple of 16. As the right operand of a weight-gradient GEMM
     (whose extra output columns are dropped) the padded width runs faster in OpenBLAS:
     512x1792 by 1792x157 took 751 us, by 1792x160 655 us; 384x1792 by 1792x29 177 us, by
-    1792x32 120 us (2 threads)."""
+    1792x32 120 us (2 threads). Only the rows of the batch's columns ``cols`` are written, into
+    ``out`` if given (one part of a batch split over threads: make ``out`` beforehand, with
+    ``cols=slice(0)``, as scratch arrays are not made thread-safely)."""
     t, m, n = a.shape
-    out = scratch.get(name, (t * n, -(-m // 16) * 16), a.dtype, fill=0)
-    out[:, :m].reshape(t, n, m)[...] = a.transpose(0, 2, 1)
+    if out is None:
+        out = scratch.get(name, (t * n, -(-m // 16) * 16), a.dtype, fill=0)
+    out[:, :m].reshape(t, n, m)[:, cols] = a[:, :, cols].transpose(0, 2, 1)
     return out

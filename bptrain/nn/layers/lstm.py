@@ -25,7 +25,11 @@ tests hold the two together.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from bptrain.nn import backend
+from bptrain.nn.kernels import lstm_fused
+from bptrain.nn.kernels.blas_threads import on_cores, split_columns
 from bptrain.nn.kernels.lstm import (
     lstm_back_views,
     lstm_backward,
@@ -33,7 +37,7 @@ from bptrain.nn.kernels.lstm import (
     lstm_forward,
     lstm_step_views,
 )
-from bptrain.nn.kernels.lstm_fused import fused_cell
+from bptrain.nn.kernels.recurrent import padded_rows
 from bptrain.nn.layers.recurrent import GatedRecurrent
 
 
@@ -51,6 +55,8 @@ class LSTM(GatedRecurrent):
     def __init__(self, *args, unit_forget_bias: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
         self.unit_forget_bias = unit_forget_bias
+        self._cache = None  # the forward pass's ``_Part``s
+        self._fused = False
 
     def build(self, input_shape, rng):
         shape = super().build(input_shape, rng)
@@ -64,34 +70,97 @@ class LSTM(GatedRecurrent):
 
     def _steps(self, z):
         """z (T or 1, 4u, N): step t's pre-activations; returns the inputs buffer, where each
-        step has written h_t (see ``kernels.lstm`` for every buffer's layout)."""
-        w, xs, u = self._w, self._xs, self.units  # xs[t] = [h_{t-1}; x_t; 1]
-        t_len, n = len(xs) - 1, xs.shape[2]
-        s = self._buffer("s", (t_len + 1, 5 * u, n))  # s[t] = (i, f, g, o, c_{t-1})
-        tc = self._buffer("tc", (t_len, u, n))  # tanh(c_t)
-        products = self._buffer("products", (2, u, n))
+        step has written h_t (see ``kernels.lstm`` for every buffer's layout). With the
+        compiled cell, the batch's columns are split over the BLAS threads, each part running
+        the whole time loop on its own core (``blas_threads``; one part on one thread): the
+        benchmark LSTM's step took 6.3-6.45 against 6.55-6.75 ms with OpenBLAS splitting each
+        GEMM (2 threads, alternating runs)."""
+        xs, n = self._xs, self._xs.shape[2]
+        self._fused = lstm_fused.fused_cell(self._gates, self.cell_activation, (z, xs))
+        parts = split_columns(n) if self._fused else [slice(0, n)]
+        cache = [None] * len(parts)
+
+        def run(p: int) -> None:
+            width = parts[p].stop - parts[p].start
+            zp = z if len(parts) == 1 else self._buffer(f"z{p}", (len(z), z.shape[1], width))
+            cache[p] = self._steps_of(parts[p], zp, p)
+
+        on_cores(run, len(parts))
+        self._cache, self._cores = cache, len(parts)
+        return xs
+
+    def _steps_of(self, cols: slice, z, p: int) -> _Part:
+        """The time loop for the batch's columns ``cols`` (part p), z its pre-activation
+        buffer (T or 1, 4u, cols' width)."""
+        w, u, t_len = self._w, self.units, len(self._xs) - 1
+        xs = self._scratch.views(f"xs[{cols.start}:{cols.stop}]", lambda a: a[:, :, cols], self._xs)
+        n = xs.shape[2]
+        s = self._buffer(f"s{p}", (t_len + 1, 5 * u, n))  # s[t] = (i, f, g, o, c_{t-1})
+        tc = self._buffer(f"tc{p}", (t_len, u, n))  # tanh(c_t)
+        products = self._buffer(f"products{p}", (2, u, n))
         s[0, 4 * u :] = 0  # c_0
         backend.xp.matmul(w[:, u:], xs[0, u:], out=z[0])  # z_0: h_0 = 0
-        steps = self._scratch.views("steps", lstm_step_views, z, s, tc, xs, products, self._gates)
-        lstm_forward(w, steps, self._gates, self.cell_activation, (z, s, tc, xs))
-        self._s, self._tc = s, tc
-        return xs
+        views = (z, s, tc, xs, products, self._gates)
+        steps = self._scratch.views(f"steps{p}", lstm_step_views, *views)
+        lstm_forward(w, steps, self._gates, self.cell_activation, self._fused)
+        return _Part(cols, s, tc)
 
     def _backprop(self, dh, dseq):
         """dh (u, N): the last output's gradient (or zeros); dseq (T, u, N) every output's
         (or None) -> dz (T, 4u, N)."""
-        if self._s is None:
+        (part,) = self._take_cache()
+        m, f = lstm_factors(
+            part.s, part.tc, self._z, self._gates, self.cell_activation, self._scratch
+        )
+        dc = self._buffer("dc", dh.shape)
+        dc.fill(0)
+        steps = self._scratch.views("back", lstm_back_views, m, f)
+        lstm_backward(self.recurrent_kernel.value, steps, dh, dc, dseq, self._carries)
+        return m[:, : 4 * self.units]
+
+    def _gradient_operands(self, dh, dseq):
+        """With the compiled cell (``fused_cell``), one compiled pass a step computes each
+        step's factors from the forward cache and writes dz straight into its columns
+        (``lstm_fused.back_from_cache``), the same bits as ``_backprop`` and ``columns``
+        (7.64 -> 7.28 ms a step, benchmark LSTM, 2 threads, A/B); each part of the forward
+        pass runs this on its own core again, after copying its own inputs into the rows."""
+        if not self._fused:
+            return super()._gradient_operands(dh, dseq)
+        parts, (u, n) = self._take_cache(), dh.shape
+        xs = self._xs[: len(parts[0].tc)]
+        dzc = self._buffer("dzc", (4 * u, len(xs) * n))
+        xr = padded_rows(self._scratch, "xr", xs, slice(0))  # made here, filled by the parts
+        w = self.recurrent_kernel.value
+
+        def run(p: int) -> None:
+            cols, s, tc = parts[p]
+            padded_rows(self._scratch, "xr", xs, cols, out=xr)
+            dh_p = self._buffer(f"dh{p}", tc.shape[1:])
+            dh_p[...] = dh[:, cols]
+            dc_p = self._buffer(f"dc{p}", dh_p.shape)
+            dc_p.fill(0)
+            dseq_p = None if dseq is None else self._buffer(f"dseq{p}", (len(tc), *dh_p.shape))
+            if dseq is not None:
+                dseq_p[...] = dseq[:, :, cols]
+            lstm_fused.back_from_cache(w, s, tc, dh_p, dc_p, dseq_p, dzc, self._carries, cols)
+
+        on_cores(run, len(parts))
+        return dzc, xr
+
+    def _take_cache(self) -> list:
+        """The forward pass's ``_Part``s, once: the backward pass may overwrite them."""
+        if self._cache is None:
             raise RuntimeError(
                 f"{self.name}: backward() already ran for the last forward(); the backward pass "
                 "reuses the forward pass's cache, so run forward() again first"
             )
-        m, f = lstm_factors(
-            self._s, self._tc, self._z, self._gates, self.cell_activation, self._scratch
-        )
-        self._s = None  # consumed: the factors overwrite it (with Keras' default activations)
-        dc = self._buffer("dc", dh.shape)
-        dc.fill(0)
-        steps = self._scratch.views("back", lstm_back_views, m, f)
-        fused = fused_cell(self._gates, self.cell_activation, (m, f, dh, dc))
-        lstm_backward(self.recurrent_kernel.value, steps, dh, dc, dseq, self._carries, fused)
-        return m[:, : 4 * self.units]
+        cache, self._cache = self._cache, None
+        return cache
+
+
+class _Part(NamedTuple):
+    """What the forward pass leaves for the backward pass, for the batch's columns ``cols``."""
+
+    cols: slice
+    s: object  # (T+1, 5u, width): s[t] = (i, f, g, o, c_{t-1})
+    tc: object  # (T, u, width): tanh(c_t)

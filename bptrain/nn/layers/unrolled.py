@@ -19,6 +19,7 @@ most k steps (through ``t mod k + 1`` of them). With ``k >= T`` this is full BPT
 from __future__ import annotations
 
 from bptrain.nn import backend
+from bptrain.nn.kernels.blas_threads import matmul_on_cores
 from bptrain.nn.kernels.recurrent import columns, padded_rows, stacked_transpose
 from bptrain.nn.layer import Layer
 
@@ -41,10 +42,13 @@ class Unrolled(Layer):
     (or None), and returns dz (T, k*units, N), the gradient of the (unscaled) input projection.
     A layer that is not ``joint`` implements ``_recurrent_grads(dzc)``, which adds the
     recurrent-kernel (and recurrent-bias) gradients, with dz given as columns (k*units, T*N).
+    A layer whose time loops run the batch split over the cores (LSTM, ``kernels.blas_threads``)
+    sets ``_cores`` to their number, and the weight-gradient and dx GEMMs are split the same way.
     """
 
     gates = 1
     joint = False
+    _cores = 1  # the threads the last time loop ran on: the GEMMs after it use them too
 
     def _buffer(self, name: str, shape: tuple):
         """A scratch array of the weights' dtype kept between calls (see ``Scratch``)."""
@@ -102,14 +106,14 @@ class Unrolled(Layer):
         else:
             dseq = None
             dh[...] = dy.T
-        dzc = columns(self._scratch, "dzc", self._backprop(dh, dseq))  # (k*units, T*N)
+        dzc, xr = self._gradient_operands(dh, dseq)  # (k*units, T*N), (T*N, m)
         top = self.units if self.joint else 0
         if not self.joint:
             self._recurrent_grads(dzc)
         # (k*units, [units +] D [+ 1 for the bias] + padding); the inputs as rows (T*N, m), not
         # columns: 732 against 796 us for the joint LSTM benchmark GEMM (k*units=512, T*N=1792,
         # m=157), and 655 against 751 us with m padded to 160 (``padded_rows``).
-        g = dzc @ padded_rows(self._scratch, "xr", self._xs[:t])
+        g = matmul_on_cores(dzc, xr, self._cores)
         d = self.kernel.shape[0]
         if self.joint:
             self.recurrent_kernel.grad += g[:, :top].T
@@ -118,7 +122,8 @@ class Unrolled(Layer):
             self._input_bias(self.bias.grad)[...] += g[:, top + d]
         if not self.needs_input_grad:
             return None
-        dx = (self.kernel.value @ dzc).reshape(d, t, n).transpose(2, 1, 0)
+        dx = matmul_on_cores(self.kernel.value, dzc, self._cores).reshape(d, t, n)
+        dx = dx.transpose(2, 1, 0)
         return dx[:, ::-1] if self.go_backwards else dx
 
     def _input_bias(self, param_array):
@@ -133,6 +138,14 @@ class Unrolled(Layer):
 
     def _recurrent_grads(self, dzc) -> None:
         raise NotImplementedError
+
+    def _gradient_operands(self, dh, dseq):
+        """The weight-gradient GEMM's operands: ``_backprop``'s dz (T, k*units, N) as columns
+        (k*units, T*N), every step's block side by side (``columns``), and the steps' inputs
+        as rows (T*N, m) (``padded_rows``). A layer whose time loop can write them directly
+        (LSTM's compiled one) overrides this, saving the copy."""
+        dzc = columns(self._scratch, "dzc", self._backprop(dh, dseq))
+        return dzc, padded_rows(self._scratch, "xr", self._xs[: len(self._xs) - self.joint])
 
     # -- helpers for the subclasses' time loops ---------------------------------------------------
     @staticmethod

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from bptrain.nn import LSTM
-from bptrain.nn.kernels import compiled, lstm_fused
+from bptrain.nn.kernels import blas_threads, compiled, lstm_fused
 from bptrain.nn.kernels.lstm import lstm_reference, lstm_reference_backward
+from bptrain.nn.layers import lstm as lstm_layer
 from tests.nn.kernels.recurrent_reference import assert_matches_reference, built, weights
 
 pytest.importorskip("numba")
@@ -40,11 +41,11 @@ def test_compiled_steps_give_the_numpy_steps_bits(options, dtype, monkeypatch):
     plain = forward_backward(layer, x, dy)  # this small layer is below compiled.MIN_SIZE
     calls = []
     monkeypatch.setattr(compiled, "MIN_SIZE", 0)
-    for name in ("cell_step", "back_step"):
+    for name in ("forward_steps", "back_from_cache"):
         step = getattr(lstm_fused, name)
         monkeypatch.setattr(lstm_fused, name, lambda *a, s=step, n=name: calls.append(n) or s(*a))
     fused = forward_backward(layer, x, dy)
-    assert calls.count("cell_step") == 4 and calls.count("back_step") == 4  # one per step
+    assert calls.count("forward_steps") == 1 and calls.count("back_from_cache") == 1
     for a, b in zip(fused, plain, strict=True):
         assert a.dtype == dtype
         np.testing.assert_array_equal(a, b)
@@ -64,3 +65,27 @@ def test_other_activations_keep_the_numpy_steps(monkeypatch):
     assert not lstm_fused.fused_cell(layer._gates, layer.cell_activation, ())
     layer = built(LSTM, {})
     assert lstm_fused.fused_cell(layer._gates, layer.cell_activation, ())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("options", OPTIONS)
+def test_batch_split_over_threads_gives_the_whole_batch_values(options, dtype, monkeypatch):
+    monkeypatch.setattr(compiled, "MIN_SIZE", 0)
+    layer = built(LSTM, options)
+    layer.cast(dtype)
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(6, 4, 3)).astype(dtype)
+    dy = rng.normal(size=(6, 4, 5) if layer.return_sequences else (6, 5)).astype(dtype)
+    whole = forward_backward(layer, x, dy)
+    monkeypatch.setattr(blas_threads, "MIN_COLUMNS", 2)
+    monkeypatch.setattr(blas_threads, "blas_threads", lambda: 3)
+    parts = []
+    real = blas_threads.on_cores
+    monkeypatch.setattr(lstm_layer, "on_cores", lambda work, k: parts.append(k) or real(work, k))
+    split = forward_backward(layer, x, dy)
+    assert parts == [3, 3]  # the forward and the backward time loops, 2 sequences a part
+    for a, b in zip(split, whole, strict=True):
+        assert a.dtype == dtype
+        # The parts' GEMMs are thinner, and OpenBLAS may round them differently: here float64
+        # does (float32 gives the same bits, as the benchmark LSTM does on the dev machine).
+        np.testing.assert_allclose(a, b, rtol=1e-5 if dtype == np.float32 else 1e-12)
