@@ -1,10 +1,15 @@
 """How many BLAS threads a training run uses (``blas_threads``).
 
-Small models run fastest on one thread: their GEMMs are too small to split, and threads cost
-synchronisation on every call. Measured on the 2-core dev machine (Adam steps of a 784-W-10
-MLP, best of 3): W=128 batch 32 (10M multiply-adds): 0.27 ms on 1 thread, 1.6 ms on 2;
-W=512 batch 128 (156M): 5.1 ms vs 14 ms; only from W=1024 batch 256 (624M) did 2 threads
-win (8.5 ms vs 5.0 ms). Large models (convolutions, wide layers, big batches) use every core.
+Small models run fastest on one thread when anything else runs on the machine: OpenBLAS'
+threads spin-wait for each other, so a GEMM split over two cores waits whenever another process
+holds one of them (the MNIST MLP's epoch took 6.7-21 s instead of 0.5 on 2 threads beside one
+busy process). Large models gain enough from every core to take that risk. Measured on the
+quiet 2-core dev machine (Adam steps, denormals flushed; 1 thread against 2): the MNIST MLP
+(784-128-10, batch 32, 10M multiply-adds a step) 0.22 against 0.20 ms; 784-256-10 at batch 64
+(39M) 0.67 against 0.50; 784-512-10 at batch 128 (156M) 2.3 against 1.4; the row-by-row MNIST
+LSTM(128) at batch 64 (432M) 11.1 against 6.3 ms in ``bptrain fit`` (separate processes,
+alternating); 784-1024-10 at batch 256 (625M) 9.4 against 5.2. From ``PARALLEL_WORK`` on, a run
+uses every core.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import os
 from bptrain.config.sections import TrainingOptions
 
 # Multiply-adds per training step above which more threads pay off (measured on 2 cores).
-PARALLEL_WORK = 500e6
+PARALLEL_WORK = 100e6
 
 
 def step_work(network, batch_size: int) -> float:
