@@ -31,7 +31,7 @@ import numpy as np
 
 # (byte offset of the control word in the C library's fenv_t, the bits that flush) for Linux
 # (glibc and musl alike): x86-64 keeps MXCSR after the 28-byte x87 environment.
-_LAYOUT = {"x86_64": (28, 0x8040), "AMD64": (28, 0x8040), "aarch64": (0, 1 << 24)}
+_LAYOUT = {"x86_64": (28, 0x8040), "aarch64": (0, 1 << 24)}
 _ENV_BYTES = 64  # more than any fenv_t above
 
 
