@@ -16,6 +16,7 @@ from bptrain.runs import RunDir, checkpoint, run_dir_of
 from bptrain.runs.atomic import write_text
 from bptrain.train import metrics
 from bptrain.train.denormals import flush_denormals
+from bptrain.train.resume import as_saved
 
 FIXED_FOR_EVAL = ("model", "loss")
 
@@ -36,7 +37,8 @@ def restore_model(ckpt: checkpoint.Checkpoint, overrides=()) -> tuple[Config, ob
     """(config, model with the checkpoint's weights); ``overrides`` may change data settings
     (``data.root=DIR``, ``data.test_limit=1000``) but not the model."""
     # (the saved config resolved too: it may predate a new option with its default)
-    saved = resolve_with_overrides(ckpt.state["config"], source="checkpoint config").to_dict()
+    raw = as_saved(ckpt.state["config"])  # (from before flush_denormals: it trained without)
+    saved = resolve_with_overrides(raw, source="checkpoint config").to_dict()
     config = resolve_with_overrides(saved, overrides, source="checkpoint config")
     resolved = config.to_dict()
     for section in FIXED_FOR_EVAL:

@@ -6,7 +6,7 @@ Under mpiexec every rank calls these; the leader alone touches files (``world.fr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,17 +59,26 @@ def resumed(resume, config, overrides: Sequence[str], world) -> Start:
     ckpt = saved = None
     if ckpt_path is not None:
         ckpt = world.from_leader(checkpoint.load, ckpt_path)
-        raw = ckpt.state["config"]
+        raw = as_saved(ckpt.state["config"])
     else:
-        raw, _ = world.from_leader(load_file, run.config)
+        raw = as_saved(world.from_leader(load_file, run.config)[0])
     world.from_leader(run.make)
     world.from_leader(run.lock)
     config = resolve_with_overrides(config if config is not None else raw, overrides)
     if ckpt is not None:  # (the saved config resolved too: it may predate a new option)
-        saved = resolve_with_overrides(ckpt.state["config"])
+        saved = resolve_with_overrides(as_saved(ckpt.state["config"]))
         check_resumable(saved, config)
     world.from_leader(run.remove_temporaries)  # of writes cut short by a kill
     return Start(config, run, ckpt, ckpt_path, saved)
+
+
+def as_saved(raw):
+    """A saved config as its run computed: a run from before ``training.flush_denormals``
+    existed trained with IEEE denormals, and resumes (and is scored) so, bit for bit."""
+    training = raw.get("training") if isinstance(raw, Mapping) else None
+    if not isinstance(training, Mapping) or "flush_denormals" in training:
+        return raw
+    return {**raw, "training": {**training, "flush_denormals": False}}
 
 
 def open_fresh(world, run_dir, runs_root, name: str) -> RunDir:

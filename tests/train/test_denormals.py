@@ -9,6 +9,7 @@ from bptrain.train import denormals
 from bptrain.train.denormals import flush_denormals
 from bptrain.train.fit import fit
 from bptrain.train.loop import Trainer
+from bptrain.train.resume import as_saved
 
 SUPPORTED = platform.system() == "Linux" and platform.machine() in ("x86_64", "aarch64")
 needs_mode = pytest.mark.skipif(not SUPPORTED, reason="flushing is set on Linux x86-64/ARM64")
@@ -111,3 +112,37 @@ def test_fit_trains_in_the_mode_its_config_asks_for_and_restores_it(
     assert result.config.training.flush_denormals is flush
     assert f"flush_denormals: {str(flush).lower()}" in (result.run_dir / "config.yaml").read_text()
     assert half_tiny() > 0  # the caller's thread is as it was
+
+
+def test_a_config_saved_before_the_option_resumes_with_ieee_denormals():
+    old = {"name": "x", "training": {"epochs": 2, "batch_size": 8}}
+    assert as_saved(old)["training"] == {"epochs": 2, "batch_size": 8, "flush_denormals": False}
+    assert "flush_denormals" not in old["training"]  # the saved config itself is untouched
+    new = {"name": "x", "training": {"epochs": 2, "flush_denormals": True}}
+    assert as_saved(new) is new
+    assert as_saved({"name": "x"}) == {"name": "x"}  # no training section: defaults as ever
+
+
+@needs_mode
+def test_a_run_from_before_the_option_resumes_in_its_own_mode(tmp_path, monkeypatch, small_config):
+    """A run whose config.yaml predates training.flush_denormals, stopped before its first
+    checkpoint, starts over in place with IEEE denormals, as it began."""
+    run_dir = tmp_path / "run"
+    fit(small_config(epochs=1), run_dir=run_dir, progress="none")
+    config = run_dir / "config.yaml"
+    text = config.read_text()
+    assert "  flush_denormals: true\n" in text
+    config.write_text(text.replace("  flush_denormals: true\n", ""))
+    for path in (run_dir / "checkpoints").iterdir():
+        path.unlink()
+    seen = []
+    run_epochs = Trainer.run_epochs
+
+    def spy(self, stop):
+        seen.append(half_tiny())
+        return run_epochs(self, stop)
+
+    monkeypatch.setattr(Trainer, "run_epochs", spy)
+    result = fit(resume=run_dir, progress="none")
+    assert seen[0] > 0
+    assert result.config.training.flush_denormals is False
