@@ -26,6 +26,19 @@ def denormal_bits() -> np.ndarray:
     return np.array([1], dtype=np.uint32).view(np.float32)
 
 
+def spy_on_training_mode(monkeypatch) -> list:
+    """``half_tiny()`` as each training loop starts: 0.0 where it flushes."""
+    seen = []
+    run_epochs = Trainer.run_epochs
+
+    def spy(self, stop):
+        seen.append(half_tiny())
+        return run_epochs(self, stop)
+
+    monkeypatch.setattr(Trainer, "run_epochs", spy)
+    return seen
+
+
 @needs_mode
 def test_inside_the_block_results_and_inputs_below_normal_are_zero():
     assert half_tiny() == pytest.approx(5.877e-39, rel=1e-3)
@@ -98,14 +111,7 @@ def test_adam_fused_and_reference_agree_bit_for_bit_while_flushing():
 def test_fit_trains_in_the_mode_its_config_asks_for_and_restores_it(
     tmp_path, monkeypatch, small_config, flush
 ):
-    seen = []
-    run_epochs = Trainer.run_epochs
-
-    def spy(self, stop):
-        seen.append(half_tiny())
-        return run_epochs(self, stop)
-
-    monkeypatch.setattr(Trainer, "run_epochs", spy)
+    seen = spy_on_training_mode(monkeypatch)
     config = small_config(epochs=1, flush_denormals=flush)
     result = fit(config, runs_root=tmp_path, progress="none")
     assert seen == [0.0] if flush else seen[0] > 0
@@ -135,14 +141,7 @@ def test_a_run_from_before_the_option_resumes_in_its_own_mode(tmp_path, monkeypa
     config.write_text(text.replace("  flush_denormals: true\n", ""))
     for path in (run_dir / "checkpoints").iterdir():
         path.unlink()
-    seen = []
-    run_epochs = Trainer.run_epochs
-
-    def spy(self, stop):
-        seen.append(half_tiny())
-        return run_epochs(self, stop)
-
-    monkeypatch.setattr(Trainer, "run_epochs", spy)
+    seen = spy_on_training_mode(monkeypatch)
     result = fit(resume=run_dir, progress="none")
     assert seen[0] > 0
     assert result.config.training.flush_denormals is False
