@@ -185,8 +185,6 @@ class ThreadReplicas(SingleProcess):
         for replica in self.models[1:k]:
             replica.network.set_rng_state(state)
         self.sums.start(k)
-        if self._workers is None:
-            self._workers = WorkerThreads(len(self.models) - 1)
 
         def task(i: int) -> Callable[[], float]:
             start, stop = slices[i]
@@ -200,7 +198,7 @@ class ThreadReplicas(SingleProcess):
 
             return run
 
-        losses = self._workers.run([task(i) for i in range(k)], on_error=self.sums.abort)
+        losses = self._worker_threads().run([task(i) for i in range(k)], on_error=self.sums.abort)
         total = 0.0
         for loss in losses:
             total += float(loss)
@@ -218,13 +216,11 @@ class ThreadReplicas(SingleProcess):
         k = min(len(self.models), len(starts))
         if k <= 1:
             return super().validate(x, y, batch_size)
-        if self._workers is None:
-            self._workers = WorkerThreads(len(self.models) - 1)
 
         def task(i: int) -> Callable[[], list]:
             return lambda: self.models[i].evaluate_batches(x, y, starts[i::k], batch_size)
 
-        parts = self._workers.run([task(i) for i in range(k)], on_error=lambda: None)
+        parts = self._worker_threads().run([task(i) for i in range(k)], on_error=lambda: None)
         batches = [None] * len(starts)
         for i, part in enumerate(parts):
             batches[i::k] = part
@@ -236,6 +232,12 @@ class ThreadReplicas(SingleProcess):
         for replica in self.models[1 : self._taking_part]:
             grad += replica.parameters().flat_grad
         return loss, sums
+
+    def _worker_threads(self) -> WorkerThreads:
+        """The replicas' threads, started with the first step or validation."""
+        if self._workers is None:
+            self._workers = WorkerThreads(len(self.models) - 1)
+        return self._workers
 
     @contextlib.contextmanager
     def running(self) -> Iterator[None]:

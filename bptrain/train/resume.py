@@ -66,7 +66,7 @@ def resumed(resume, config, overrides: Sequence[str], world) -> Start:
     world.from_leader(run.lock)
     config = resolve_with_overrides(config if config is not None else raw, overrides)
     if ckpt is not None:  # (the saved config resolved too: it may predate a new option)
-        saved = resolve_with_overrides(as_saved(ckpt.state["config"]))
+        saved = resolve_with_overrides(raw)
         check_resumable(saved, config)
     world.from_leader(run.remove_temporaries)  # of writes cut short by a kill
     return Start(config, run, ckpt, ckpt_path, saved)

@@ -139,8 +139,9 @@ class LSTM(GatedRecurrent):
             dh_p[...] = dh[:, cols]
             dc_p = self._buffer(f"dc{p}", dh_p.shape)
             dc_p.fill(0)
-            dseq_p = None if dseq is None else self._buffer(f"dseq{p}", (len(tc), *dh_p.shape))
+            dseq_p = None
             if dseq is not None:
+                dseq_p = self._buffer(f"dseq{p}", (len(tc), *dh_p.shape))
                 dseq_p[...] = dseq[:, :, cols]
             lstm_fused.back_from_cache(w, s, tc, dh_p, dc_p, dseq_p, dzc, self._carries, cols)
 
