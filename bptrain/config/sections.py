@@ -94,7 +94,12 @@ class TrainingOptions:
     see ``bptrain.train.device``). Checkpoints do not depend on it.
     flush_denormals: train with floats too small to be normal (below 1.2e-38 in float32)
     flushed to zero, as TensorFlow and JAX do on the CPU: the optimizer's decaying moments make
-    them, and they are slow (see ``bptrain.train.denormals``). false keeps IEEE denormals."""
+    them, and they are slow (see ``bptrain.train.denormals``). false keeps IEEE denormals.
+    second_core: a run on one BLAS thread by default (``threads`` null, a small model), of
+    one model with Adam, shares its large Dense layers with a second core: a partner thread
+    computes half of their weights' rows in every pass and in Adam's update (see
+    ``bptrain.nn.kernels.second_core``); results equal one core's to float32 round-off and
+    are repeatable and resumable bit for bit. false keeps to one core."""
 
     epochs: int = 10
     batch_size: int = 32
@@ -115,6 +120,7 @@ class TrainingOptions:
     pipeline: PipelineOptions | None = None
     device: Literal["cpu", "gpu"] = "cpu"
     flush_denormals: bool = True
+    second_core: bool = True
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -6,6 +6,7 @@ result.run_dir, result.best_epoch, result.best_metrics["val_accuracy"]
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from collections.abc import Mapping, Sequence
@@ -18,6 +19,7 @@ from threadpoolctl import threadpool_limits
 
 from bptrain.config import Config
 from bptrain.errors import StorageError
+from bptrain.nn.kernels import second_core
 from bptrain.runs import checkpoint
 from bptrain.runs.atomic import write_text
 from bptrain.train import distributed, engine, memory, summary
@@ -28,7 +30,7 @@ from bptrain.train.prepare import prepare
 from bptrain.train.progress import reporter as make_reporter
 from bptrain.train.resume import Start, open_fresh, starting_point
 from bptrain.train.signals import Interrupted, stop_on_signals
-from bptrain.train.threads import blas_threads
+from bptrain.train.threads import blas_threads, second_core_weights
 
 
 @dataclass
@@ -87,6 +89,9 @@ def _fit(config: Config, note: str, start: Start, world, report, run_dir, runs_r
     threads = blas_threads(config.training, model.network, world)
     strategy, sharing = engine.pick(config, data, model, world, note)
     model = strategy.model  # a pipeline rank's stage: the whole model is let go
+    shared = second_core_weights(config.training, strategy, threads)
+    if shared:
+        sharing += f"; a second core takes half of {len(shared)} Dense kernel(s) and of Adam"
     run = start.run or open_fresh(world, run_dir, runs_root, config.name)
     trainer = Trainer(config, data, model, run, report, strategy)
     begin(trainer, start, world)
@@ -95,7 +100,7 @@ def _fit(config: Config, note: str, start: Start, world, report, run_dir, runs_r
         resumed = f"{start.ckpt_path} ({trainer.position.where(at_end='the end of epoch')})"
     text = summary.starting(config, data, model, threads, sharing, start.saved)
     report.start(run.path, text, resumed)
-    train(trainer, threads, world)
+    train(trainer, threads, world, shared)
     restore_best(trainer, world)
     return result_of(trainer, threads)
 
@@ -113,14 +118,17 @@ def begin(trainer: Trainer, start: Start, world) -> None:
         trainer.diagnostics.start()
 
 
-def train(trainer: Trainer, threads: int, world) -> None:
-    """Run the epochs with ``threads`` BLAS threads, stopping on SIGINT and SIGTERM; a failure
-    to write, or a second signal, says how to continue. The run is unlocked at the end."""
+def train(trainer: Trainer, threads: int, world, shared: list = ()) -> None:
+    """Run the epochs with ``threads`` BLAS threads (and the weights ``shared`` with a second
+    core), stopping on SIGINT and SIGTERM; a failure to write, or a second signal, says how to
+    continue. The run is unlocked at the end."""
     run = trainer.run
+    flat = trainer.model.parameters().flat_value if shared else None
     try:
         # Overflow warnings would only clutter the output: the NaN guard reports divergence.
         with (
             threadpool_limits(limits=threads, user_api="blas"),
+            second_core.sharing(shared, flat) if shared else contextlib.nullcontext(),
             np.errstate(all="ignore"),
             stop_on_signals() as stop,
             world.training(),

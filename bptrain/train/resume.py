@@ -72,13 +72,19 @@ def resumed(resume, config, overrides: Sequence[str], world) -> Start:
     return Start(config, run, ckpt, ckpt_path, saved)
 
 
+# Settings added after runs were saved, with the value that gives such a run's computation.
+_ADDED_LATER = {"flush_denormals": False, "second_core": False}
+
+
 def as_saved(raw):
-    """A saved config as its run computed: a run from before ``training.flush_denormals``
-    existed trained with IEEE denormals, and resumes (and is scored) so, bit for bit."""
+    """A saved config as its run computed: a run from before ``training.flush_denormals`` (or
+    ``training.second_core``) existed trained with IEEE denormals (on one core), and resumes
+    (and is scored) so, bit for bit."""
     training = raw.get("training") if isinstance(raw, Mapping) else None
-    if not isinstance(training, Mapping) or "flush_denormals" in training:
+    if not isinstance(training, Mapping):
         return raw
-    return {**raw, "training": {**training, "flush_denormals": False}}
+    missing = {k: v for k, v in _ADDED_LATER.items() if k not in training}
+    return {**raw, "training": {**training, **missing}} if missing else raw
 
 
 def open_fresh(world, run_dir, runs_root, name: str) -> RunDir:

@@ -1,6 +1,7 @@
 """The core must stay readable alone: it imports NumPy, the standard library and itself (and,
-each in one module, CuPy for the GPU backend, Numba for the fused kernels and threadpoolctl for
-switching BLAS threads, all of which the core runs without)."""
+each in one module, CuPy for the GPU backend, Numba for the fused kernels (and the second
+core's loop, with llvmlite) and threadpoolctl for switching BLAS threads, all of which the core
+runs without)."""
 
 import ast
 import sys
@@ -25,8 +26,11 @@ def test_nn_imports_only_numpy_and_stdlib():
                 if top == "cupy" or top == "cupyx":  # the optional GPU backend, in backend.py only
                     assert path.name == "backend.py", path
                     continue
-                if top == "numba":  # compiles the fused kernels, in kernels/compiled.py only
-                    assert path.name == "compiled.py", path
+                if top == "numba":  # compiles the fused kernels and the second core's loop
+                    assert path.name in ("compiled.py", "partner.py"), path
+                    continue
+                if top == "llvmlite":  # Numba's code generator: the partner's PAUSE instruction
+                    assert path.name == "partner.py", path
                     continue
                 if top == "threadpoolctl":  # switches BLAS threads, in kernels/blas_threads.py
                     assert path.name == "blas_threads.py", path

@@ -122,10 +122,13 @@ def test_fit_trains_in_the_mode_its_config_asks_for_and_restores_it(
 
 def test_a_config_saved_before_the_option_resumes_with_ieee_denormals():
     old = {"name": "x", "training": {"epochs": 2, "batch_size": 8}}
-    assert as_saved(old)["training"] == {"epochs": 2, "batch_size": 8, "flush_denormals": False}
+    saved = {"epochs": 2, "batch_size": 8, "flush_denormals": False, "second_core": False}
+    assert as_saved(old)["training"] == saved
     assert "flush_denormals" not in old["training"]  # the saved config itself is untouched
-    new = {"name": "x", "training": {"epochs": 2, "flush_denormals": True}}
+    new = {"name": "x", "training": {"epochs": 2, "flush_denormals": True, "second_core": True}}
     assert as_saved(new) is new
+    between = {"name": "x", "training": {"flush_denormals": True}}  # before second_core only
+    assert as_saved(between)["training"] == {"flush_denormals": True, "second_core": False}
     assert as_saved({"name": "x"}) == {"name": "x"}  # no training section: defaults as ever
 
 

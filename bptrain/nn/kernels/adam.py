@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from bptrain.nn import backend
+from bptrain.nn.kernels import second_core
 from bptrain.nn.kernels.compiled import compiled, usable
 
 
@@ -65,14 +66,17 @@ def adam_fused(w, g, m, v, lr_t, b1, b2, eps) -> None:
     contiguous NumPy arrays of one dtype (``compiled.usable``)."""
     s = w.dtype.type
     loop = compiled(_adam_loop)
-    loop(w, g, m, v, s(lr_t), s(b1), s(1 - b1), s(b2), s(1 - b2), s(eps))
+    scalars = (s(lr_t), s(b1), s(1 - b1), s(b2), s(1 - b2), s(eps))
+    if not second_core.adam(loop, w, g, m, v, scalars):  # (the loop's halves on two cores)
+        loop(w, g, m, v, *scalars)
 
 
 def adam_update(w, g, m, v, lr_t, b1, b2, eps, scratch) -> None:
     """One Adam update in place: fused where it can run, else the reference (its work array
     from ``scratch``, one per shape)."""
     if usable(_adam_loop, (w, g, m, v), w.size):
-        adam_fused(w.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), lr_t, b1, b2, eps)
+        flat = (a if a.ndim == 1 else a.reshape(-1) for a in (w, g, m, v))
+        adam_fused(*flat, lr_t, b1, b2, eps)
     else:
         tmp = scratch.get(f"tmp{w.shape}", w.shape, w.dtype)
         adam_reference(w, g, m, v, lr_t, b1, b2, eps, tmp)

@@ -34,16 +34,24 @@ _pool: dict = {}  # {"pid", "workers", "executor"}
 
 
 def _controller():
-    """threadpoolctl's controller of OpenBLAS (NumPy's), or None (another BLAS, CuPy)."""
+    """threadpoolctl's controller of NumPy's OpenBLAS, or None (another BLAS, CuPy)."""
     if not _openblas:
-        try:
-            import threadpoolctl
-        except ImportError:  # a dependency of bptrain, but the core runs without it
-            _openblas.append(None)
-        else:
-            libs = threadpoolctl.ThreadpoolController().lib_controllers
-            _openblas.append(next((c for c in libs if c.internal_api == "openblas"), None))
+        found = openblas_controllers()
+        _openblas.append(found[0] if found else None)
     return _openblas[0]
+
+
+def openblas_controllers() -> list:
+    """threadpoolctl's controllers of every OpenBLAS this process has loaded, NumPy's first
+    (then any other library's: SciPy's, or one a benchmark's peer brought), or [] without
+    threadpoolctl."""
+    try:
+        import threadpoolctl
+    except ImportError:
+        return []
+    libs = threadpoolctl.ThreadpoolController().lib_controllers
+    found = [c for c in libs if c.internal_api == "openblas"]
+    return sorted(found, key=lambda c: "numpy" not in c.filepath)  # NumPy's first
 
 
 def blas_threads() -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bptrain.nn import activations
-from bptrain.nn.kernels import grads
+from bptrain.nn.kernels import grads, second_core
 from bptrain.nn.layer import Layer
 
 
@@ -50,7 +50,7 @@ class Dense(Layer):
     def forward(self, x, training=False, activate=True):
         self._x = x
         x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
-        z = x2 @ self.kernel.value
+        z = second_core.matmul(x2, self.kernel)  # x @ W (on two cores within ``sharing``)
         if self.use_bias:
             z += self.bias.value
         if x.ndim != 2:
@@ -63,12 +63,13 @@ class Dense(Layer):
         if dz.ndim != 2:
             dz = dz.reshape(-1, self.units)
             x = x.reshape(-1, x.shape[-1])
-        grads.add_matmul(self.kernel, x.T, dz)  # self.kernel.grad += x.T @ dz
+        if not second_core.weight_gradient(self.kernel, x, dz):  # (two cores: see there)
+            grads.add_matmul(self.kernel, x.T, dz)  # self.kernel.grad += x.T @ dz
         if self.use_bias:
             grads.add_row_sums(self.bias, dz)  # self.bias.grad += dz.sum(axis=0)
         if not self.needs_input_grad:
             return None
-        return (dz @ self.kernel.value.T).reshape(self._x.shape)
+        return second_core.matmul_t(dz, self.kernel).reshape(self._x.shape)  # dz @ W.T
 
     def config(self):
         return {"units": self.units, "activation": self.activation.name}

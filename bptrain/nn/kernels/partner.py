@@ -1,0 +1,219 @@
+"""A thread on the second core that takes GEMMs and Adam's update off the training thread.
+
+Why not a Python thread pool: handing work to a sleeping thread and waiting for it took 43 us
+a round trip on the 2-core dev machine (the sleeping core must be woken), as long as the GEMMs
+of the MNIST MLP's step take to split. Why not OpenBLAS' own threads: they split every GEMM
+over both cores, so both cores read the weights, and Adam's writes to them then wait for the
+other core's copies to be invalidated (Adam 95 us instead of 32); and spinning OpenBLAS threads
+stall a run when another process holds a core (see ``train.threads``).
+
+So the partner thread runs one compiled loop (``_serve``, Numba, without the GIL) that polls a
+mailbox (an int64 array): the training thread writes an operation's arguments, then bumps
+``SEQ``; the partner runs it (a GEMM through NumPy's own OpenBLAS, ``kernels.cblas``, or
+Adam's loop over index ranges of the bound flat buffers) and sets ``DONE`` to that number. Each
+poll calls ``sched_yield``, so a busy machine can still run other work on the core; after about
+10 ms without work the partner parks on a condition variable, and the next post wakes it (the
+slow path, once after every pause such as validation). The yield calls also keep the compiler
+from caching mailbox reads, and order the partner's result writes before its ``DONE`` (the
+x86-64 memory model keeps stores in order; other CPUs are not offered, see ``available``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+import threading
+import time
+
+import numpy as np
+
+from bptrain.nn.kernels import cblas
+from bptrain.nn.kernels.compiled import compiled
+
+# Mailbox slots: the training thread writes SEQ, OP and the arguments (from ARGS), the partner
+# DONE and PARKED, which lie in a cache line of their own (``_own_lines``).
+SEQ, OP, ARGS, DONE, PARKED, SLOTS = 0, 1, 2, 24, 25, 32
+SGEMM, DGEMM, ADAM, BIND, STOP = 1, 2, 3, 4, 5
+MAX_RANGES = 8  # index ranges of one Adam operation
+POLLS = 200_000  # polls (a PAUSE each, ~50 ns on AMD Zen) before the partner parks
+YIELD_EVERY = 64  # polls between calls to sched_yield
+_serve_cache: list = []
+
+
+def available() -> bool:
+    """Whether a partner can run here: Linux on x86-64, NumPy's ILP64 OpenBLAS, Numba."""
+    if platform.system() != "Linux" or platform.machine() != "x86_64":
+        return False
+    return _serve() is not None
+
+
+def _serve():
+    """The partner's compiled loop, made once (None where it cannot be)."""
+    if not _serve_cache:
+        from bptrain.nn.kernels.adam import _adam_loop  # (which imports this module's users)
+
+        blas, loop = cblas.gemms(), compiled(_adam_loop)
+        _serve_cache.append(None if blas is None or loop is None else _make_serve(*blas, loop))
+    return _serve_cache[0]
+
+
+def _relax():
+    """A compiled ``relax()``: the x86 PAUSE instruction (a spinning thread's hint to the CPU,
+    which then lends the core's resources to a hyperthread sibling, if any) that also keeps
+    the compiler from moving memory reads or writes across it."""
+    from llvmlite import binding, ir
+    from numba import types
+    from numba.extending import intrinsic
+
+    binding.initialize_native_asmparser()  # (Numba does not: it emits no assembly text)
+
+    @intrinsic
+    def relax(typingctx):
+        def codegen(context, builder, signature, args):
+            pause = ir.InlineAsm(ir.FunctionType(ir.VoidType(), []), "pause", "~{memory}", True)
+            builder.call(pause, [])
+            return context.get_dummy_value()
+
+        return types.void(), codegen
+
+    return relax
+
+
+def _make_serve(sgemm, dgemm, adam):
+    import numba  # present: ``compiled`` found it
+
+    libc = ctypes.CDLL(None)
+    yield_core = libc.sched_yield
+    yield_core.argtypes, yield_core.restype = [], ctypes.c_int
+    relax = _relax()
+
+    # Not cached on disk: the ctypes functions are compiled in as addresses of this process.
+    @numba.njit(nogil=True, cache=False)
+    def serve(box, w, g, m, v, scalars, last, polls):
+        """Run posted operations until BIND or STOP arrives (returns (its number, 1)) or
+        ``polls`` polls find none (returns (last, 0))."""
+        left = polls
+        while True:
+            if box[SEQ] == last:
+                left -= 1
+                if left == 0:
+                    return last, 0
+                relax()
+                if left % YIELD_EVERY == 0:
+                    yield_core()  # (another thread that wants this core gets it)
+                continue
+            last, left = box[SEQ], polls
+            relax()  # (the arguments are read after SEQ)
+            op, a = box[OP], box[ARGS:]
+            if op == BIND or op == STOP:
+                return last, 1
+            if op == SGEMM:
+                sgemm(cblas.ROW_MAJOR, a[0], a[1], a[2], a[3], a[4], np.float32(1), a[5], a[6],
+                      a[7], a[8], np.float32(0), a[9], a[10])  # fmt: skip
+            elif op == DGEMM:
+                dgemm(cblas.ROW_MAJOR, a[0], a[1], a[2], a[3], a[4], 1.0, a[5], a[6],
+                      a[7], a[8], 0.0, a[9], a[10])  # fmt: skip
+            elif op == ADAM:
+                s = scalars
+                for r in range(a[0]):
+                    lo, hi = a[1 + 2 * r], a[2 + 2 * r]
+                    adam(w[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi], s[0], s[1], s[2], s[3], s[4], s[5])
+            relax()  # (the results are written before DONE)
+            box[DONE] = last
+
+    return serve
+
+
+def _own_lines(n: int, dtype):
+    """A zeroed array of n items in cache lines (64 bytes) that hold nothing else. The partner
+    polls the mailbox all the time: a line it shared with some array the training thread
+    writes every step went back and forth between the cores on each write (one process in two
+    measured its batch gather at 46 us instead of 22, depending on where malloc put the box)."""
+    nbytes = n * np.dtype(dtype).itemsize
+    raw = np.zeros(nbytes + 192, dtype=np.uint8)
+    start = 64 + (-raw.ctypes.data) % 64
+    return raw[start : start + nbytes].view(dtype)
+
+
+class Partner:
+    """The partner thread and its mailbox. ``gemm`` and ``adam`` post an operation, ``wait``
+    waits for it; one operation at a time, posted by one (the training) thread."""
+
+    def __init__(self, dtype, core: int):
+        self.core = core
+        self.box = _own_lines(SLOTS, np.int64)
+        self.dtype = np.dtype(dtype)
+        self.scalars = _own_lines(6, self.dtype)  # Adam's, as its loop takes them
+        empty = np.zeros(0, dtype=self.dtype)
+        self.bound = (empty, empty, empty, empty)  # Adam's flat buffers w, g, m, v
+        self.pid = os.getpid()
+        self._wake = threading.Condition()
+        self._serve = _serve()
+        self._serve(self.box, *self.bound, self.scalars, 0, 1)  # compiled here, not in the thread
+        self._thread = threading.Thread(target=self._run, name="bptrain-partner", daemon=True)
+        self._thread.start()
+
+    def gemm(self, args) -> None:
+        """Post ``c = a @ b`` from CBLAS' row-major arguments (transa, transb, m, n, k, a, lda,
+        b, ldb, c, ldc: flags, sizes and addresses) in the partner's dtype."""
+        self.post(SGEMM if self.dtype == np.float32 else DGEMM, args)
+
+    def adam(self, w, g, m, v, scalars, ranges: list) -> None:
+        """Post Adam's update of flat buffers w, g, m, v over the index ranges in ``ranges``
+        ([count, lo, hi, lo, hi, ...]) with ``scalars`` (lr_t, b1, 1 - b1, b2, 1 - b2, eps)."""
+        bound = self.bound
+        if not (w is bound[0] and g is bound[1] and m is bound[2] and v is bound[3]):
+            self.bound = (w, g, m, v)
+            self.post(BIND, [])
+            self.wait()
+        self.scalars[:] = scalars
+        self.post(ADAM, ranges)
+
+    def wait(self) -> None:
+        """Until the partner has done the last operation posted."""
+        box, seq, polls = self.box, self.box[SEQ], 0
+        while box[DONE] != seq:
+            polls += 1
+            if polls % 1024 == 0:
+                if box[PARKED]:
+                    self._notify()
+                if not self._thread.is_alive():
+                    raise RuntimeError("the second core's thread has stopped")
+                time.sleep(0)  # (lets the partner take the GIL when it parks or binds)
+
+    def stop(self) -> None:
+        self.post(STOP, [])
+        self.wait()
+        self._thread.join()
+
+    def post(self, op: int, args: list) -> None:
+        box = self.box
+        box[ARGS : ARGS + len(args)] = args
+        box[OP] = op
+        box[SEQ] += 1
+        if box[PARKED]:
+            self._notify()
+
+    def _notify(self) -> None:
+        with self._wake:
+            self._wake.notify()
+
+    def _run(self) -> None:
+        # On a core of its own (the training thread keeps to another, see ``second_core``):
+        # two threads left to the scheduler shared one core now and then, for milliseconds.
+        os.sched_setaffinity(0, {self.core})
+        box, last = self.box, 0
+        while True:
+            last, received = self._serve(box, *self.bound, self.scalars, last, POLLS)
+            if received and box[OP] == STOP:
+                box[DONE] = last
+                return
+            if received:  # BIND: the loop starts again on the new buffers
+                box[DONE] = last
+                continue
+            with self._wake:  # park until the next post (or 50 ms: then poll again)
+                box[PARKED] = 1
+                if box[SEQ] == last:
+                    self._wake.wait(0.05)
+                box[PARKED] = 0
