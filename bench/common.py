@@ -24,10 +24,13 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
+from bptrain.config.sections import TrainingOptions
 from bptrain.data import load_dataset
 from bptrain.nn import backend
+from bptrain.nn.kernels import second_core
 from bptrain.train.denormals import flush_denormals
-from bptrain.train.threads import usable_cores
+from bptrain.train.strategy import SingleProcess
+from bptrain.train.threads import second_core_weights, usable_cores
 
 # The same malloc setting ``bptrain fit`` makes at startup (see ``backend.keep_freed_memory``):
 # without it every step faults its large temporaries back in, on both sides.
@@ -100,10 +103,13 @@ def gemm_gflops(m: int = 1024, n: int = 1024, k: int = 1024, threads: int | None
 
 def bptrain_loop(model, x, y, order: np.ndarray, batch_size: int):
     """``run(threads)``: one ``model.train_step`` per ``batch_size`` slice of ``order``, with
-    denormals flushed to zero as ``bptrain fit`` trains (``training.flush_denormals``)."""
+    denormals flushed to zero and, on one thread, the Dense layers shared with a second core
+    where ``bptrain fit`` would share them (``training.flush_denormals``, ``second_core``)."""
 
     def run(threads):
-        with flush_denormals():
+        shared = second_core_weights(TrainingOptions(), SingleProcess(model), threads)
+        flat = model.parameters().flat_value
+        with flush_denormals(), second_core.sharing(shared, flat):
             for i in range(0, len(order), batch_size):
                 idx = order[i : i + batch_size]
                 model.train_step(x[idx], y[idx])

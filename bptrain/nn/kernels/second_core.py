@@ -44,6 +44,7 @@ class _Plan:
     W and of its gradient, and a kept buffer per batch size for its forward half."""
 
     def __init__(self, p):
+        self.value, self.grad_array = p.value, p.grad  # (a parameter rebound is not shared)
         self.rows, self.cols = p.shape
         self.k, self.itemsize = self.rows // 2, p.value.itemsize
         self.w = p.value[self.k :].ctypes.data
@@ -127,6 +128,8 @@ def _plan(p, a) -> tuple:
     C-contiguous 2-D array of its dtype, else (None, None)."""
     plan = _state.get("plans", {}).get(id(p))
     if plan is None or _state["pid"] != os.getpid():
+        return None, None
+    if p.value is not plan.value or p.grad is not plan.grad_array:
         return None, None
     if a.ndim != 2 or a.dtype != p.value.dtype or not a.flags.c_contiguous:
         return None, None

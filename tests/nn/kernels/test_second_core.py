@@ -1,0 +1,189 @@
+"""``kernels.second_core`` and its partner thread: each shared pass against the one-core
+computation, the same bits whoever computes the partner's halves, Adam bit for bit, finite
+differences through a shared Dense layer in float64, and the partner's life (parking, waking,
+stopping)."""
+
+import time
+
+import numpy as np
+import pytest
+
+from bptrain.nn import Adam, Dense, Model, Sequential
+from bptrain.nn.gradcheck import numeric_gradient, relative_error
+from bptrain.nn.kernels import adam as adam_kernels
+from bptrain.nn.kernels import partner, second_core
+from bptrain.nn.parameter import Parameter
+
+pytestmark = pytest.mark.skipif(
+    not partner.available(), reason="the partner needs Linux on x86-64, NumPy's OpenBLAS, Numba"
+)
+
+
+def shared_weight(dtype, rows=200, cols=96, seed=0):
+    rng = np.random.default_rng(seed)
+    flat = rng.standard_normal(rows * cols + 7).astype(dtype)
+    p = Parameter(flat[: rows * cols].reshape(rows, cols))
+    p.value = flat[: rows * cols].reshape(rows, cols)  # a view of the flat buffer, as in Model
+    return p, flat
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float32, 1e-5), (np.float64, 1e-13)])
+def test_each_pass_equals_one_core_to_round_off(dtype, tol):
+    p, flat = shared_weight(dtype)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((33, 200)).astype(dtype)
+    dz = rng.standard_normal((33, 96)).astype(dtype)
+    with second_core.sharing([p], flat, mode="partner") as on:
+        assert on
+        z = second_core.matmul(x, p)
+        dx = second_core.matmul_t(dz, p)
+        p.fresh = True
+        assert second_core.weight_gradient(p, x, dz)
+        assert not p.fresh
+    np.testing.assert_allclose(z, x @ p.value, rtol=tol, atol=tol)
+    np.testing.assert_allclose(dx, dz @ p.value.T, rtol=tol, atol=tol)
+    np.testing.assert_allclose(p.grad, x.T @ dz, rtol=tol, atol=tol)
+
+
+def test_outside_sharing_nothing_is_split():
+    p, _ = shared_weight(np.float32)
+    x = np.random.default_rng(1).standard_normal((8, 200)).astype(np.float32)
+    np.testing.assert_array_equal(second_core.matmul(x, p), x @ p.value)
+    p.fresh = True
+    assert not second_core.weight_gradient(p, x, x[:, :96].copy())  # the caller adds it
+    assert not second_core.adam(None, p.value, p.grad, p.grad, p.grad, ())
+
+
+def test_a_gradient_that_is_not_fresh_is_left_to_the_caller():
+    p, flat = shared_weight(np.float32)
+    x = np.ones((4, 200), np.float32)
+    with second_core.sharing([p], flat, mode="partner"):
+        p.fresh = False
+        assert not second_core.weight_gradient(p, x, np.ones((4, 96), np.float32))
+
+
+def train(mode: str, steps: int = 12, dtype=np.float32) -> np.ndarray:
+    """A 3-layer MLP whose 160x128 middle kernel is shared (its input gradient too), trained
+    with Adam within ``sharing(mode)``; returns the flat weights."""
+    network = Sequential([Dense(160, "relu"), Dense(128, "relu"), Dense(3)])
+    network.build((20,), np.random.default_rng(0))
+    model = Model(network, "sparse_categorical_crossentropy", Adam(1e-2))
+    model.cast(dtype)
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((steps, 32, 20)).astype(dtype)
+    y = rng.integers(0, 3, (steps, 32))
+    params = model.parameters()
+    shared = [p for p in params if second_core.splittable(p)]
+    assert [p.shape for p in shared] == [(160, 128)]
+    with second_core.sharing(shared, params.flat_value, mode=mode) as on:
+        assert on
+        for i in range(steps):
+            model.train_step(x[i], y[i])
+    return params.flat_value.copy()
+
+
+def test_the_same_bits_whoever_computes_the_partners_halves():
+    here = train("here")
+    np.testing.assert_array_equal(train("partner"), here)
+    np.testing.assert_array_equal(train("auto"), here)  # the pace switches: same bits
+    np.testing.assert_array_equal(train("partner"), here)  # and again: repeatable
+    one_core = train_without_sharing()
+    # Round-off only (Adam's steps of ~lr = 0.01 can amplify a last-bit difference in a gradient
+    # near zero into a weight change of a fraction of lr: 1.5e-4 here).
+    np.testing.assert_allclose(here, one_core, atol=1e-3)
+    assert np.abs(here - one_core).mean() < 1e-6
+
+
+def train_without_sharing(steps: int = 12) -> np.ndarray:
+    original = second_core.sharing
+    try:
+        second_core.sharing = lambda *a, **k: nullcontext_true()
+        return train("here", steps)
+    finally:
+        second_core.sharing = original
+
+
+class nullcontext_true:  # noqa: N801 (a stand-in for sharing that shares nothing)
+    def __enter__(self):
+        return True
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_adam_halves_are_the_reference_bits():
+    rng = np.random.default_rng(3)
+    p, flat = shared_weight(np.float32, rows=600, cols=128)  # Adam's compiled pass: >= 64K
+    w, g, m = flat, rng.standard_normal(flat.size).astype(np.float32), np.zeros_like(flat)
+    v = np.zeros_like(flat)
+    plain = [a.copy() for a in (w, g, m, v)]
+    with second_core.sharing([p], flat, mode="partner"):
+        for _ in range(3):
+            adam_kernels.adam_update(w, g, m, v, 1e-3, 0.9, 0.999, 1e-7, None)
+        assert second_core._state["partner"].box[partner.DONE] > 1  # it did its half
+    tmp = np.empty_like(flat)
+    for _ in range(3):
+        adam_kernels.adam_reference(*plain, 1e-3, 0.9, 0.999, 1e-7, tmp)
+    for fast, ref in zip((w, m, v), (plain[0], plain[2], plain[3]), strict=True):
+        np.testing.assert_array_equal(fast, ref)
+
+
+def test_finite_differences_through_a_shared_dense_layer_in_float64():
+    network = Sequential([Dense(160, "tanh"), Dense(128, "tanh"), Dense(3)])
+    network.build((5,), np.random.default_rng(0))
+    model = Model(network, "sparse_categorical_crossentropy", Adam())
+    model.cast(np.float64)
+    rng = np.random.default_rng(4)
+    x, y = rng.standard_normal((6, 5)), rng.integers(0, 3, 6)
+    params = model.parameters()
+    shared = [p for p in params if second_core.splittable(p)]
+
+    def loss():
+        return model.step_loss.forward(model.forward(x, training=True), y)
+
+    with second_core.sharing(shared, params.flat_value, mode="partner") as on:
+        assert on
+        model.compute_gradients(x, y)  # forward, backward: every pass shared
+        for p in (shared[0], params[0]):  # the shared kernel (whose dx is shared too), the first
+            picked = rng.choice(p.size, 40, replace=False)
+            numeric = numeric_gradient(loss, p.value, picked, 1e-6)
+            assert relative_error(p.grad.reshape(-1)[picked], numeric) < 1e-6  # as check_model
+
+
+def test_the_partner_parks_when_idle_and_wakes_for_work():
+    helper = partner.Partner(np.float32, core=max(partner.os.sched_getaffinity(0)))
+    try:
+        deadline = time.monotonic() + 5
+        while not helper.box[partner.PARKED] and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert helper.box[partner.PARKED]  # ~12 ms of polling, then a condition variable
+        a = np.arange(6, dtype=np.float32).reshape(2, 3)
+        b, c = np.ones((3, 4), np.float32), np.zeros((2, 4), np.float32)
+        helper.gemm([111, 111, 2, 4, 3, a.ctypes.data, 3, b.ctypes.data, 4, c.ctypes.data, 4])
+        helper.wait()
+        np.testing.assert_array_equal(c, a @ b)
+    finally:
+        helper.stop()
+    assert not helper._thread.is_alive()
+
+
+def test_sharing_declines_what_it_cannot_share():
+    small = Parameter(np.zeros((10, 10), np.float32))
+    with second_core.sharing([small], small.value.reshape(-1)) as on:
+        assert not on  # below MIN_SIZE
+    p, flat = shared_weight(np.float32)
+    with second_core.sharing([p], flat) as on, second_core.sharing([p], flat) as inner:
+        assert on and not inner  # one partner at a time
+
+
+def test_the_pace_keeps_the_faster_way(monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr(second_core.time, "perf_counter", lambda: clock[0])
+    pace = second_core._Pace("auto")
+    chosen = []
+    for _ in range(2 * pace.PROBE + 10):
+        clock[0] += 1.0 if pace.on else 0.5  # here is faster this time
+        chosen.append(pace.step())
+    assert chosen[: pace.PROBE - 1] == [True] * (pace.PROBE - 1)  # probing with the partner
+    assert chosen[pace.PROBE] is False  # probing without
+    assert chosen[-5:] == [False] * 5  # kept: the faster

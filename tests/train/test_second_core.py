@@ -1,0 +1,76 @@
+"""``training.second_core``: which runs share their Dense layers with a second core, the line
+the summary prints, and such a run's results: equal to one core's to round-off, repeatable, and
+resumed after a crash bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bptrain.config import build_model
+from bptrain.config.schema import resolve
+from bptrain.nn.kernels import partner
+from bptrain.train import fit
+from bptrain.train.replicas import ThreadReplicas
+from bptrain.train.strategy import SingleProcess
+from bptrain.train.threads import second_core_weights, usable_cores
+from tests.train.test_fit import assert_crash_resume_exact
+
+needs_partner = pytest.mark.skipif(
+    not partner.available() or usable_cores() < 2,
+    reason="the second core needs two cores, Linux on x86-64, NumPy's OpenBLAS and Numba",
+)
+
+
+def wide_config(small_config, **training) -> dict:
+    """``small_config`` with a 128x128 hidden kernel: big enough to share (16,384 weights)."""
+    config = small_config(**training)
+    config["model"]["layers"] = [
+        {"type": "Dense", "units": 128, "activation": "relu"},
+        {"type": "Dense", "units": 128, "activation": "relu"},
+        {"type": "Dense", "units": 3, "activation": "softmax"},
+    ]
+    return config
+
+
+def shared_by(config: dict, threads: int = 1, replicas: int = 1) -> list:
+    cfg = resolve(config)
+    model = build_model(cfg, (2,))
+    strategy = ThreadReplicas([model, build_model(cfg, (2,))]) if replicas > 1 else None
+    return second_core_weights(cfg.training, strategy or SingleProcess(model), threads)
+
+
+@needs_partner
+def test_which_runs_share_a_second_core(small_config):
+    assert [p.shape for p in shared_by(wide_config(small_config))] == [(128, 128)]
+    assert shared_by(small_config()) == []  # every kernel too small to split
+    assert shared_by(wide_config(small_config, second_core=False)) == []
+    assert shared_by(wide_config(small_config, threads=1)) == []  # threads chosen by the user
+    assert shared_by(wide_config(small_config), threads=2) == []  # a large model's BLAS threads
+    assert shared_by(wide_config(small_config, replicas=2), replicas=2) == []
+    sgd = wide_config(small_config)
+    sgd["optimizer"] = {"type": "sgd", "learning_rate": 0.1}
+    assert shared_by(sgd) == []  # Adam's update only
+
+
+@needs_partner
+def test_a_run_on_two_cores_equals_one_core_to_round_off_and_repeats_itself(
+    tmp_path, small_config, capsys
+):
+    config = wide_config(small_config, epochs=2)
+    one = fit(wide_config(small_config, epochs=2, second_core=False), run_dir=tmp_path / "one")
+    assert "second core" not in capsys.readouterr().out
+    two = fit(config, run_dir=tmp_path / "two", progress="plain")
+    assert "a second core takes half of 1 Dense kernel(s) and of Adam" in capsys.readouterr().out
+    again = fit(config, run_dir=tmp_path / "again", progress="none")
+    for a, b in zip(two.model.parameters(), again.model.parameters(), strict=True):
+        np.testing.assert_array_equal(a.value, b.value)  # repeatable, bit for bit
+    for a, b in zip(two.model.parameters(), one.model.parameters(), strict=True):
+        np.testing.assert_allclose(a.value, b.value, atol=1e-3)  # round-off, through Adam
+    assert two.history[-1]["loss"] == pytest.approx(one.history[-1]["loss"], rel=1e-3)
+
+
+@needs_partner
+def test_a_run_on_two_cores_resumes_exactly_after_a_crash(tmp_path, monkeypatch, small_config):
+    config = wide_config(small_config, epochs=3, checkpoint={"every_steps": 3})
+    assert_crash_resume_exact(config, tmp_path, monkeypatch, 14)  # epoch 2, after step 3
