@@ -49,12 +49,21 @@ def available() -> bool:
 
 
 def _serve():
-    """The partner's compiled loop, made once (None where it cannot be)."""
+    """(the partner's compiled loop, sgemm, dgemm, sched_yield), made once (None where it
+    cannot be)."""
     if not _serve_cache:
         from bptrain.nn.kernels.adam import _adam_loop  # (which imports this module's users)
 
-        blas, loop = cblas.gemms(), compiled(_adam_loop)
-        _serve_cache.append(None if blas is None or loop is None else _make_serve(*blas, loop))
+        blas, adam = cblas.gemms(), compiled(_adam_loop)
+        if blas is None or adam is None:
+            _serve_cache.append(None)
+        else:
+            global _relax_pause, _adam_ranges
+            _relax_pause, _adam_ranges = _relax(), adam
+            libc = ctypes.CDLL(None)
+            yield_core = libc.sched_yield
+            yield_core.argtypes, yield_core.restype = [], ctypes.c_int
+            _serve_cache.append((compiled(_serve_loop), *blas, yield_core))
     return _serve_cache[0]
 
 
@@ -80,56 +89,48 @@ def _relax():
     return relax
 
 
-def _make_serve(sgemm, dgemm, adam):
-    import numba  # present: ``compiled`` found it
+# What ``_serve_loop`` calls, set (by ``_serve``) before it is compiled: PAUSE, Adam's loop.
+_relax_pause = _adam_ranges = None
 
-    libc = ctypes.CDLL(None)
-    yield_core = libc.sched_yield
-    yield_core.argtypes, yield_core.restype = [], ctypes.c_int
-    relax = _relax()
 
-    # Not cached on disk: the ctypes functions are compiled in as addresses of this process.
-    @numba.njit(nogil=True, cache=False)
-    def serve(box, w, g, m, v, scalars, last, polls):
-        """Run posted operations until BIND or STOP arrives (returns (its number, 1)) or
-        ``polls`` polls find none (returns (last, 0))."""
-        left = polls
-        while True:
-            if box[SEQ] == last:
-                left -= 1
-                if left == 0:
-                    return last, 0
-                relax()
-                if left % YIELD_EVERY == 0:
-                    yield_core()  # (another thread that wants this core gets it)
-                continue
-            last, left = box[SEQ], polls
-            relax()  # (the arguments are read after SEQ)
-            op, a = box[OP], box[ARGS:]
-            if op == BIND or op == STOP:
-                return last, 1
-            if op == SGEMM:
-                sgemm(cblas.ROW_MAJOR, a[0], a[1], a[2], a[3], a[4], np.float32(1), a[5], a[6],
-                      a[7], a[8], np.float32(0), a[9], a[10])  # fmt: skip
-            elif op == DGEMM:
-                dgemm(cblas.ROW_MAJOR, a[0], a[1], a[2], a[3], a[4], 1.0, a[5], a[6],
-                      a[7], a[8], 0.0, a[9], a[10])  # fmt: skip
-            elif op == ADAM:
-                s = scalars
-                for r in range(a[0]):
-                    lo, hi = a[1 + 2 * r], a[2 + 2 * r]
-                    adam(w[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi], s[0], s[1], s[2], s[3], s[4], s[5])
-            relax()  # (the results are written before DONE)
-            box[DONE] = last
-
-    return serve
+def _serve_loop(box, w, g, m, v, scalars, last, polls, sgemm, dgemm, yield_core):
+    """Run posted operations until BIND or STOP arrives (returns (its number, 1)) or ``polls``
+    polls find none (returns (last, 0)). The C functions come as arguments, so that Numba can
+    cache the compiled loop on disk (compiled in, their addresses would tie it to a process)."""
+    left = polls
+    while True:
+        if box[SEQ] == last:
+            left -= 1
+            if left == 0:
+                return last, 0
+            _relax_pause()
+            if left % YIELD_EVERY == 0:
+                yield_core()  # (another thread that wants this core gets it)
+            continue
+        last, left = box[SEQ], polls
+        _relax_pause()  # (the arguments are read after SEQ)
+        op, a = box[OP], box[ARGS:]
+        if op == BIND or op == STOP:
+            return last, 1
+        if op == SGEMM:
+            sgemm(cblas.ROW_MAJOR, a[0], a[1], a[2], a[3], a[4], np.float32(1), a[5], a[6],
+                  a[7], a[8], np.float32(0), a[9], a[10])  # fmt: skip
+        elif op == DGEMM:
+            dgemm(cblas.ROW_MAJOR, a[0], a[1], a[2], a[3], a[4], 1.0, a[5], a[6],
+                  a[7], a[8], 0.0, a[9], a[10])  # fmt: skip
+        elif op == ADAM:
+            s = scalars
+            for r in range(a[0]):
+                i = slice(a[1 + 2 * r], a[2 + 2 * r])
+                _adam_ranges(w[i], g[i], m[i], v[i], s[0], s[1], s[2], s[3], s[4], s[5])
+        _relax_pause()  # (the results are written before DONE)
+        box[DONE] = last
 
 
 def _own_lines(n: int, dtype):
-    """A zeroed array of n items in cache lines (64 bytes) that hold nothing else. The partner
-    polls the mailbox all the time: a line it shared with some array the training thread
-    writes every step went back and forth between the cores on each write (one process in two
-    measured its batch gather at 46 us instead of 22, depending on where malloc put the box)."""
+    """A zeroed array of n items in cache lines (64 bytes) that hold nothing else: the
+    partner polls the mailbox all the time, and a line it shared with an array the training
+    thread writes would go back and forth between the cores on every write."""
     nbytes = n * np.dtype(dtype).itemsize
     raw = np.zeros(nbytes + 192, dtype=np.uint8)
     start = 64 + (-raw.ctypes.data) % 64
@@ -149,8 +150,8 @@ class Partner:
         self.bound = (empty, empty, empty, empty)  # Adam's flat buffers w, g, m, v
         self.pid = os.getpid()
         self._wake = threading.Condition()
-        self._serve = _serve()
-        self._serve(self.box, *self.bound, self.scalars, 0, 1)  # compiled here, not in the thread
+        self._serve, *self._functions = _serve()
+        self._serve(self.box, *self.bound, self.scalars, 0, 1, *self._functions)  # (compiled now)
         self._thread = threading.Thread(target=self._run, name="bptrain-partner", daemon=True)
         self._thread.start()
 
@@ -205,7 +206,8 @@ class Partner:
         os.sched_setaffinity(0, {self.core})
         box, last = self.box, 0
         while True:
-            last, received = self._serve(box, *self.bound, self.scalars, last, POLLS)
+            args = (*self.bound, self.scalars, last, POLLS, *self._functions)
+            last, received = self._serve(box, *args)
             if received and box[OP] == STOP:
                 box[DONE] = last
                 return
