@@ -12,13 +12,15 @@ it (``MIN_SIZE``) is split at row k = rows // 2, and the partner thread on the s
 
 so each core reads and writes only its own rows of W, dW and Adam's moments, which stay in its
 cache; the cores exchange only the small x, dz and partial z. The training thread computes its
-half meanwhile and then waits for the partner's. The values are those of one core except for
-the forward's sum of two partial products (float round-off, deterministic: a run and its resume
-agree bit for bit); the gradients and Adam's update are bit for bit one core's.
+half meanwhile and then waits for the partner's. Where the partner's core proves slow to share,
+the training thread computes the partner's halves itself, with the same BLAS calls (``_Pace``):
+the values are the same bits either way. They differ from the unsplit computation by float
+round-off (the forward's sum of two partial products), deterministically: a run and its resume
+agree bit for bit. Adam's update is elementwise, the same bits however it is split.
 
-Each function falls back to the one-core computation when nothing is shared: outside
-``sharing``, for a parameter it did not split, in a forked process, or for operands BLAS cannot
-take.
+Each function falls back to the unsplit computation when nothing is shared: outside
+``sharing``, for a parameter it did not split (or one rebound since), in a forked process, or
+for an operand that is not a C-contiguous matrix of the weights' dtype.
 """
 
 from __future__ import annotations
