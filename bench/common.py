@@ -29,7 +29,6 @@ from bptrain.data import load_dataset
 from bptrain.nn import backend
 from bptrain.nn.kernels import second_core
 from bptrain.train.denormals import flush_denormals
-from bptrain.train.strategy import SingleProcess
 from bptrain.train.threads import second_core_weights, usable_cores
 
 # The same malloc setting ``bptrain fit`` makes at startup (see ``backend.keep_freed_memory``):
@@ -107,7 +106,8 @@ def bptrain_loop(model, x, y, order: np.ndarray, batch_size: int):
     where ``bptrain fit`` would share them (``training.flush_denormals``, ``second_core``)."""
 
     def run(threads):
-        shared = second_core_weights(TrainingOptions(), SingleProcess(model), threads)
+        # (fit's default, threads unset: one BLAS thread and the split; threads: 2 is the user's)
+        shared = second_core_weights(TrainingOptions(), model, True) if threads == 1 else []
         flat = model.parameters().flat_value
         with flush_denormals(), second_core.sharing(shared, flat):
             for i in range(0, len(order), batch_size):

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,11 +14,13 @@ from bptrain.data import load_dataset
 from bptrain.data.preprocess import unscale_targets
 from bptrain.data.weights import with_sample_weights
 from bptrain.errors import CheckpointError, ConfigError
+from bptrain.nn.kernels import second_core
 from bptrain.runs import RunDir, checkpoint, run_dir_of
 from bptrain.runs.atomic import write_text
 from bptrain.train import metrics
 from bptrain.train.denormals import flush_denormals
 from bptrain.train.resume import as_saved
+from bptrain.train.threads import second_core_weights
 
 FIXED_FOR_EVAL = ("model", "loss")
 
@@ -56,6 +60,20 @@ def restore_model(ckpt: checkpoint.Checkpoint, overrides=()) -> tuple[Config, ob
     return config, model
 
 
+@contextlib.contextmanager
+def as_trained(config: Config, model) -> Iterator[None]:
+    """Within the block ``model`` computes as its run did: denormals flushed or not
+    (``training.flush_denormals``), its Dense kernels split in two or not (``second_core``;
+    both halves on this thread, the same values)."""
+    shared = second_core_weights(config.training, model, single_model=True)
+    flat = model.parameters().flat_value
+    with (
+        flush_denormals(config.training.flush_denormals),
+        second_core.sharing(shared, flat, "here"),
+    ):
+        yield
+
+
 @dataclass
 class Evaluation:
     """``report``: JSON-ready metrics; ``run``: the run directory the checkpoint belongs to."""
@@ -84,7 +102,7 @@ def evaluate_checkpoint(path, split: str = "test", overrides=(), plots: bool = T
             + (" (data.validation_split is 0)" if split == "val" else "")
         )
     weights = getattr(data, f"w_{split}")
-    with flush_denormals(config.training.flush_denormals):  # the numbers fit's validation gives
+    with as_trained(config, model):  # the numbers fit's validation gives
         loss, outputs = model.evaluate(x, y, config.training.eval_batch_size, weights)
     if data.task == "classification":
         report = {

@@ -30,6 +30,7 @@ from bptrain.train.prepare import prepare
 from bptrain.train.progress import reporter as make_reporter
 from bptrain.train.resume import Start, open_fresh, starting_point
 from bptrain.train.signals import Interrupted, stop_on_signals
+from bptrain.train.strategy import SingleProcess
 from bptrain.train.threads import blas_threads, second_core_weights
 
 
@@ -89,8 +90,8 @@ def _fit(config: Config, note: str, start: Start, world, report, run_dir, runs_r
     threads = blas_threads(config.training, model.network, world)
     strategy, sharing = engine.pick(config, data, model, world, note)
     model = strategy.model  # a pipeline rank's stage: the whole model is let go
-    shared = second_core_weights(config.training, strategy, threads)
-    if shared:
+    shared = second_core_weights(config.training, model, type(strategy) is SingleProcess)
+    if shared and second_core.can_partner():
         sharing += f"; a second core takes half of {len(shared)} Dense kernel(s) and of Adam"
     run = start.run or open_fresh(world, run_dir, runs_root, config.name)
     trainer = Trainer(config, data, model, run, report, strategy)

@@ -27,7 +27,7 @@ from bptrain.data.tabular import read_csv_rows
 from bptrain.errors import DataError
 from bptrain.runs import checkpoint
 from bptrain.runs.atomic import write_bytes
-from bptrain.train.evaluate import checkpoint_path, restore_model
+from bptrain.train.evaluate import as_trained, checkpoint_path, restore_model
 from bptrain.train.metrics import predicted_classes
 
 FORMATS = (".npy", ".npz", ".csv")
@@ -152,7 +152,8 @@ def predict_file(path, inputs, output=None, scaled: bool = False, batch_size: in
         raise DataError("give one .npy, .npz or .csv file, or any number of images and folders")
     if not scaled:
         x = apply_scale(x, info.get("scale"))
-    outputs = model.predict(x, batch_size)
+    with as_trained(config, model):
+        outputs = model.predict(x, batch_size)
     if info["task"] == "regression":  # in the targets' own units (data.scale_target undone)
         outputs = unscale_targets(outputs, info.get("scale_target"))
     if output is not None and Path(output).suffix.lower() == ".npy":

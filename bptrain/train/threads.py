@@ -61,24 +61,22 @@ def blas_threads(training: TrainingOptions, network, world) -> int:
     return world.share_cores(training.threads or default_threads(network, training.batch_size))
 
 
-def second_core_weights(training: TrainingOptions, strategy, threads: int) -> list:
-    """The weight matrices a run shares with a second core (``kernels.second_core``), or []:
-    with ``training.second_core``, for one model in one process (no replicas, MPI ranks or
-    pipeline stages) on NumPy with Adam, that runs on one BLAS thread by default (``threads``
-    unset, a small model) with another core free, its Dense layers' ``splittable`` kernels.
-    On the MNIST MLP the step took 195-200 us instead of 250 (a quarter shorter, measured
-    alternating on the 2-core dev machine; some processes gained nothing, see the README)."""
+def second_core_weights(training: TrainingOptions, model, single_model: bool) -> list:
+    """The weight matrices a run splits in two (``kernels.second_core``), or []: with
+    ``training.second_core``, for one model (``single_model``: no replicas, MPI ranks or
+    pipeline stages) on NumPy with Adam, small enough for one BLAS thread by default (``threads``
+    unset, ``step_work`` below ``PARALLEL_WORK``), its Dense layers' ``splittable`` kernels.
+    The config alone decides, so the values do not depend on the machine; a partner thread
+    computes the second halves on a second core where one can run (``can_partner``). On the
+    MNIST MLP the step took 190 us instead of 250 (alternating on the 2-core dev machine)."""
     from bptrain.nn import Dense, backend
-    from bptrain.nn.kernels import partner, second_core
-    from bptrain.train.strategy import SingleProcess
+    from bptrain.nn.kernels import second_core
 
-    model = strategy.model
-    if not (training.second_core and training.threads is None and threads == 1):
+    if not (training.second_core and training.threads is None and single_model):
         return []
-    if type(strategy) is not SingleProcess or backend.name != "numpy" or usable_cores() < 2:
+    if backend.name != "numpy" or getattr(model.optimizer, "name", None) != "adam":
         return []
-    if getattr(model.optimizer, "name", None) != "adam":
+    if step_work(model.network, training.batch_size) >= PARALLEL_WORK:
         return []
     dense = [layer for layer in model.network.layers if isinstance(layer, Dense)]
-    shared = [layer.kernel for layer in dense if second_core.splittable(layer.kernel)]
-    return shared if shared and partner.available() else []
+    return [layer.kernel for layer in dense if second_core.splittable(layer.kernel)]

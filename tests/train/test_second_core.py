@@ -11,8 +11,7 @@ from bptrain.config import build_model
 from bptrain.config.schema import resolve
 from bptrain.nn.kernels import partner
 from bptrain.train import fit
-from bptrain.train.replicas import ThreadReplicas
-from bptrain.train.strategy import SingleProcess
+from bptrain.train.evaluate import evaluate_checkpoint
 from bptrain.train.threads import second_core_weights, usable_cores
 from tests.train.test_fit import assert_crash_resume_exact
 
@@ -33,21 +32,18 @@ def wide_config(small_config, **training) -> dict:
     return config
 
 
-def shared_by(config: dict, threads: int = 1, replicas: int = 1) -> list:
+def shared_by(config: dict, single_model: bool = True) -> list:
     cfg = resolve(config)
-    model = build_model(cfg, (2,))
-    strategy = ThreadReplicas([model, build_model(cfg, (2,))]) if replicas > 1 else None
-    return second_core_weights(cfg.training, strategy or SingleProcess(model), threads)
+    return second_core_weights(cfg.training, build_model(cfg, (2,)), single_model)
 
 
-@needs_partner
-def test_which_runs_share_a_second_core(small_config):
+def test_which_runs_split_their_dense_kernels(small_config):
     assert [p.shape for p in shared_by(wide_config(small_config))] == [(128, 128)]
     assert shared_by(small_config()) == []  # every kernel too small to split
     assert shared_by(wide_config(small_config, second_core=False)) == []
     assert shared_by(wide_config(small_config, threads=1)) == []  # threads chosen by the user
-    assert shared_by(wide_config(small_config), threads=2) == []  # a large model's BLAS threads
-    assert shared_by(wide_config(small_config, replicas=2), replicas=2) == []
+    assert shared_by(wide_config(small_config, batch_size=4096)) == []  # a large model's step
+    assert shared_by(wide_config(small_config), single_model=False) == []  # replicas, ranks
     sgd = wide_config(small_config)
     sgd["optimizer"] = {"type": "sgd", "learning_rate": 0.1}
     assert shared_by(sgd) == []  # Adam's update only
@@ -74,3 +70,10 @@ def test_a_run_on_two_cores_equals_one_core_to_round_off_and_repeats_itself(
 def test_a_run_on_two_cores_resumes_exactly_after_a_crash(tmp_path, monkeypatch, small_config):
     config = wide_config(small_config, epochs=3, checkpoint={"every_steps": 3})
     assert_crash_resume_exact(config, tmp_path, monkeypatch, 14)  # epoch 2, after step 3
+
+
+@needs_partner
+def test_eval_scores_a_two_core_run_as_its_validation_did(tmp_path, small_config):
+    result = fit(wide_config(small_config, epochs=2), run_dir=tmp_path / "run", progress="none")
+    report = evaluate_checkpoint(tmp_path / "run", split="val", plots=False).report
+    assert report["loss"] == result.best_metrics["val_loss"]  # the split forward, bit for bit

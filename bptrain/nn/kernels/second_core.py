@@ -97,16 +97,35 @@ def splittable(p) -> bool:
     return p.value.ndim == 2 and p.value.shape[0] >= 2 and p.size >= MIN_SIZE and dtype_ok
 
 
+def can_partner() -> bool:
+    """Whether a partner thread can run here (``partner.available``) beside this thread, on
+    two cores this process may use."""
+    return partner.available() and len(os.sched_getaffinity(0)) >= 2
+
+
+class _Alone:
+    """The partner's place where none runs: this thread computes its halves."""
+
+    def __init__(self, dtype):
+        self.dtype = np.dtype(dtype)
+
+    def wait(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
 @contextlib.contextmanager
-def sharing(params, flat_value, mode: str = "auto") -> Iterator[bool]:
-    """Within the block, the matrices ``params`` (views of the 1-D ``flat_value``, which Adam
-    updates) are shared with a partner thread on a second core; yields whether they are (the
-    partner can run here, this thread may use two cores, and some parameter is
-    ``splittable``). ``mode``: "auto" (``_Pace``), "partner" (always) or "here" (the partner's
-    halves computed by this thread, for tests)."""
+def sharing(params, flat_value, mode: str = "auto") -> Iterator[str | None]:
+    """Within the block, the ``splittable`` matrices among ``params`` (views of the 1-D
+    ``flat_value``, which Adam updates) are split, their second halves computed by a partner
+    thread on a second core where one can run (``can_partner``). Yields "partner", "here" (the
+    splits computed by this thread alone: the same values) or None (nothing split). ``mode``:
+    "auto" (a partner paced by ``_Pace``), "partner" (always) or "here" (no partner)."""
     shared = [p for p in params if splittable(p) and p.value.dtype == flat_value.dtype]
-    if not shared or _state or not partner.available() or len(os.sched_getaffinity(0)) < 2:
-        yield False
+    if not shared or _state:
+        yield None
         return
     plans, ranges = {}, []
     for p in shared:
@@ -114,12 +133,17 @@ def sharing(params, flat_value, mode: str = "auto") -> Iterator[bool]:
         start = (p.value.ctypes.data - flat_value.ctypes.data) // flat_value.itemsize
         ranges.append((start + plan.k * plan.cols, start + p.size))
     ranges = sorted(ranges)[: partner.MAX_RANGES]
-    helper = partner.Partner(flat_value.dtype, core=max(os.sched_getaffinity(0)))
+    if mode != "here" and not can_partner():
+        mode = "here"
+    if mode == "here":
+        helper = _Alone(flat_value.dtype)
+    else:
+        helper = partner.Partner(flat_value.dtype, core=max(os.sched_getaffinity(0)))
     _state.update(partner=helper, pid=os.getpid(), plans=plans, ranges=ranges)
     _state.update(pace=_Pace(mode), on=mode != "here")
     _state["posted_ranges"] = [len(ranges), *(i for r in ranges for i in r)]
     try:
-        yield True
+        yield "here" if mode == "here" else "partner"
     finally:
         _state.clear()
         helper.stop()

@@ -3,6 +3,8 @@ computation, the same bits whoever computes the partner's halves, Adam bit for b
 differences through a shared Dense layer in float64, and the partner's life (parking, waking,
 stopping)."""
 
+import contextlib
+import threading
 import time
 
 import numpy as np
@@ -34,7 +36,7 @@ def test_each_pass_equals_one_core_to_round_off(dtype, tol):
     x = rng.standard_normal((33, 200)).astype(dtype)
     dz = rng.standard_normal((33, 96)).astype(dtype)
     with second_core.sharing([p], flat, mode="partner") as on:
-        assert on
+        assert on == "partner"
         z = second_core.matmul(x, p)
         dx = second_core.matmul_t(dz, p)
         p.fresh = True
@@ -76,7 +78,7 @@ def train(mode: str, steps: int = 12, dtype=np.float32) -> np.ndarray:
     shared = [p for p in params if second_core.splittable(p)]
     assert [p.shape for p in shared] == [(160, 128)]
     with second_core.sharing(shared, params.flat_value, mode=mode) as on:
-        assert on
+        assert on == ("here" if mode == "here" else "partner")
         for i in range(steps):
             model.train_step(x[i], y[i])
     return params.flat_value.copy()
@@ -95,20 +97,13 @@ def test_the_same_bits_whoever_computes_the_partners_halves():
 
 
 def train_without_sharing(steps: int = 12) -> np.ndarray:
+    """``train`` with nothing split: ``sharing`` replaced by a block that splits nothing."""
     original = second_core.sharing
     try:
-        second_core.sharing = lambda *a, **k: nullcontext_true()
+        second_core.sharing = lambda *a, **k: contextlib.nullcontext("here")
         return train("here", steps)
     finally:
         second_core.sharing = original
-
-
-class nullcontext_true:  # noqa: N801 (a stand-in for sharing that shares nothing)
-    def __enter__(self):
-        return True
-
-    def __exit__(self, *exc):
-        return False
 
 
 def test_adam_halves_are_the_reference_bits():
@@ -142,7 +137,7 @@ def test_finite_differences_through_a_shared_dense_layer_in_float64():
         return model.step_loss.forward(model.forward(x, training=True), y)
 
     with second_core.sharing(shared, params.flat_value, mode="partner") as on:
-        assert on
+        assert on == "partner"
         model.compute_gradients(x, y)  # forward, backward: every pass shared
         for p in (shared[0], params[0]):  # the shared kernel (whose dx is shared too), the first
             picked = rng.choice(p.size, 40, replace=False)
@@ -170,10 +165,19 @@ def test_the_partner_parks_when_idle_and_wakes_for_work():
 def test_sharing_declines_what_it_cannot_share():
     small = Parameter(np.zeros((10, 10), np.float32))
     with second_core.sharing([small], small.value.reshape(-1)) as on:
-        assert not on  # below MIN_SIZE
+        assert on is None  # below MIN_SIZE
     p, flat = shared_weight(np.float32)
     with second_core.sharing([p], flat) as on, second_core.sharing([p], flat) as inner:
-        assert on and not inner  # one partner at a time
+        assert on == "partner" and inner is None  # one sharing at a time
+
+
+def test_here_starts_no_thread():
+    p, flat = shared_weight(np.float32)
+    before = threading.active_count()
+    with second_core.sharing([p], flat, mode="here") as on:
+        assert on == "here" and threading.active_count() == before
+        x = np.ones((3, 200), np.float32)
+        np.testing.assert_allclose(second_core.matmul(x, p), x @ p.value, rtol=1e-5)
 
 
 def test_the_pace_keeps_the_faster_way(monkeypatch):
