@@ -64,14 +64,16 @@ class _Plan:
 class _Pace:
     """Whether the partner computes its halves (else the training thread computes them too,
     with the same BLAS calls: the same bits either way), chosen by the measured step time:
-    ``PROBE`` steps with it, ``PROBE`` without, the faster kept for ``KEEP`` steps, then probed
-    again. On the 2-core dev machine some processes found the partner's core slow to share
-    (every step of the MNIST MLP took 0.33 ms with it against 0.25 without; others 0.2)."""
+    ``PROBE`` steps with it, ``PROBE`` without, the faster kept for ``keep`` steps, then probed
+    again; ``keep`` starts at ``KEEP`` and doubles (up to ``MAX_KEEP``) each time the partner
+    loses again, as a probe with a busy partner core costs. On the 2-core dev machine some
+    processes found the partner's core slow to share (a step of the MNIST MLP 0.26-0.33 ms
+    with it against 0.25 without; others 0.19), and beside a busy process it always was."""
 
-    PROBE, KEEP = 48, 2000
+    PROBE, KEEP, MAX_KEEP = 48, 2000, 64000
 
     def __init__(self, mode: str):
-        self.mode, self.i, self.last = mode, 0, None
+        self.mode, self.i, self.last, self.keep = mode, 0, None, self.KEEP
         self.times: dict = {True: [], False: []}
         self.on = mode != "here"
 
@@ -82,12 +84,13 @@ class _Pace:
             return self.on
         if self.last is not None and self.i % self.PROBE > 1 and self.i < probe:
             self.times[self.on].append(now - self.last)  # (not the first two of a phase)
-        self.last, self.i = now, (self.i + 1) % (probe + self.KEEP)
+        self.last, self.i = now, (self.i + 1) % (probe + self.keep)
         if self.i < probe:
             self.on = self.i < self.PROBE
         elif self.i == probe:
             on, off = (float(np.median(self.times[b])) for b in (True, False))
             self.on, self.times = on <= off, {True: [], False: []}
+            self.keep = self.KEEP if self.on else min(2 * self.keep, self.MAX_KEEP)
         return self.on
 
 

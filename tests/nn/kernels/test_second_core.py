@@ -191,3 +191,4 @@ def test_the_pace_keeps_the_faster_way(monkeypatch):
     assert chosen[: pace.PROBE - 1] == [True] * (pace.PROBE - 1)  # probing with the partner
     assert chosen[pace.PROBE] is False  # probing without
     assert chosen[-5:] == [False] * 5  # kept: the faster
+    assert pace.keep == 2 * pace.KEEP  # and probed half as often while the partner loses
