@@ -7,15 +7,16 @@ over both cores, so both cores read the weights, and Adam's writes to them then 
 other core's copies to be invalidated (Adam 95 us instead of 32); and spinning OpenBLAS threads
 stall a run when another process holds a core (see ``train.threads``).
 
-So the partner thread runs one compiled loop (``_serve``, Numba, without the GIL) that polls a
-mailbox (an int64 array): the training thread writes an operation's arguments, then bumps
-``SEQ``; the partner runs it (a GEMM through NumPy's own OpenBLAS, ``kernels.cblas``, or
-Adam's loop over index ranges of the bound flat buffers) and sets ``DONE`` to that number. Each
-poll calls ``sched_yield``, so a busy machine can still run other work on the core; after about
-10 ms without work the partner parks on a condition variable, and the next post wakes it (the
-slow path, once after every pause such as validation). The yield calls also keep the compiler
-from caching mailbox reads, and order the partner's result writes before its ``DONE`` (the
-x86-64 memory model keeps stores in order; other CPUs are not offered, see ``available``).
+So the partner thread runs one compiled loop (``_serve_loop``, Numba, without the GIL) that
+polls a mailbox (an int64 array in cache lines of its own): the training thread writes an
+operation's arguments, then bumps ``SEQ``; the partner runs it (a GEMM through NumPy's own
+OpenBLAS, ``kernels.cblas``, or Adam's loop over index ranges of the bound flat buffers) and sets
+``DONE`` to that number: 1.5 us a round trip. It waits with the x86 PAUSE instruction, which
+also keeps the compiler from caching mailbox reads or moving the results' writes after ``DONE``
+(the x86-64 memory model keeps stores in order; other CPUs are not offered, see ``available``),
+and calls ``sched_yield`` every ``YIELD_EVERY`` polls, so that other work may have the core.
+After ~12 ms without work it parks on a condition variable, and the next post wakes it (the slow
+path, ~0.5 ms, after a pause such as validation).
 """
 
 from __future__ import annotations
@@ -148,7 +149,6 @@ class Partner:
         self.scalars = _own_lines(6, self.dtype)  # Adam's, as its loop takes them
         empty = np.zeros(0, dtype=self.dtype)
         self.bound = (empty, empty, empty, empty)  # Adam's flat buffers w, g, m, v
-        self.pid = os.getpid()
         self._wake = threading.Condition()
         self._serve, *self._functions = _serve()
         self._serve(self.box, *self.bound, self.scalars, 0, 1, *self._functions)  # (compiled now)
@@ -201,8 +201,8 @@ class Partner:
             self._wake.notify()
 
     def _run(self) -> None:
-        # On a core of its own (the training thread keeps to another, see ``second_core``):
-        # two threads left to the scheduler shared one core now and then, for milliseconds.
+        # On a core of its own: the training thread, waking on the same core as the polling
+        # partner, had to wait for the scheduler to move one of them (milliseconds).
         os.sched_setaffinity(0, {self.core})
         box, last = self.box, 0
         while True:
