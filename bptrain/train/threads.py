@@ -1,4 +1,5 @@
-"""How many BLAS threads a training run uses (``blas_threads``).
+"""How many BLAS threads a training run uses (``blas_threads``), and which of its weights it
+splits with a second core (``second_core_weights``, ``bptrain.nn.kernels.second_core``).
 
 Small models run fastest on one thread when anything else runs on the machine: OpenBLAS'
 threads spin-wait for each other, so a GEMM split over two cores waits whenever another process

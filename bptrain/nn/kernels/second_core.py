@@ -46,11 +46,11 @@ class _Plan:
     W and of its gradient, and a kept buffer per batch size for its forward half."""
 
     def __init__(self, p):
-        self.value, self.grad_array = p.value, p.grad  # (a parameter rebound is not shared)
+        self.value, self.grad = p.value, p.grad  # (a parameter rebound since is not shared)
         self.rows, self.cols = p.shape
         self.k, self.itemsize = self.rows // 2, p.value.itemsize
-        self.w = p.value[self.k :].ctypes.data
-        self.grad = p.grad[self.k :].ctypes.data
+        self.w_at = p.value[self.k :].ctypes.data
+        self.grad_at = p.grad[self.k :].ctypes.data
         self.theirs: dict = {}
 
     def buffer(self, n: int):
@@ -158,7 +158,7 @@ def _plan(p, a) -> tuple:
     plan = _state.get("plans", {}).get(id(p))
     if plan is None or _state["pid"] != os.getpid():
         return None, None
-    if p.value is not plan.value or p.grad is not plan.grad_array:
+    if p.value is not plan.value or p.grad is not plan.grad:
         return None, None
     if a.ndim != 2 or a.dtype != p.value.dtype or not a.flags.c_contiguous:
         return None, None
@@ -175,7 +175,9 @@ def matmul(x, p):
     theirs, address = plan.buffer(n)
     if _state["on"]:
         xk = x.ctypes.data + k * plan.itemsize
-        helper.gemm([NO_TRANS, NO_TRANS, n, cols, rows - k, xk, rows, plan.w, cols, address, cols])
+        helper.gemm(
+            [NO_TRANS, NO_TRANS, n, cols, rows - k, xk, rows, plan.w_at, cols, address, cols]
+        )
     else:  # the same BLAS call (NumPy passes these views to sgemm as they are)
         np.matmul(x[:, k:], w[k:], out=theirs)
     out = np.matmul(x[:, :k], w[:k])
@@ -196,7 +198,7 @@ def matmul_t(dz, p):
     if _state["on"]:
         outk = out.ctypes.data + k * plan.itemsize
         helper.gemm(
-            [NO_TRANS, TRANS, n, rows - k, cols, dz.ctypes.data, cols, plan.w, cols, outk, rows]
+            [NO_TRANS, TRANS, n, rows - k, cols, dz.ctypes.data, cols, plan.w_at, cols, outk, rows]
         )
     else:
         np.matmul(dz, w[k:].T, out=out[:, k:])
@@ -210,13 +212,15 @@ def weight_gradient(p, x, dz) -> bool:
     partner, if ``p`` is shared and its gradient ``fresh`` (``kernels.grads``); returns
     whether it did (else the caller adds the product itself)."""
     helper, plan = _plan(p, x)
-    if helper is None or not p.fresh or _plan(p, dz)[0] is None or x.shape[1] != plan.rows:
+    if helper is None or not p.fresh or x.shape[1] != plan.rows:
+        return False
+    if dz.dtype != x.dtype or not dz.flags.c_contiguous or dz.shape != (len(x), plan.cols):
         return False
     (n, rows), k, cols = x.shape, plan.k, plan.cols
     if _state["on"]:
         xk = x.ctypes.data + k * plan.itemsize
         helper.gemm(
-            [TRANS, NO_TRANS, rows - k, cols, n, xk, rows, dz.ctypes.data, cols, plan.grad, cols]
+            [TRANS, NO_TRANS, rows - k, cols, n, xk, rows, dz.ctypes.data, cols, plan.grad_at, cols]
         )
     else:
         np.matmul(x[:, k:].T, dz, out=p.grad[k:])
