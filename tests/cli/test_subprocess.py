@@ -106,6 +106,36 @@ def test_sigint_saves_a_checkpoint_exits_130_and_resumes(tmp_path, reference):
     assert_same_run(ref, tmp_path / "stopped")
 
 
+def test_sigint_on_a_two_core_run_stops_the_partner_and_resumes_exactly(tmp_path, small_config):
+    """A run whose 128x128 kernel is split with a second core (``training.second_core``; where
+    no partner thread can run, both halves run on one: the same values) stops cleanly on
+    SIGINT and resumes to the uninterrupted run's bits."""
+    config = slow_config(small_config)
+    config["training"]["epochs"] = 10
+    config["model"]["layers"] = [
+        {"type": "Dense", "units": 128, "activation": "relu"},
+        {"type": "Dense", "units": 128, "activation": "relu"},
+        {"type": "Dense", "units": 3, "activation": "softmax"},
+    ]
+    path = tmp_path / "wide.yaml"
+    path.write_text(yaml.safe_dump(config))
+    ref = fit(config, run_dir=tmp_path / "reference", progress="none").run_dir
+    proc = start(["fit", path, "--run-dir", "stopped", "--progress", "plain"], tmp_path)
+    wait_for(tmp_path / "stopped" / "checkpoints" / "last.safetensors", proc)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert err.startswith("interrupted by SIGINT after epoch ")
+    done = subprocess.run(
+        [*COMMAND, "fit", "--resume", "stopped", "--progress", "none"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert_same_run(ref, tmp_path / "stopped")
+
+
 def test_python_dash_m_and_exit_codes(tmp_path):
     (tmp_path / "bad.yaml").write_text("data: {dataset: spirals}\nmodle: {}\n")
     result = subprocess.run(
