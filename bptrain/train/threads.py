@@ -22,6 +22,11 @@ from bptrain.config.sections import TrainingOptions
 
 # Multiply-adds per training step above which more threads pay off (measured on 2 cores).
 PARALLEL_WORK = 100e6
+# Multiply-adds of one GEMM of a Dense kernel (batch x kernel size) from which splitting it with
+# a second core pays. Measured in ``bptrain fit`` epochs, split against not: the MNIST MLP at
+# batch 16 (1.6M) 0.49 against 0.64 s; 256x256 hidden layers at batch 16 (1.0M) even; 128x128
+# at batch 16 (0.26M) 45 against 31 ms.
+SPLIT_WORK = 1.5e6
 
 
 def step_work(network, batch_size: int) -> float:
@@ -66,12 +71,14 @@ def second_core_weights(training: TrainingOptions, model, single_model: bool) ->
     """The weight matrices a run splits in two (``kernels.second_core``), or []: with
     ``training.second_core``, for one model (``single_model``: no replicas, MPI ranks or
     pipeline stages) on NumPy with Adam, small enough for one BLAS thread by default (``threads``
-    unset, ``step_work`` below ``PARALLEL_WORK``), its Dense layers' ``splittable`` kernels.
-    The config alone decides, so the values do not depend on the machine; a partner thread
-    computes the second halves on a second core where one can run (``can_partner``). On the
-    MNIST MLP the step took 190 us instead of 250 (alternating on the 2-core dev machine)."""
+    unset, ``step_work`` below ``PARALLEL_WORK``), its Dense layers' ``splittable`` kernels
+    whose GEMMs are worth it (``SPLIT_WORK``), if Adam's update is the compiled pass the partner
+    can take half of (``compiled.MIN_SIZE`` parameters). The config alone decides, so the values
+    do not depend on the machine; a partner thread computes the second halves on a second core
+    where one can run (``can_partner``). On the MNIST MLP the step took 190 us instead of 250
+    (alternating on the 2-core dev machine)."""
     from bptrain.nn import Dense, backend
-    from bptrain.nn.kernels import second_core
+    from bptrain.nn.kernels import compiled, second_core
 
     if not (training.second_core and training.threads is None and single_model):
         return []
@@ -79,5 +86,8 @@ def second_core_weights(training: TrainingOptions, model, single_model: bool) ->
         return []
     if step_work(model.network, training.batch_size) >= PARALLEL_WORK:
         return []
-    dense = [layer for layer in model.network.layers if isinstance(layer, Dense)]
-    return [layer.kernel for layer in dense if second_core.splittable(layer.kernel)]
+    if sum(p.size for p in model.parameters()) < compiled.MIN_SIZE:
+        return []  # (Adam's NumPy passes on one core would write the partner's rows)
+    kernels = [layer.kernel for layer in model.network.layers if isinstance(layer, Dense)]
+    worth = [k for k in kernels if training.batch_size * k.size >= SPLIT_WORK]
+    return [k for k in worth if second_core.splittable(k)]

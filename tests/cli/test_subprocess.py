@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
+from bptrain.nn.kernels import second_core
 from bptrain.runs import checkpoint
 from bptrain.train import fit
 
@@ -107,14 +108,14 @@ def test_sigint_saves_a_checkpoint_exits_130_and_resumes(tmp_path, reference):
 
 
 def test_sigint_on_a_two_core_run_stops_the_partner_and_resumes_exactly(tmp_path, small_config):
-    """A run whose 128x128 kernel is split with a second core (``training.second_core``; where
+    """A run whose 512x512 kernel is split with a second core (``training.second_core``; where
     no partner thread can run, both halves run on one: the same values) stops cleanly on
     SIGINT and resumes to the uninterrupted run's bits."""
     config = slow_config(small_config)
     config["training"]["epochs"] = 10
     config["model"]["layers"] = [
-        {"type": "Dense", "units": 128, "activation": "relu"},
-        {"type": "Dense", "units": 128, "activation": "relu"},
+        {"type": "Dense", "units": 512, "activation": "relu"},
+        {"type": "Dense", "units": 512, "activation": "relu"},
         {"type": "Dense", "units": 3, "activation": "softmax"},
     ]
     path = tmp_path / "wide.yaml"
@@ -126,6 +127,7 @@ def test_sigint_on_a_two_core_run_stops_the_partner_and_resumes_exactly(tmp_path
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert err.startswith("interrupted by SIGINT after epoch ")
+    assert ("a second core takes half" in out) == second_core.can_partner()
     done = subprocess.run(
         [*COMMAND, "fit", "--resume", "stopped", "--progress", "none"],
         cwd=tmp_path,

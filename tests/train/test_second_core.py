@@ -21,12 +21,13 @@ needs_partner = pytest.mark.skipif(
 )
 
 
-def wide_config(small_config, **training) -> dict:
-    """``small_config`` with a 128x128 hidden kernel: big enough to share (16,384 weights)."""
+def wide_config(small_config, units: int = 512, **training) -> dict:
+    """``small_config`` with a hidden kernel of ``units`` x ``units``: 512 are worth splitting
+    at its batch of 16 (4.2M multiply-adds a GEMM, ``SPLIT_WORK``)."""
     config = small_config(**training)
     config["model"]["layers"] = [
-        {"type": "Dense", "units": 128, "activation": "relu"},
-        {"type": "Dense", "units": 128, "activation": "relu"},
+        {"type": "Dense", "units": units, "activation": "relu"},
+        {"type": "Dense", "units": units, "activation": "relu"},
         {"type": "Dense", "units": 3, "activation": "softmax"},
     ]
     return config
@@ -38,8 +39,11 @@ def shared_by(config: dict, single_model: bool = True) -> list:
 
 
 def test_which_runs_split_their_dense_kernels(small_config):
-    assert [p.shape for p in shared_by(wide_config(small_config))] == [(128, 128)]
+    assert [p.shape for p in shared_by(wide_config(small_config))] == [(512, 512)]
     assert shared_by(small_config()) == []  # every kernel too small to split
+    assert shared_by(wide_config(small_config, units=128)) == []  # GEMMs too short to pay
+    assert shared_by(wide_config(small_config, units=128, batch_size=128)) == []  # Adam in NumPy
+    assert shared_by(wide_config(small_config, units=256, batch_size=32)) != []  # 2.1M, 66K
     assert shared_by(wide_config(small_config, second_core=False)) == []
     assert shared_by(wide_config(small_config, threads=1)) == []  # threads chosen by the user
     assert shared_by(wide_config(small_config, batch_size=4096)) == []  # a large model's step
