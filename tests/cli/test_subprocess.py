@@ -85,8 +85,9 @@ def test_killed_after_its_first_checkpoint_then_resumed(tmp_path, reference):
     assert_same_run(ref, tmp_path / "killed")
 
 
-def test_sigint_saves_a_checkpoint_exits_130_and_resumes(tmp_path, reference):
-    ref, config = reference
+def interrupted_then_resumed(tmp_path, ref: Path, config: Path) -> str:
+    """Run ``config`` in a child, SIGINT it after its first checkpoint (exit 130, one line on
+    stderr), resume it to the end and check that it ends as ``ref``; returns its first stdout."""
     proc = start(["fit", config, "--run-dir", "stopped", "--progress", "plain"], tmp_path)
     wait_for(tmp_path / "stopped" / "checkpoints" / "last.safetensors", proc)
     proc.send_signal(signal.SIGINT)
@@ -105,6 +106,11 @@ def test_sigint_saves_a_checkpoint_exits_130_and_resumes(tmp_path, reference):
     )
     assert done.returncode == 0, done.stderr
     assert_same_run(ref, tmp_path / "stopped")
+    return out
+
+
+def test_sigint_saves_a_checkpoint_exits_130_and_resumes(tmp_path, reference):
+    interrupted_then_resumed(tmp_path, *reference)
 
 
 def test_sigint_on_a_two_core_run_stops_the_partner_and_resumes_exactly(tmp_path, small_config):
@@ -121,21 +127,8 @@ def test_sigint_on_a_two_core_run_stops_the_partner_and_resumes_exactly(tmp_path
     path = tmp_path / "wide.yaml"
     path.write_text(yaml.safe_dump(config))
     ref = fit(config, run_dir=tmp_path / "reference", progress="none").run_dir
-    proc = start(["fit", path, "--run-dir", "stopped", "--progress", "plain"], tmp_path)
-    wait_for(tmp_path / "stopped" / "checkpoints" / "last.safetensors", proc)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130, err
-    assert err.startswith("interrupted by SIGINT after epoch ")
+    out = interrupted_then_resumed(tmp_path, ref, path)
     assert ("a second core takes half" in out) == second_core.can_partner()
-    done = subprocess.run(
-        [*COMMAND, "fit", "--resume", "stopped", "--progress", "none"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stderr
-    assert_same_run(ref, tmp_path / "stopped")
 
 
 def test_python_dash_m_and_exit_codes(tmp_path):
