@@ -14,6 +14,7 @@ import math
 from bptrain.nn import backend, registry, schedules
 from bptrain.nn.kernels.adam import adam_update
 from bptrain.nn.kernels.scratch import Scratch
+from bptrain.nn.kernels.sgd_rmsprop import no_slot, rmsprop_update, sgd_update
 from bptrain.nn.parameter import flat_views
 
 
@@ -130,16 +131,8 @@ class SGD(Optimizer):
         self.slot_names = ("velocity",) if momentum else ()
 
     def update(self, w, g, slots, lr):
-        if not self.momentum:
-            w -= lr * g
-            return
-        v = slots["velocity"]
-        v *= self.momentum
-        v -= lr * g
-        if self.nesterov:
-            w += self.momentum * v - lr * g
-        else:
-            w += v
+        v = slots["velocity"] if self.momentum else no_slot(w.dtype)
+        sgd_update(w, g, v, lr, self.momentum, self.nesterov)  # (kernels.sgd_rmsprop)
 
 
 class RMSprop(Optimizer):
@@ -168,6 +161,8 @@ class RMSprop(Optimizer):
     def update(self, w, g, slots, lr):
         xp = backend.xp
         v = slots["velocity"]
+        if not self.centered and not self.momentum:  # one compiled pass where it can run
+            return rmsprop_update(w, g, v, lr, self.rho, self.epsilon)
         v *= self.rho
         v += (1 - self.rho) * g * g
         denom = v

@@ -92,7 +92,10 @@ def _fit(config: Config, note: str, start: Start, world, report, run_dir, runs_r
     model = strategy.model  # a pipeline rank's stage: the whole model is let go
     shared = second_core_weights(config.training, model, type(strategy) is SingleProcess)
     if shared and second_core.can_partner():
-        sharing += f"; a second core takes half of {len(shared)} Dense kernel(s) and of Adam"
+        update = f"{model.optimizer.name} update"
+        sharing += (
+            f"; a second core takes half of {len(shared)} Dense kernel(s) and of the {update}"
+        )
     run = start.run or open_fresh(world, run_dir, runs_root, config.name)
     trainer = Trainer(config, data, model, run, report, strategy)
     begin(trainer, start, world)

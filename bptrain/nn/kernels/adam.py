@@ -67,7 +67,7 @@ def adam_fused(w, g, m, v, lr_t, b1, b2, eps) -> None:
     s = w.dtype.type
     loop = compiled(_adam_loop)
     scalars = (s(lr_t), s(b1), s(1 - b1), s(b2), s(1 - b2), s(eps))
-    if not second_core.adam(loop, w, g, m, v, scalars):  # (the loop's halves on two cores)
+    if not second_core.update(second_core.ADAM, loop, (w, g, m, v), scalars):  # (two cores?)
         loop(w, g, m, v, *scalars)
 
 

@@ -35,8 +35,8 @@ from bptrain.nn.kernels.compiled import compiled
 # Mailbox slots: the training thread writes SEQ, OP and the arguments (from ARGS), the partner
 # DONE and PARKED, which lie in a cache line of their own (``_own_lines``).
 SEQ, OP, ARGS, DONE, PARKED, SLOTS = 0, 1, 2, 24, 25, 32
-SGEMM, DGEMM, ADAM, BIND, STOP = 1, 2, 3, 4, 5
-MAX_RANGES = 8  # index ranges of one Adam operation
+SGEMM, DGEMM, BIND, STOP, ADAM, SGD, RMSPROP = 1, 2, 3, 4, 5, 6, 7
+MAX_RANGES = 8  # index ranges of one optimizer update
 POLLS = 200_000  # polls (a PAUSE each, ~50 ns on AMD Zen) before the partner parks
 YIELD_EVERY = 64  # polls between calls to sched_yield
 _serve_cache: list = []
@@ -53,14 +53,17 @@ def _serve():
     """(the partner's compiled loop, sgemm, dgemm, sched_yield), made once (None where it
     cannot be)."""
     if not _serve_cache:
-        from bptrain.nn.kernels.adam import _adam_loop  # (which imports this module's users)
+        from bptrain.nn.kernels import adam, sgd_rmsprop  # (which import this module's users)
 
-        blas, adam = cblas.gemms(), compiled(_adam_loop)
-        if blas is None or adam is None:
+        blas = cblas.gemms()
+        loops = [compiled(f) for f in (adam._adam_loop, sgd_rmsprop._sgd_loop)]
+        loops.append(compiled(sgd_rmsprop._rmsprop_loop))
+        if blas is None or None in loops:
             _serve_cache.append(None)
         else:
-            global _relax_pause, _adam_ranges
-            _relax_pause, _adam_ranges = _relax(), adam
+            global _relax_pause, _adam_ranges, _sgd_ranges, _rmsprop_ranges
+            _relax_pause = _relax()
+            _adam_ranges, _sgd_ranges, _rmsprop_ranges = loops
             libc = ctypes.CDLL(None)
             yield_core = libc.sched_yield
             yield_core.argtypes, yield_core.restype = [], ctypes.c_int
@@ -90,11 +93,11 @@ def _relax():
     return relax
 
 
-# What ``_serve_loop`` calls, set (by ``_serve``) before it is compiled: PAUSE, Adam's loop.
-_relax_pause = _adam_ranges = None
+# What ``_serve_loop`` calls, set (by ``_serve``) before it is compiled: PAUSE, the updates.
+_relax_pause = _adam_ranges = _sgd_ranges = _rmsprop_ranges = None
 
 
-def _serve_loop(box, w, g, m, v, scalars, last, polls, sgemm, dgemm, yield_core):
+def _serve_loop(box, w, g, a, b, scalars, last, polls, sgemm, dgemm, yield_core):
     """Run posted operations until BIND or STOP arrives (returns (its number, 1)) or ``polls``
     polls find none (returns (last, 0)). The C functions come as arguments, so that Numba can
     cache the compiled loop on disk (compiled in, their addresses would tie it to a process)."""
@@ -110,20 +113,25 @@ def _serve_loop(box, w, g, m, v, scalars, last, polls, sgemm, dgemm, yield_core)
             continue
         last, left = box[SEQ], polls
         _relax_pause()  # (the arguments are read after SEQ)
-        op, a = box[OP], box[ARGS:]
+        op, x = box[OP], box[ARGS:]
         if op == BIND or op == STOP:
             return last, 1
         if op == SGEMM:
-            sgemm(cblas.ROW_MAJOR, a[0], a[1], a[2], a[3], a[4], np.float32(1), a[5], a[6],
-                  a[7], a[8], np.float32(0), a[9], a[10])  # fmt: skip
+            sgemm(cblas.ROW_MAJOR, x[0], x[1], x[2], x[3], x[4], np.float32(1), x[5], x[6],
+                  x[7], x[8], np.float32(0), x[9], x[10])  # fmt: skip
         elif op == DGEMM:
-            dgemm(cblas.ROW_MAJOR, a[0], a[1], a[2], a[3], a[4], 1.0, a[5], a[6],
-                  a[7], a[8], 0.0, a[9], a[10])  # fmt: skip
-        elif op == ADAM:
+            dgemm(cblas.ROW_MAJOR, x[0], x[1], x[2], x[3], x[4], 1.0, x[5], x[6],
+                  x[7], x[8], 0.0, x[9], x[10])  # fmt: skip
+        else:  # an optimizer's update over index ranges of the bound buffers w, g, a, b
             s = scalars
-            for r in range(a[0]):
-                i = slice(a[1 + 2 * r], a[2 + 2 * r])
-                _adam_ranges(w[i], g[i], m[i], v[i], s[0], s[1], s[2], s[3], s[4], s[5])
+            for r in range(x[0]):
+                i = slice(x[1 + 2 * r], x[2 + 2 * r])
+                if op == ADAM:
+                    _adam_ranges(w[i], g[i], a[i], b[i], s[0], s[1], s[2], s[3], s[4], s[5])
+                elif op == SGD:
+                    _sgd_ranges(w[i], g[i], a[i], s[0], s[1], s[2])
+                elif op == RMSPROP:
+                    _rmsprop_ranges(w[i], g[i], a[i], s[0], s[1], s[2], s[3])
         _relax_pause()  # (the results are written before DONE)
         box[DONE] = last
 
@@ -146,9 +154,9 @@ class Partner:
         self.core = core
         self.box = _own_lines(SLOTS, np.int64)
         self.dtype = np.dtype(dtype)
-        self.scalars = _own_lines(6, self.dtype)  # Adam's, as its loop takes them
-        empty = np.zeros(0, dtype=self.dtype)
-        self.bound = (empty, empty, empty, empty)  # Adam's flat buffers w, g, m, v
+        self.scalars = _own_lines(6, self.dtype)  # an update's, as its loop takes them
+        self.empty = np.zeros(0, dtype=self.dtype)
+        self.bound = (self.empty,) * 4  # an optimizer's flat buffers w, g and up to two slots
         self._wake = threading.Condition()
         self._serve, *self._functions = _serve()
         self._serve(self.box, *self.bound, self.scalars, 0, 1, *self._functions)  # (compiled now)
@@ -160,16 +168,17 @@ class Partner:
         b, ldb, c, ldc: flags, sizes and addresses) in the partner's dtype."""
         self.post(SGEMM if self.dtype == np.float32 else DGEMM, args)
 
-    def adam(self, w, g, m, v, scalars, ranges: list) -> None:
-        """Post Adam's update of flat buffers w, g, m, v over the index ranges in ``ranges``
-        ([count, lo, hi, lo, hi, ...]) with ``scalars`` (lr_t, b1, 1 - b1, b2, 1 - b2, eps)."""
-        bound = self.bound
-        if not (w is bound[0] and g is bound[1] and m is bound[2] and v is bound[3]):
-            self.bound = (w, g, m, v)
+    def update(self, op: int, arrays: tuple, scalars: tuple, ranges: list) -> None:
+        """Post an optimizer's update (``op``: ADAM, SGD or RMSPROP) of its flat buffers
+        ``arrays`` (w, g and up to two slots) over the index ranges in ``ranges`` ([count, lo,
+        hi, lo, hi, ...]) with ``scalars`` (as its loop takes them)."""
+        bound = (*arrays, *(self.empty,) * (4 - len(arrays)))  # (unused slots: empty arrays)
+        if any(x is not y for x, y in zip(bound, self.bound, strict=True)):
+            self.bound = bound
             self.post(BIND, [])
             self.wait()
-        self.scalars[:] = scalars
-        self.post(ADAM, ranges)
+        self.scalars[: len(scalars)] = scalars
+        self.post(op, ranges)
 
     def wait(self) -> None:
         """Until the partner has done the last operation posted."""

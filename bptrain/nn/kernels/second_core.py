@@ -8,7 +8,8 @@ it (``MIN_SIZE``) is split at row k = rows // 2, and the partner thread on the s
     forward          z = x[:, :k] @ W[:k]  +  x[:, k:] @ W[k:]          (``matmul``)
     weight gradient  dW[:k] = x[:, :k].T @ dz  |  dW[k:] = x[:, k:].T @ dz   (``weight_gradient``)
     input gradient   dx[:, :k] = dz @ W[:k].T  |  dx[:, k:] = dz @ W[k:].T   (``matmul_t``)
-    Adam             w, m, v of rows [:k]  |  of rows [k:]                  (``adam``)
+    the update       w and its slots (Adam's m, v; SGD's velocity; RMSprop's) of rows [:k]
+                     |  of rows [k:]                                      (``update``)
 
 so each core reads and writes only its own rows of W, dW and Adam's moments, which stay in its
 cache; the cores exchange only the small x, dz and partial z. The training thread computes its
@@ -34,6 +35,7 @@ import numpy as np
 
 from bptrain.nn.kernels import partner
 from bptrain.nn.kernels.cblas import NO_TRANS, TRANS
+from bptrain.nn.kernels.partner import ADAM, RMSPROP, SGD  # noqa: F401 (the updates' names)
 
 # Weights below this size are not split: their GEMMs are shorter than the hand-over (~2 us).
 MIN_SIZE = 1 << 14
@@ -78,7 +80,7 @@ class _Pace:
         self.on = mode != "here"
 
     def step(self) -> bool:
-        """Called once a step (by ``adam``); whether the next step uses the partner."""
+        """Called once a step (by ``update``); whether the next step uses the partner."""
         now, probe = time.perf_counter(), 2 * self.PROBE
         if self.mode != "auto":
             return self.on
@@ -230,25 +232,26 @@ def weight_gradient(p, x, dz) -> bool:
     return True
 
 
-def adam(loop, w, g, m, v, scalars) -> bool:
-    """Adam's compiled ``loop`` (``kernels.adam``) over the flat buffers w, g, m, v with
-    ``scalars`` (lr_t, b1, 1 - b1, b2, 1 - b2, eps, of w's dtype), the shared matrices' second
-    halves by the partner, if ``sharing`` is on; returns whether it ran."""
-    helper = _state.get("partner")
+def update(op: int, loop, arrays: tuple, scalars: tuple) -> bool:
+    """An optimizer's compiled ``loop`` (``ADAM``, ``SGD`` or ``RMSPROP``: ``kernels.adam``,
+    ``kernels.sgd_rmsprop``) over its flat buffers ``arrays`` (w, g, then its slots) with
+    ``scalars`` (of w's dtype), the shared matrices' second halves by the partner, if ``sharing``
+    is on; returns whether it ran (else the caller runs the loop)."""
+    helper, w = _state.get("partner"), arrays[0]
     if helper is None or _state["pid"] != os.getpid() or w.dtype != helper.dtype:
         return False
     ranges = _state["ranges"]
     if ranges[-1][1] > w.size:
         return False
     if _state["on"]:
-        helper.adam(w, g, m, v, scalars, _state["posted_ranges"])
+        helper.update(op, arrays, scalars, _state["posted_ranges"])
         start = 0
         for lo, hi in [*ranges, (w.size, w.size)]:
             if lo > start:
-                loop(w[start:lo], g[start:lo], m[start:lo], v[start:lo], *scalars)
+                loop(*(a[start:lo] for a in arrays), *scalars)
             start = hi
         helper.wait()
     else:  # elementwise: one pass gives the bits of the halves
-        loop(w, g, m, v, *scalars)
+        loop(*arrays, *scalars)
     _state["on"] = _state["pace"].step()
     return True

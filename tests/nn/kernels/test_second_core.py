@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from bptrain.nn import Adam, Dense, Model, Sequential
+from bptrain.nn import SGD, Adam, Dense, Model, RMSprop, Sequential
 from bptrain.nn.gradcheck import numeric_gradient, relative_error
 from bptrain.nn.kernels import adam as adam_kernels
 from bptrain.nn.kernels import partner, second_core
@@ -53,7 +53,7 @@ def test_outside_sharing_nothing_is_split():
     np.testing.assert_array_equal(second_core.matmul(x, p), x @ p.value)
     p.fresh = True
     assert not second_core.weight_gradient(p, x, x[:, :96].copy())  # the caller adds it
-    assert not second_core.adam(None, p.value, p.grad, p.grad, p.grad, ())
+    assert not second_core.update(second_core.ADAM, None, (p.value, p.grad, p.grad, p.grad), ())
 
 
 def test_a_gradient_that_is_not_fresh_is_left_to_the_caller():
@@ -64,12 +64,12 @@ def test_a_gradient_that_is_not_fresh_is_left_to_the_caller():
         assert not second_core.weight_gradient(p, x, np.ones((4, 96), np.float32))
 
 
-def train(mode: str, steps: int = 12, dtype=np.float32) -> np.ndarray:
+def train(mode: str, steps: int = 12, dtype=np.float32, optimizer=None) -> np.ndarray:
     """A 3-layer MLP whose 160x128 middle kernel is shared (its input gradient too), trained
-    with Adam within ``sharing(mode)``; returns the flat weights."""
+    with ``optimizer`` (Adam) within ``sharing(mode)``; returns the flat weights."""
     network = Sequential([Dense(160, "relu"), Dense(128, "relu"), Dense(3)])
     network.build((20,), np.random.default_rng(0))
-    model = Model(network, "sparse_categorical_crossentropy", Adam(1e-2))
+    model = Model(network, "sparse_categorical_crossentropy", optimizer or Adam(1e-2))
     model.cast(dtype)
     rng = np.random.default_rng(2)
     x = rng.standard_normal((steps, 32, 20)).astype(dtype)
@@ -94,6 +94,17 @@ def test_the_same_bits_whoever_computes_the_partners_halves():
     # near zero into a weight change of a fraction of lr: 1.5e-4 here).
     np.testing.assert_allclose(here, one_core, atol=1e-3)
     assert np.abs(here - one_core).mean() < 1e-6
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda: SGD(0.05, momentum=0.9), lambda: SGD(0.05), lambda: RMSprop(1e-3)],
+    ids=["sgd-momentum", "sgd", "rmsprop"],
+)
+def test_sgd_and_rmsprop_updates_split_to_the_same_bits(make):
+    here = train("here", optimizer=make())
+    np.testing.assert_array_equal(train("partner", optimizer=make()), here)
+    assert not np.array_equal(here, train("here", steps=1, optimizer=make()))  # it trained
 
 
 def train_without_sharing(steps: int = 12) -> np.ndarray:
