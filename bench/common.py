@@ -27,9 +27,8 @@ from threadpoolctl import threadpool_info, threadpool_limits
 from bptrain.config.sections import TrainingOptions
 from bptrain.data import load_dataset
 from bptrain.nn import backend
-from bptrain.nn.kernels import second_core
 from bptrain.train.denormals import flush_denormals
-from bptrain.train.threads import second_core_weights, usable_cores
+from bptrain.train.threads import second_core_sharing, usable_cores
 
 # The same malloc setting ``bptrain fit`` makes at startup (see ``backend.keep_freed_memory``):
 # without it every step faults its large temporaries back in, on both sides.
@@ -107,9 +106,8 @@ def bptrain_loop(model, x, y, order: np.ndarray, batch_size: int):
 
     def run(threads):
         # (fit's default, threads unset: one BLAS thread and the split; threads: 2 is the user's)
-        shared = second_core_weights(TrainingOptions(), model, True) if threads == 1 else []
-        flat = model.parameters().flat_value
-        with flush_denormals(), second_core.sharing(shared, flat):
+        training = TrainingOptions(second_core=threads == 1)
+        with flush_denormals(), second_core_sharing(training, model):
             for i in range(0, len(order), batch_size):
                 idx = order[i : i + batch_size]
                 model.train_step(x[idx], y[idx])

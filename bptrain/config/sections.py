@@ -96,9 +96,9 @@ class TrainingOptions:
     flushed to zero, as TensorFlow and JAX do on the CPU: the optimizer's decaying moments make
     them, and they are slow (see ``bptrain.train.denormals``). false keeps IEEE denormals.
     second_core: a run on one BLAS thread by default (``threads`` null, a small model), of
-    one model with Adam, SGD or RMSprop, shares its large Dense layers with a second core (those worth it:
-    ``bptrain.train.threads.second_core_weights``): a partner thread
-    computes half of their weights' rows in every pass and in Adam's update (see
+    one model with Adam, SGD or RMSprop, shares its large Dense layers with a second core
+    (those worth it: ``bptrain.train.threads.second_core_weights``): a partner thread computes
+    half of their weights' rows in every pass and in the optimizer's update (see
     ``bptrain.nn.kernels.second_core``); results equal one core's to float32 round-off and
     are repeatable and resumable bit for bit. false keeps to one core."""
 

@@ -21,6 +21,9 @@ from bptrain.nn.parameter import flat_views
 class Optimizer:
     name = ""
     slot_names: tuple[str, ...] = ()
+    # Whether ``update`` is one compiled pass over the flat buffers where it can run, of which a
+    # second core can take half (``kernels.second_core.update``).
+    compiled_update = False
 
     def __init__(
         self,
@@ -124,6 +127,7 @@ class SGD(Optimizer):
     """``v = momentum*v - lr*g; w += v`` (Nesterov: ``w += momentum*v - lr*g``)."""
 
     name = "sgd"
+    compiled_update = True
 
     def __init__(self, learning_rate=0.01, momentum: float = 0.0, nesterov: bool = False, **kw):
         super().__init__(learning_rate, **kw)
@@ -157,12 +161,13 @@ class RMSprop(Optimizer):
         if momentum:
             names.append("momentum")
         self.slot_names = tuple(names)
+        self.compiled_update = not centered and not momentum
 
     def update(self, w, g, slots, lr):
-        xp = backend.xp
         v = slots["velocity"]
-        if not self.centered and not self.momentum:  # one compiled pass where it can run
+        if self.compiled_update:
             return rmsprop_update(w, g, v, lr, self.rho, self.epsilon)
+        xp = backend.xp
         v *= self.rho
         v += (1 - self.rho) * g * g
         denom = v
@@ -193,6 +198,7 @@ class Adam(Optimizer):
 
     name = "adam"
     slot_names = ("m", "v")
+    compiled_update = True
 
     def __init__(
         self,
@@ -216,6 +222,7 @@ class AdamW(Adam):
     """Adam with decoupled weight decay: ``w -= lr * weight_decay * w`` before the Adam step."""
 
     name = "adamw"
+    compiled_update = False  # (the decay is a NumPy pass over all of w first)
 
     def __init__(self, learning_rate=0.001, weight_decay: float = 0.004, **kw):
         super().__init__(learning_rate, **kw)

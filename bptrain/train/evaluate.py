@@ -14,13 +14,12 @@ from bptrain.data import load_dataset
 from bptrain.data.preprocess import unscale_targets
 from bptrain.data.weights import with_sample_weights
 from bptrain.errors import CheckpointError, ConfigError
-from bptrain.nn.kernels import second_core
 from bptrain.runs import RunDir, checkpoint, run_dir_of
 from bptrain.runs.atomic import write_text
 from bptrain.train import metrics
 from bptrain.train.denormals import flush_denormals
 from bptrain.train.resume import as_saved
-from bptrain.train.threads import second_core_weights
+from bptrain.train.threads import second_core_sharing
 
 FIXED_FOR_EVAL = ("model", "loss")
 
@@ -65,11 +64,9 @@ def as_trained(config: Config, model) -> Iterator[None]:
     """Within the block ``model`` computes as its run did: denormals flushed or not
     (``training.flush_denormals``), its Dense kernels split in two or not (``second_core``;
     both halves on this thread, the same values)."""
-    shared = second_core_weights(config.training, model, single_model=True)
-    flat = model.parameters().flat_value
     with (
         flush_denormals(config.training.flush_denormals),
-        second_core.sharing(shared, flat, "here"),
+        second_core_sharing(config.training, model, "here"),
     ):
         yield
 

@@ -6,7 +6,6 @@ result.run_dir, result.best_epoch, result.best_metrics["val_accuracy"]
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 from collections.abc import Mapping, Sequence
@@ -132,7 +131,7 @@ def train(trainer: Trainer, threads: int, world, shared: list = ()) -> None:
         # Overflow warnings would only clutter the output: the NaN guard reports divergence.
         with (
             threadpool_limits(limits=threads, user_api="blas"),
-            second_core.sharing(shared, flat) if shared else contextlib.nullcontext(),
+            second_core.sharing(shared, flat),  # (nothing when shared is empty)
             np.errstate(all="ignore"),
             stop_on_signals() as stop,
             world.training(),

@@ -19,6 +19,8 @@ import math
 import os
 
 from bptrain.config.sections import TrainingOptions
+from bptrain.nn import Dense, backend
+from bptrain.nn.kernels import compiled, second_core
 
 # Multiply-adds per training step above which more threads pay off (measured on 2 cores).
 PARALLEL_WORK = 100e6
@@ -70,20 +72,17 @@ def blas_threads(training: TrainingOptions, network, world) -> int:
 def second_core_weights(training: TrainingOptions, model, single_model: bool) -> list:
     """The weight matrices a run splits in two (``kernels.second_core``), or []: with
     ``training.second_core``, for one model (``single_model``: no replicas, MPI ranks or
-    pipeline stages) on NumPy whose update is a compiled pass (``_compiled_update``: Adam, SGD,
-    RMSprop) over at least ``compiled.MIN_SIZE`` parameters, small enough for one BLAS thread
-    by default (``threads`` unset, ``step_work`` below ``PARALLEL_WORK``), its Dense layers'
-    ``splittable`` kernels whose GEMMs are worth it (``SPLIT_WORK``). The config alone decides,
-    so the values do not depend on the machine; a partner thread computes the second halves on
-    a second core where one can run (``can_partner``). On the MNIST MLP the step took 190 us
-    instead of 250 (alternating on the 2-core dev machine)."""
-    from bptrain.nn import Dense, backend
-    from bptrain.nn.kernels import compiled, second_core
-
+    pipeline stages) on NumPy whose update is a compiled pass (``Optimizer.compiled_update``:
+    Adam, SGD, RMSprop) over at least ``compiled.MIN_SIZE`` parameters, small enough for one
+    BLAS thread by default (``threads`` unset, ``step_work`` below ``PARALLEL_WORK``), its
+    Dense layers' ``splittable`` kernels whose GEMMs are worth it (``SPLIT_WORK``). The config
+    alone decides, so the values do not depend on the machine; a partner thread computes the
+    second halves on a second core where one can run (``can_partner``). On the MNIST MLP the
+    step took 190 us instead of 250 (alternating on the 2-core dev machine)."""
     if not (training.second_core and training.threads is None and single_model):
         return []
-    if backend.name != "numpy" or not _compiled_update(model.optimizer):
-        return []
+    if backend.name != "numpy" or not getattr(model.optimizer, "compiled_update", False):
+        return []  # (with the update on one core, split GEMMs measured as slow or slower)
     if step_work(model.network, training.batch_size) >= PARALLEL_WORK:
         return []
     if sum(p.size for p in model.parameters()) < compiled.MIN_SIZE:
@@ -93,12 +92,7 @@ def second_core_weights(training: TrainingOptions, model, single_model: bool) ->
     return [k for k in worth if second_core.splittable(k)]
 
 
-def _compiled_update(optimizer) -> bool:
-    """Whether ``optimizer``'s update is one of the compiled passes a partner thread can take
-    half of (``kernels.adam``, ``kernels.sgd_rmsprop``): with the update on one core, the split
-    GEMMs measured as slow or slower (SGD with momentum 246-527 against 248 us, RMSprop 549
-    against 332 on the MNIST MLP), as that core then writes the partner's rows."""
-    name = getattr(optimizer, "name", None)
-    if name == "rmsprop":
-        return not optimizer.centered and not optimizer.momentum
-    return name in ("adam", "sgd")
+def second_core_sharing(training: TrainingOptions, model, mode: str = "auto"):
+    """``second_core.sharing`` of the weights one ``model`` splits (``second_core_weights``)."""
+    shared = second_core_weights(training, model, single_model=True)
+    return second_core.sharing(shared, model.parameters().flat_value, mode)

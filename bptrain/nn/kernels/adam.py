@@ -29,7 +29,8 @@ import numpy as np
 
 from bptrain.nn import backend
 from bptrain.nn.kernels import second_core
-from bptrain.nn.kernels.compiled import compiled, usable
+from bptrain.nn.kernels.compiled import compiled, flat, usable
+from bptrain.nn.kernels.partner import ADAM
 
 
 def adam_reference(w, g, m, v, lr_t, b1, b2, eps, tmp) -> None:
@@ -65,18 +66,15 @@ def adam_fused(w, g, m, v, lr_t, b1, b2, eps) -> None:
     """``adam_reference`` in one compiled pass, bit for bit (see the module docstring); flat
     contiguous NumPy arrays of one dtype (``compiled.usable``)."""
     s = w.dtype.type
-    loop = compiled(_adam_loop)
     scalars = (s(lr_t), s(b1), s(1 - b1), s(b2), s(1 - b2), s(eps))
-    if not second_core.update(second_core.ADAM, loop, (w, g, m, v), scalars):  # (two cores?)
-        loop(w, g, m, v, *scalars)
+    second_core.update(ADAM, compiled(_adam_loop), (w, g, m, v), scalars)  # (on two cores?)
 
 
 def adam_update(w, g, m, v, lr_t, b1, b2, eps, scratch) -> None:
     """One Adam update in place: fused where it can run, else the reference (its work array
     from ``scratch``, one per shape)."""
     if usable(_adam_loop, (w, g, m, v), w.size):
-        flat = (a if a.ndim == 1 else a.reshape(-1) for a in (w, g, m, v))
-        adam_fused(*flat, lr_t, b1, b2, eps)
+        adam_fused(*flat((w, g, m, v)), lr_t, b1, b2, eps)
     else:
         tmp = scratch.get(f"tmp{w.shape}", w.shape, w.dtype)
         adam_reference(w, g, m, v, lr_t, b1, b2, eps, tmp)

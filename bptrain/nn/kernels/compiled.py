@@ -39,3 +39,9 @@ def usable(loop, arrays, size: int) -> bool:
     if not all(a.flags.c_contiguous for a in arrays):
         return False
     return compiled(loop) is not None
+
+
+def flat(arrays) -> tuple:
+    """1-D views of C-contiguous ``arrays`` for a fused loop, each array that is 1-D already
+    passed as itself (the partner thread binds an update's buffers by identity)."""
+    return tuple(a if a.ndim == 1 else a.reshape(-1) for a in arrays)

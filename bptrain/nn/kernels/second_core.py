@@ -35,12 +35,9 @@ import numpy as np
 
 from bptrain.nn.kernels import partner
 from bptrain.nn.kernels.cblas import NO_TRANS, TRANS
-from bptrain.nn.kernels.partner import ADAM, RMSPROP, SGD  # noqa: F401 (the updates' names)
 
 # Weights below this size are not split: their GEMMs are shorter than the hand-over (~2 us).
 MIN_SIZE = 1 << 14
-# "partner", "pid", "plans" {id(parameter): _Plan}, "ranges" (Adam's), "pace", "on"
-_state: dict = {}
 
 
 class _Plan:
@@ -58,7 +55,7 @@ class _Plan:
     def buffer(self, n: int):
         """(array (n, cols), its address) the partner writes its forward half into."""
         if n not in self.theirs:
-            out = np.empty((n, self.cols), dtype=np.dtype(f"f{self.itemsize}"))
+            out = np.empty((n, self.cols), dtype=self.value.dtype)
             self.theirs[n] = (out, out.ctypes.data)
         return self.theirs[n]
 
@@ -121,69 +118,84 @@ class _Alone:
         pass
 
 
+class _Sharing:
+    """What ``sharing`` set up, in this process: the partner (or ``_Alone``), the plans by
+    parameter, the flat buffer's index ranges each core updates, and the pace."""
+
+    def __init__(self, helper, plans: dict, theirs: list, size: int, mode: str):
+        self.helper, self.plans, self.size, self.pid = helper, plans, size, os.getpid()
+        self.posted = [len(theirs), *(i for r in theirs for i in r)]  # as the mailbox takes them
+        bounds = [0, *(i for r in theirs for i in r), size]
+        self.mine = [(lo, hi) for lo, hi in zip(bounds[::2], bounds[1::2], strict=True) if hi > lo]
+        self.pace, self.on = _Pace(mode), mode != "here"
+
+
+_active: _Sharing | None = None
+
+
 @contextlib.contextmanager
 def sharing(params, flat_value, mode: str = "auto") -> Iterator[str | None]:
     """Within the block, the ``splittable`` matrices among ``params`` (views of the 1-D
-    ``flat_value``, which Adam updates) are split, their second halves computed by a partner
-    thread on a second core where one can run (``can_partner``). Yields "partner", "here" (the
-    splits computed by this thread alone: the same values) or None (nothing split). ``mode``:
-    "auto" (a partner paced by ``_Pace``), "partner" (always) or "here" (no partner)."""
+    ``flat_value``, which the optimizer updates) are split, their second halves computed by a
+    partner thread on a second core where one can run (``can_partner``). Yields "partner",
+    "here" (the splits computed by this thread alone: the same values) or None (nothing split).
+    ``mode``: "auto" (a partner paced by ``_Pace``), "partner" (always) or "here" (no partner)."""
+    global _active
     shared = [p for p in params if splittable(p) and p.value.dtype == flat_value.dtype]
-    if not shared or _state:
+    if not shared or _active is not None:
         yield None
         return
-    plans, ranges = {}, []
+    plans, theirs = {}, []
     for p in shared:
         plans[id(p)] = plan = _Plan(p)
         start = (p.value.ctypes.data - flat_value.ctypes.data) // flat_value.itemsize
-        ranges.append((start + plan.k * plan.cols, start + p.size))
-    ranges = sorted(ranges)[: partner.MAX_RANGES]
+        theirs.append((start + plan.k * plan.cols, start + p.size))
     if mode != "here" and not can_partner():
         mode = "here"
     if mode == "here":
         helper = _Alone(flat_value.dtype)
     else:
         helper = partner.Partner(flat_value.dtype, core=max(os.sched_getaffinity(0)))
-    _state.update(partner=helper, pid=os.getpid(), plans=plans, ranges=ranges)
-    _state.update(pace=_Pace(mode), on=mode != "here")
-    _state["posted_ranges"] = [len(ranges), *(i for r in ranges for i in r)]
+    theirs = sorted(theirs)[: partner.MAX_RANGES]  # (any others are this thread's to update)
+    _active = _Sharing(helper, plans, theirs, flat_value.size, mode)
     try:
         yield "here" if mode == "here" else "partner"
     finally:
-        _state.clear()
+        _active = None
         helper.stop()
 
 
 def _plan(p, a) -> tuple:
-    """(partner, plan) when ``p`` is shared in this process and ``a`` (the other operand) is a
+    """(sharing, plan) when ``p`` is shared in this process and ``a`` (the other operand) is a
     C-contiguous 2-D array of its dtype, else (None, None)."""
-    plan = _state.get("plans", {}).get(id(p))
-    if plan is None or _state["pid"] != os.getpid():
+    s = _active
+    if s is None or s.pid != os.getpid():
         return None, None
-    if p.value is not plan.value or p.grad is not plan.grad:
+    plan = s.plans.get(id(p))
+    if plan is None or p.value is not plan.value or p.grad is not plan.grad:
         return None, None
     if a.ndim != 2 or a.dtype != p.value.dtype or not a.flags.c_contiguous:
         return None, None
-    return _state["partner"], plan
+    return s, plan
 
 
 def matmul(x, p):
     """``x @ p.value`` for x (n, rows), the rows from k on by the partner."""
-    helper, plan = _plan(p, x)
+    s, plan = _plan(p, x)
     w = p.value
-    if helper is None or x.shape[1] != plan.rows:
+    if s is None or x.shape[1] != plan.rows:
         return x @ w
     (n, rows), k, cols = x.shape, plan.k, plan.cols
     theirs, address = plan.buffer(n)
-    if _state["on"]:
+    if s.on:
         xk = x.ctypes.data + k * plan.itemsize
-        helper.gemm(
+        s.helper.gemm(
             [NO_TRANS, NO_TRANS, n, cols, rows - k, xk, rows, plan.w_at, cols, address, cols]
         )
     else:  # the same BLAS call (NumPy passes these views to sgemm as they are)
         np.matmul(x[:, k:], w[k:], out=theirs)
     out = np.matmul(x[:, :k], w[:k])
-    helper.wait()
+    s.helper.wait()
     out += theirs
     return out
 
@@ -191,21 +203,21 @@ def matmul(x, p):
 def matmul_t(dz, p):
     """``dz @ p.value.T`` for dz (n, cols): the input gradient, its columns from k on by the
     partner."""
-    helper, plan = _plan(p, dz)
+    s, plan = _plan(p, dz)
     w = p.value
-    if helper is None or dz.shape[1] != plan.cols:
+    if s is None or dz.shape[1] != plan.cols:
         return dz @ w.T
     (n, cols), k, rows = dz.shape, plan.k, plan.rows
     out = np.empty((n, rows), dtype=w.dtype)
-    if _state["on"]:
+    if s.on:
         outk = out.ctypes.data + k * plan.itemsize
-        helper.gemm(
+        s.helper.gemm(
             [NO_TRANS, TRANS, n, rows - k, cols, dz.ctypes.data, cols, plan.w_at, cols, outk, rows]
         )
     else:
         np.matmul(dz, w[k:].T, out=out[:, k:])
     np.matmul(dz, w[:k].T, out=out[:, :k])
-    helper.wait()
+    s.helper.wait()
     return out
 
 
@@ -213,45 +225,41 @@ def weight_gradient(p, x, dz) -> bool:
     """Write ``p.grad = x.T @ dz`` for x (n, rows), dz (n, cols), the rows from k on by the
     partner, if ``p`` is shared and its gradient ``fresh`` (``kernels.grads``); returns
     whether it did (else the caller adds the product itself)."""
-    helper, plan = _plan(p, x)
-    if helper is None or not p.fresh or x.shape[1] != plan.rows:
+    s, plan = _plan(p, x)
+    if s is None or not p.fresh or x.shape[1] != plan.rows:
         return False
     if dz.dtype != x.dtype or not dz.flags.c_contiguous or dz.shape != (len(x), plan.cols):
         return False
     (n, rows), k, cols = x.shape, plan.k, plan.cols
-    if _state["on"]:
+    if s.on:
         xk = x.ctypes.data + k * plan.itemsize
-        helper.gemm(
+        s.helper.gemm(
             [TRANS, NO_TRANS, rows - k, cols, n, xk, rows, dz.ctypes.data, cols, plan.grad_at, cols]
         )
     else:
         np.matmul(x[:, k:].T, dz, out=p.grad[k:])
     np.matmul(x[:, :k].T, dz, out=p.grad[:k])
-    helper.wait()
+    s.helper.wait()
     p.fresh = False
     return True
 
 
 def update(op: int, loop, arrays: tuple, scalars: tuple) -> bool:
-    """An optimizer's compiled ``loop`` (``ADAM``, ``SGD`` or ``RMSPROP``: ``kernels.adam``,
-    ``kernels.sgd_rmsprop``) over its flat buffers ``arrays`` (w, g, then its slots) with
-    ``scalars`` (of w's dtype), the shared matrices' second halves by the partner, if ``sharing``
-    is on; returns whether it ran (else the caller runs the loop)."""
-    helper, w = _state.get("partner"), arrays[0]
-    if helper is None or _state["pid"] != os.getpid() or w.dtype != helper.dtype:
-        return False
-    ranges = _state["ranges"]
-    if ranges[-1][1] > w.size:
-        return False
-    if _state["on"]:
-        helper.update(op, arrays, scalars, _state["posted_ranges"])
-        start = 0
-        for lo, hi in [*ranges, (w.size, w.size)]:
-            if lo > start:
-                loop(*(a[start:lo] for a in arrays), *scalars)
-            start = hi
-        helper.wait()
-    else:  # elementwise: one pass gives the bits of the halves
+    """Run an optimizer's compiled ``loop`` (``op``: ``partner.ADAM``, ``SGD`` or ``RMSPROP``;
+    ``kernels.adam``, ``kernels.sgd_rmsprop``) over its flat buffers ``arrays`` (w, g, then its
+    slots, 1-D: ``compiled.flat``) with ``scalars`` (of w's dtype). Within ``sharing``, on its
+    flat buffer, the partner updates the shared matrices' second halves meanwhile; returns
+    whether it did (the same bits either way: the update is elementwise)."""
+    s, w = _active, arrays[0]
+    shared = s is not None and s.pid == os.getpid() and w.size == s.size
+    partnered = shared and s.on and w.dtype == s.helper.dtype
+    if partnered:
+        s.helper.update(op, arrays, scalars, s.posted)
+        for lo, hi in s.mine:
+            loop(*(a[lo:hi] for a in arrays), *scalars)
+        s.helper.wait()
+    else:
         loop(*arrays, *scalars)
-    _state["on"] = _state["pace"].step()
-    return True
+    if shared:
+        s.on = s.pace.step()
+    return partnered

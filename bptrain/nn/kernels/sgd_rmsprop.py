@@ -17,7 +17,8 @@ import numpy as np
 
 from bptrain.nn import backend
 from bptrain.nn.kernels import second_core
-from bptrain.nn.kernels.compiled import compiled, usable
+from bptrain.nn.kernels.compiled import compiled, flat, usable
+from bptrain.nn.kernels.partner import RMSPROP, SGD
 
 
 def sgd_reference(w, g, v, lr, momentum, nesterov) -> None:
@@ -74,23 +75,19 @@ def no_slot(dtype):
 def sgd_update(w, g, v, lr, momentum, nesterov) -> None:
     """One SGD update in place: the fused pass where it can run, else the reference. ``v``:
     the velocity, or ``no_slot(w.dtype)`` without momentum."""
-    if not usable(_sgd_loop, (w, g, v), w.size) or w.ndim != 1:
+    if not usable(_sgd_loop, (w, g, v), w.size):
         return sgd_reference(w, g, v, lr, momentum, nesterov)
     s = w.dtype.type
     scalars = (s(lr), s(momentum), s(1.0 if nesterov else 0.0))
-    loop = compiled(_sgd_loop)
-    if not second_core.update(second_core.SGD, loop, (w, g, v), scalars):
-        loop(w, g, v, *scalars)
+    second_core.update(SGD, compiled(_sgd_loop), flat((w, g, v)), scalars)  # (on two cores?)
     return None
 
 
 def rmsprop_update(w, g, v, lr, rho, eps) -> None:
     """One RMSprop update in place: the fused pass where it can run, else the reference."""
-    if not usable(_rmsprop_loop, (w, g, v), w.size) or w.ndim != 1:
+    if not usable(_rmsprop_loop, (w, g, v), w.size):
         return rmsprop_reference(w, g, v, lr, rho, eps)
     s = w.dtype.type
     scalars = (s(lr), s(rho), s(1 - rho), s(eps))
-    loop = compiled(_rmsprop_loop)
-    if not second_core.update(second_core.RMSPROP, loop, (w, g, v), scalars):
-        loop(w, g, v, *scalars)
+    second_core.update(RMSPROP, compiled(_rmsprop_loop), flat((w, g, v)), scalars)
     return None

@@ -53,7 +53,10 @@ def test_outside_sharing_nothing_is_split():
     np.testing.assert_array_equal(second_core.matmul(x, p), x @ p.value)
     p.fresh = True
     assert not second_core.weight_gradient(p, x, x[:, :96].copy())  # the caller adds it
-    assert not second_core.update(second_core.ADAM, None, (p.value, p.grad, p.grad, p.grad), ())
+    ran = []
+    arrays = (p.value, p.grad, p.grad, p.grad)
+    assert not second_core.update(partner.ADAM, lambda *a: ran.append(a), arrays, ())
+    assert len(ran) == 1  # the whole loop, on this thread
 
 
 def test_a_gradient_that_is_not_fresh_is_left_to_the_caller():
@@ -126,7 +129,7 @@ def test_adam_halves_are_the_reference_bits():
     with second_core.sharing([p], flat, mode="partner"):
         for _ in range(3):
             adam_kernels.adam_update(w, g, m, v, 1e-3, 0.9, 0.999, 1e-7, None)
-        assert second_core._state["partner"].box[partner.DONE] > 1  # it did its half
+        assert second_core._active.helper.box[partner.DONE] > 1  # it did its half
     tmp = np.empty_like(flat)
     for _ in range(3):
         adam_kernels.adam_reference(*plain, 1e-3, 0.9, 0.999, 1e-7, tmp)
