@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bptrain.nn import activations, backend
+from bptrain.nn.kernels import winograd
 from bptrain.nn.kernels.conv import conv_forward, conv_input_gradient, conv_weight_gradients
 from bptrain.nn.kernels.im2col import col2im, im2col
 from bptrain.nn.kernels.layout import as_channel_major
@@ -80,20 +81,30 @@ class Conv2D(Layer):
     def forward(self, x, training=False, activate=True):
         n, c, h, _ = x.shape
         f, (kh, kw), (ho, wo) = self.filters, self.kernel_size, self.geometry.out_hw
+        self._x_shape = x.shape
+        self._winograd = winograd.pays(c, f, n, self.geometry)
+        if self._winograd:
+            xt = x.transpose(1, 0, 2, 3)
+            z = winograd.forward(xt, self.kernel.value, self._bias_value(), self.geometry, self._scratch)
+            return self._activate(z.transpose(1, 0, 2, 3), activate)
         # Padded entries are never written by im2col, so they must start (and stay) zero.
         cols = self._scratch.get("cols", (c, kh, kw, n, ho, wo), x.dtype, fill=0)
         work = self._scratch.get("work", (kw, c, n, h, wo), x.dtype, fill=0)
         cols = im2col(x, self.geometry, out=cols, work=work)  # (K, P)
         z = backend.xp.empty((f, n, ho, wo), dtype=x.dtype)
         conv_forward(self.kernel.value, cols, self._bias_value(), out=z.reshape(f, -1))
-        self._x_shape = x.shape
         return self._activate(z.transpose(1, 0, 2, 3), activate)  # NCHW, stored (F, N, H', W')
 
     def backward(self, dy):
-        dz = as_channel_major(self._activation_backward(dy)).reshape(self.filters, -1)  # (F, P)
+        dz = as_channel_major(self._activation_backward(dy))  # (F, N, H', W')
         scratch, padded = self._scratch, self.geometry.padded
-        cols = scratch["cols"].reshape(self.kernel.value[0].size, -1)
         dbias = self.bias.grad if self.use_bias else None
+        if self._winograd:
+            grads = (self.kernel.grad, dbias, self.geometry, scratch, self.needs_input_grad)
+            dx = winograd.backward(dz, *grads)
+            return None if dx is None else dx.transpose(1, 0, 2, 3)
+        dz = dz.reshape(self.filters, -1)  # (F, P)
+        cols = scratch["cols"].reshape(self.kernel.value[0].size, -1)
         conv_weight_gradients(dz, cols, self.kernel.grad, dbias, scratch)
         if not self.needs_input_grad:
             return None
