@@ -357,8 +357,7 @@ def forward(x, kernel, bias, geometry: Windows, scratch):
     # The padded input: its border (the convolution's padding and the last tiles' overhang)
     # is zeroed once and never written.
     xpad = scratch.get("winograd x", (c, n, 2 * th + 2, 2 * tw + 2), x.dtype, fill=0)
-    rows, cols = min(h, xpad.shape[2] - top), min(w, xpad.shape[3] - left)
-    xpad[:, :, top : top + rows, left : left + cols] = x[:, :, :rows, :cols]
+    xpad[:, :, top : top + h, left : left + w] = x  # (the padded size is at least h + top)
     v = planes(scratch, "winograd V", c, n * th * tw, x.dtype)
     compiled(_input_tiles_loop)(xpad, th, tw, v)
     u = scratch.get("winograd U", (16, f, c), x.dtype)
@@ -389,12 +388,9 @@ def backward(dy, dkernel, dbias, geometry: Windows, scratch, input_grad: bool):
     if not input_grad:
         return None
     dv = xp.matmul(u.transpose(0, 2, 1), dm, out=v)  # V is used up
-    dpad = scratch["winograd x"]  # as is the padded input
+    dpad = scratch.get("winograd dx", scratch["winograd x"].shape, dy.dtype)
     dpad[...] = 0
     compiled(_input_tiles_adjoint_loop)(dv, th, tw, dpad)
     top, _, left, _ = geometry.pad
     h, w = geometry.in_hw
-    dx = xp.zeros((dv.shape[1], n, h, w), dtype=dy.dtype)
-    rows, cols = min(h, dpad.shape[2] - top), min(w, dpad.shape[3] - left)
-    dx[:, :, :rows, :cols] = dpad[:, :, top : top + rows, left : left + cols]
-    return dx
+    return xp.ascontiguousarray(dpad[:, :, top : top + h, left : left + w])
