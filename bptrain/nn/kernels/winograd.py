@@ -275,6 +275,69 @@ def _output_tiles_adjoint_loop(dy, th, tw, dm):
                     dm[14, f, p], dm[15, f, p] = u3 - v3, -v3
 
 
+def _output_tiles_max_loop(m, bias, th, tw, y, argmax):
+    """y[f, n, ty, tx] (F, N, H'', W'') = the maximum of tile (ty, tx)'s 2x2 block A^T M A +
+    bias, argmax its offset 2*a + b (the first on ties, as ``max_of_windows``); tiles past
+    H'' x W'' (an odd H''s last row) are not computed."""
+    fs, ns, hp, wp = y.shape
+    for f in range(fs):
+        bf = bias[f]
+        for n in range(ns):
+            for ty in range(hp):
+                p0 = (n * th + ty) * tw
+                for tx in range(wp):
+                    p = p0 + tx
+                    s0 = m[0, f, p] + m[4, f, p] + m[8, f, p]
+                    s1 = m[1, f, p] + m[5, f, p] + m[9, f, p]
+                    s2 = m[2, f, p] + m[6, f, p] + m[10, f, p]
+                    s3 = m[3, f, p] + m[7, f, p] + m[11, f, p]
+                    t0 = m[4, f, p] - m[8, f, p] - m[12, f, p]
+                    t1 = m[5, f, p] - m[9, f, p] - m[13, f, p]
+                    t2 = m[6, f, p] - m[10, f, p] - m[14, f, p]
+                    t3 = m[7, f, p] - m[11, f, p] - m[15, f, p]
+                    best, k = s0 + s1 + s2 + bf, 0
+                    z = s1 - s2 - s3 + bf
+                    if z > best:
+                        best, k = z, 1
+                    z = t0 + t1 + t2 + bf
+                    if z > best:
+                        best, k = z, 2
+                    z = t1 - t2 - t3 + bf
+                    if z > best:
+                        best, k = z, 3
+                    y[f, n, ty, tx] = best
+                    argmax[f, n, ty, tx] = k
+
+
+def _output_tiles_max_adjoint_loop(dy, argmax, th, tw, dm):
+    """dM[:, f, p] = A dY A^T where dY is zero but at tile p's argmax, which holds dy[f, n, ty,
+    tx]: the adjoint of ``_output_tiles_max_loop`` (tiles past dy's size get zeros)."""
+    fs, ns, hp, wp = dy.shape
+    zero = dy.dtype.type(0)
+    for f in range(fs):
+        for n in range(ns):
+            for ty in range(th):
+                p0 = (n * th + ty) * tw
+                for tx in range(tw):
+                    p = p0 + tx
+                    g, k = zero, 0
+                    if ty < hp and tx < wp:
+                        g, k = dy[f, n, ty, tx], argmax[f, n, ty, tx]
+                    # column a (rows) and column b (columns) of A, times g on the rows
+                    if k < 2:
+                        r0, r1, r2, r3 = g, g, g, zero
+                    else:
+                        r0, r1, r2, r3 = zero, g, -g, -g
+                    if k % 2 == 0:
+                        for i, r in enumerate((r0, r1, r2, r3)):
+                            dm[4 * i, f, p], dm[4 * i + 1, f, p] = r, r
+                            dm[4 * i + 2, f, p], dm[4 * i + 3, f, p] = r, zero
+                    else:
+                        for i, r in enumerate((r0, r1, r2, r3)):
+                            dm[4 * i, f, p], dm[4 * i + 1, f, p] = zero, r
+                            dm[4 * i + 2, f, p], dm[4 * i + 3, f, p] = -r, -r
+
+
 def _input_tiles_adjoint_loop(dv, th, tw, dpad):
     """dpad[c, n] += B dV B^T of each tile of dV (16, C, P) at rows 2*ty.., columns 2*tx..:
     the adjoint of ``_input_tiles_loop`` (tiles 2 apart overlap, so each pixel sums up to four
@@ -346,8 +409,13 @@ def planes(scratch, name: str, rows: int, cols: int, dtype):
     return scratch.get(name, (16, spacing), dtype)[:, : rows * cols].reshape(16, rows, cols)
 
 
-def forward(x, kernel, bias, geometry: Windows, scratch):
-    """y (F, N, H', W') of x (C, N, H, W); keeps V and U in ``scratch`` for ``backward``."""
+def forward(x, kernel, bias, geometry: Windows, scratch, pooled: bool = False):
+    """y (F, N, H', W') of x (C, N, H, W); keeps V and U in ``scratch`` for ``backward``.
+
+    ``pooled``: y is instead the maximum of each 2x2 block, (F, N, H' // 2, W' // 2), as a 2x2
+    max pool of stride 2 gives it: each tile's output block is one pool window, so the output
+    transform pools it at once (``_output_tiles_max_loop``), its argmax kept for ``backward``.
+    """
     xp = backend.xp
     c, n = x.shape[:2]
     f = len(kernel)
@@ -364,22 +432,32 @@ def forward(x, kernel, bias, geometry: Windows, scratch):
     compiled(_kernel_tiles_loop)(kernel, u)
     m = planes(scratch, "winograd M", f, n * th * tw, x.dtype)
     xp.matmul(u, v, out=m)
-    y = xp.empty((f, n, *geometry.out_hw), dtype=x.dtype)
     b = bias if bias is not None else scratch.get("zero bias", (f,), x.dtype, fill=0)
-    compiled(_output_tiles_loop)(m, b, th, tw, y)
+    if not pooled:
+        y = xp.empty((f, n, *geometry.out_hw), dtype=x.dtype)
+        compiled(_output_tiles_loop)(m, b, th, tw, y)
+        return y
+    ho, wo = geometry.out_hw
+    y = xp.empty((f, n, ho // 2, wo // 2), dtype=x.dtype)
+    argmax = scratch.get("winograd argmax", y.shape, np.int8)
+    compiled(_output_tiles_max_loop)(m, b, th, tw, y, argmax)
     return y
 
 
-def backward(dy, dkernel, dbias, geometry: Windows, scratch, input_grad: bool):
-    """From dy (F, N, H', W') (C-contiguous): dkernel += dg, dbias += the sum of dy (unless
-    None); returns dx (C, N, H, W) when ``input_grad``, else None."""
+def backward(dy, dkernel, dbias, geometry: Windows, scratch, input_grad: bool, pooled=False):
+    """From dy (C-contiguous; (F, N, H', W'), or the pooled shape if ``forward`` pooled):
+    dkernel += dg, dbias += the sum of dy (unless None); returns dx (C, N, H, W) when
+    ``input_grad``, else None."""
     xp = backend.xp
     f, n = dy.shape[:2]
     th, tw = tiles(geometry)
     c = scratch["winograd U"].shape[2]
     v, u = planes(scratch, "winograd V", c, n * th * tw, dy.dtype), scratch["winograd U"]
     dm = planes(scratch, "winograd M", f, n * th * tw, dy.dtype)  # M is used up
-    compiled(_output_tiles_adjoint_loop)(dy, th, tw, dm)
+    if pooled:  # each window's gradient goes to its argmax
+        compiled(_output_tiles_max_adjoint_loop)(dy, scratch["winograd argmax"], th, tw, dm)
+    else:
+        compiled(_output_tiles_adjoint_loop)(dy, th, tw, dm)
     du = xp.matmul(dm, v.transpose(0, 2, 1), out=scratch.get("winograd dU", u.shape, u.dtype))
     compiled(_kernel_tiles_adjoint_loop)(du, dkernel)
     if dbias is not None:

@@ -11,10 +11,12 @@ from bptrain.nn import backend
 from bptrain.nn.activations import ReLU
 from bptrain.nn.kernels.conv import conv_forward, conv_input_gradient, conv_weight_gradients
 from bptrain.nn.kernels.im2col import col2im_pooled, im2col_pooled
-from bptrain.nn.kernels.layout import in_storage_order
+from bptrain.nn.kernels import winograd
+from bptrain.nn.kernels.layout import as_channel_major, in_storage_order
 from bptrain.nn.kernels.pooling import argmax_hits, max_of_windows
 from bptrain.nn.kernels.scratch import Scratch
 from bptrain.nn.layer import Composite, Layer
+from bptrain.nn.layers.conv import Conv2D
 
 
 class _Fused(Composite):
@@ -38,22 +40,52 @@ class ReLUAfterMaxPool(_Fused):
     agree too: a window whose maximum is > 0 has the same argmax in z as in relu(z), and one
     whose maximum is <= 0 gets zero gradient either way.
 
+    A 3x3 Conv2D that runs as Winograd's F(2x2, 3x3) (``kernels.winograd``) before a 2x2 pool
+    of stride 2 pools in its output transform: each of its 2x2 output tiles is one pool window,
+    so neither the full output nor the pool's gather and scatter are made (``pooled=True``).
+
     x: the layer's input -> y: the pool's output, (N, C, H', W') as the pool stores it.
     """
 
     def __init__(self, layer: Layer, pool: Layer):
         super().__init__(layer, pool)
         self.layer, self.pool, self.relu = layer, pool, layer.activation
+        self._winograd = False
 
     def forward(self, x, training=False):
-        pooled = self.pool.forward(self.layer.forward(x, training, activate=False), training)
+        self._winograd = self._pools_in_winograd(x)
+        if self._winograd:
+            conv = self.layer
+            args = (conv.kernel.value, conv._bias_value(), conv.geometry, conv._scratch)
+            pooled = winograd.forward(x.transpose(1, 0, 2, 3), *args, pooled=True)
+            pooled = pooled.transpose(1, 0, 2, 3)
+        else:
+            pooled = self.pool.forward(self.layer.forward(x, training, activate=False), training)
         self._pooled, self._y = pooled, in_storage_order(self.relu.forward, pooled, like=pooled)
         return self._y
 
     def backward(self, dy):
         dpooled = in_storage_order(self.relu.backward, dy, self._pooled, self._y, like=self._y)
+        if self._winograd:
+            conv = self.layer
+            dbias = conv.bias.grad if conv.use_bias else None
+            grads = (conv.kernel.grad, dbias, conv.geometry, conv._scratch, self.needs_input_grad)
+            dx = winograd.backward(as_channel_major(dpooled), *grads, pooled=True)
+            return None if dx is None else dx.transpose(1, 0, 2, 3)
         self.layer.needs_input_grad = self.needs_input_grad
         return self.layer.backward(self.pool.backward(dpooled))
+
+    def _pools_in_winograd(self, x) -> bool:
+        """Whether the layer is a Conv2D on the Winograd path and the pool's 2x2 windows of
+        stride 2 are its output tiles."""
+        pool = self.pool
+        return (
+            isinstance(self.layer, Conv2D)
+            and pool.pool_size == (2, 2)
+            and pool.strides == (2, 2)
+            and pool.geometry.pad == (0, 0, 0, 0)
+            and winograd.pays(x.shape[1], self.layer.filters, len(x), self.layer.geometry)
+        )
 
     def describe(self) -> str:
         ph, pw = self.pool.pool_size

@@ -5,7 +5,7 @@ the finite-difference gradient check, in float64 (float32 within its round-off).
 import numpy as np
 import pytest
 
-from bptrain.nn import Conv2D, Sequential, check_layer
+from bptrain.nn import Conv2D, MaxPool2D, Sequential, check_layer
 from bptrain.nn.kernels import compiled as compiled_module
 from bptrain.nn.kernels import winograd
 from bptrain.nn.kernels.compiled import compiled
@@ -153,3 +153,32 @@ def test_conv2d_on_this_path_computes_what_im2col_computes(monkeypatch):
         assert layer._winograd == on
     for plain, fast in zip(*results, strict=True):
         np.testing.assert_allclose(fast, plain, rtol=1e-10, atol=1e-12)
+
+
+def pooled_model(in_hw, padding, fuse: bool, seed: int = 1):
+    layers = [Conv2D(16, 3, padding=padding, activation="relu"), MaxPool2D(2)]
+    model = Sequential(layers, fuse=fuse)
+    model.build((16, *in_hw), np.random.default_rng(seed), dtype=np.float64)
+    model.needs_input_grad = True
+    return model, layers[0]
+
+
+@pytest.mark.parametrize("in_hw, padding", [((13, 13), "valid"), ((8, 9), "same")])
+def test_pooling_in_the_output_transform_matches_the_plain_layers(always, in_hw, padding):
+    x = rng.normal(size=(3, 16, *in_hw))
+    results = []
+    for fuse in (False, True):
+        model, conv = pooled_model(in_hw, padding, fuse)
+        y = model.forward(x)
+        dy = np.random.default_rng(2).normal(size=y.shape)
+        results.append((y, model.backward(dy), conv.kernel.grad.copy(), conv.bias.grad.copy()))
+    assert model.runs[0]._winograd  # (the fused model: the conv pools in its output transform)
+    for plain, fast in zip(*results, strict=True):
+        np.testing.assert_allclose(fast, plain, rtol=1e-10, atol=1e-12)
+
+
+def test_pooling_in_the_output_transform_passes_the_gradient_check(always):
+    model, _ = pooled_model((7, 6), "same", fuse=True)
+    report = check_layer(model, rng.normal(size=(2, 16, 7, 6)))
+    assert model.runs[0]._winograd
+    assert report.passed(1e-6), report
