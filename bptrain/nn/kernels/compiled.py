@@ -16,19 +16,27 @@ MIN_SIZE = 1 << 16
 _compiled: dict = {}
 
 
-def compiled(loop):
-    """``loop`` compiled by Numba (once), or None where Numba is missing."""
-    if loop not in _compiled:
+def compiled(loop, reassociate: bool = False):
+    """``loop`` compiled by Numba (once), or None where Numba is missing.
+
+    ``reassociate``: the compiler may reorder the loop's sums (fast-math's "reassoc" flag
+    alone), so a dot product runs in vector lanes; the result then differs from the plain
+    order by round-off, and stays the same from run to run on one machine."""
+    key = (loop, reassociate)
+    if key not in _compiled:
         try:
             import numba
         except ImportError:
-            _compiled[loop] = None
+            _compiled[key] = None
         else:
             # error_model="numpy": division by zero gives inf, as in NumPy, and loops with a
             # division vectorize (Python's error model checks every division). nogil: a loop
             # runs beside other threads, as NumPy's calls do (``kernels.blas_threads``).
-            _compiled[loop] = numba.njit(loop, error_model="numpy", cache=True, nogil=True)
-    return _compiled[loop]
+            fastmath = {"reassoc"} if reassociate else False
+            _compiled[key] = numba.njit(
+                loop, error_model="numpy", cache=True, nogil=True, fastmath=fastmath
+            )
+    return _compiled[key]
 
 
 def usable(loop, arrays, size: int) -> bool:

@@ -11,7 +11,7 @@ from bptrain.nn import backend
 from bptrain.nn.activations import ReLU
 from bptrain.nn.kernels.conv import conv_forward, conv_input_gradient, conv_weight_gradients
 from bptrain.nn.kernels.im2col import col2im_pooled, im2col_pooled
-from bptrain.nn.kernels import winograd
+from bptrain.nn.kernels import direct_conv, winograd
 from bptrain.nn.kernels.layout import as_channel_major, in_storage_order
 from bptrain.nn.kernels.pooling import argmax_hits, max_of_windows
 from bptrain.nn.kernels.scratch import Scratch
@@ -116,6 +116,13 @@ class ConvMaxPool2D(_Fused):
 
     def forward(self, x, training=False):
         conv, (ph, pw), xp = self.conv, self.pool.pool_size, backend.xp
+        self._x_shape = x.shape
+        self._direct = self._runs_direct(x)
+        if self._direct:
+            args = (conv.kernel.value, conv._bias_value(), conv.geometry, self._scratch)
+            self._pooled = direct_conv.forward(x, *args)
+            self._y = conv.activation.forward(self._pooled)
+            return self._y.transpose(1, 0, 2, 3)
         n, c = x.shape[:2]
         hp, wp = conv.geometry.out_hw[0] // ph, conv.geometry.out_hw[1] // pw
         # Padded entries are never written by im2col_pooled, so they must start (and stay) zero.
@@ -130,7 +137,6 @@ class ConvMaxPool2D(_Fused):
         if self.relu_after:
             self._pooled = y
             y = self._y = conv.activation.forward(y)
-        self._x_shape = x.shape
         return y.transpose(1, 0, 2, 3)
 
     def backward(self, dy):
@@ -138,6 +144,10 @@ class ConvMaxPool2D(_Fused):
         dy = dy.transpose(1, 0, 2, 3)  # (F, N, H'', W''), a view of a channel-major dy
         if self.relu_after:
             dy = conv.activation.backward(dy, self._pooled, self._y)
+        if self._direct:
+            dbias = conv.bias.grad if conv.use_bias else None
+            grads = (conv.kernel.grad, dbias, self._scratch, self.needs_input_grad)
+            return direct_conv.backward(dy, conv.kernel.value, conv.geometry, *grads)
         hit = argmax_hits(self._argmax, ph * pw, self._scratch, axis=1)  # (F, k, N, H'', W'')
         dz = xp.empty(hit.shape, dtype=dy.dtype)
         xp.multiply(dy[:, None], hit, out=dz)
@@ -154,6 +164,17 @@ class ConvMaxPool2D(_Fused):
             cols = self._scratch.get("dcols", cols.shape, cols.dtype)
         dcols = conv_input_gradient(dz, conv.kernel.value, out=cols)
         return col2im_pooled(dcols, self._x_shape, conv.geometry, (ph, pw))
+
+    def _runs_direct(self, x) -> bool:
+        """Whether this batch runs as ``kernels.direct_conv``'s loops: a ReLU (applied after
+        the pool), a geometry they take, and enough work to pay for them."""
+        conv = self.conv
+        taps = conv.kernel.value[0].size
+        return (
+            self.relu_after
+            and direct_conv.suits(conv.geometry, self.pool.geometry, taps)
+            and direct_conv.pays(x.size * conv.filters)
+        )
 
     def describe(self) -> str:
         moved = "ReLU after the pool" if self.relu_after else "activation before the pool"
