@@ -68,7 +68,7 @@ def data_dir(given: str | None) -> Path:
 def mnist(root: Path) -> tuple[np.ndarray, np.ndarray]:
     spec = {"dataset": "mnist", "validation_split": 0.0, "root": str(root / "mnist")}
     data = load_dataset({**spec, "download": False}, seed=0)
-    return data.x_train, data.y_train
+    return np.asarray(data.x_train), data.y_train  # (whole: the arrays go to the GPU)
 
 
 # -- the models, on both sides ---------------------------------------------------------------------

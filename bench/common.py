@@ -43,10 +43,11 @@ DATA_DIR = Path(os.environ.get("BPTRAIN_DATA_DIR", REPO.parent / "shared" / "dat
 
 def mnist(split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     """MNIST as float32 (N, 1, 28, 28) in [0, 1] and int64 labels, as ``bptrain fit`` loads
-    it (all 60,000 training images, in file order)."""
+    it (all 60,000 training images, in file order), as whole arrays (the peers take them)."""
     spec = {"dataset": "mnist", "validation_split": 0.0, "root": str(DATA_DIR / "mnist")}
     data = load_dataset({**spec, "download": False}, seed=0)
-    return (data.x_train, data.y_train) if split == "train" else (data.x_test, data.y_test)
+    x, y = (data.x_train, data.y_train) if split == "train" else (data.x_test, data.y_test)
+    return np.asarray(x), y
 
 
 def blas_description() -> str:

@@ -80,7 +80,7 @@ def regression(
 
 def _build(name, task, x_train, y_train, x_test, y_test, class_names, extra, x_dtype) -> Dataset:
     y_dtype = np.int64 if task == "classification" else np.float32
-    x_train, x_test = (np.ascontiguousarray(x, dtype=x_dtype) for x in (x_train, x_test))
+    x_train, x_test = (_as_inputs(x, x_dtype) for x in (x_train, x_test))
     y_train, y_test = (np.ascontiguousarray(y, dtype=y_dtype) for y in (y_train, y_test))
     return Dataset(
         x_train=x_train,
@@ -96,3 +96,11 @@ def _build(name, task, x_train, y_train, x_test, y_test, class_names, extra, x_d
         name=name,
         extra=dict(extra or {}),
     )
+
+
+def _as_inputs(x, dtype):
+    """x as a contiguous array of ``dtype``; rows made as they are read (``MappedImages``, which
+    has ``rows``) stay so when they come out in ``dtype``."""
+    if hasattr(x, "rows") and x.dtype == dtype:
+        return x
+    return np.ascontiguousarray(x, dtype=dtype)

@@ -328,8 +328,9 @@ class MappedImages:
     at a time from a memory-mapped uint8 cache.
 
     pixels: (M, C, H, W) uint8, read-only; rows: (N,) int64 indexes into it. Where training
-    code reads arrays it behaves as one: ``len(x)``, ``x.shape``, ``x[a:b]``, ``x[idx]`` and
-    ``np.take(x, idx, axis=0)`` give float32 arrays of just those rows; ``x.rows(idx)`` is a
+    code reads arrays it behaves as one: ``len(x)``, ``x.shape``, ``x[a:b]``, ``x[idx]`` (any
+    index, the rows first) and ``np.take(x, idx, axis=0)`` give float32 arrays of just those
+    rows; ``x.rows(idx)`` is a
     subset that stays mapped (the validation split); ``x -= s`` and ``x /= d`` (how
     ``bptrain.data.preprocess.scale`` scales in place) change the map, never the file.
     ``nbytes`` is what it holds in memory: its row indexes.
@@ -371,8 +372,10 @@ class MappedImages:
         return self[np.asarray(indices)]
 
     def __getitem__(self, key) -> np.ndarray:
-        if isinstance(key, tuple) or isinstance(key, int | np.integer):
-            raise TypeError("MappedImages gives rows by slice or index array")
+        if isinstance(key, tuple):  # the rows first, then the rest of the key on them
+            return self[key[0] if key else slice(None)][(slice(None), *key[1:])]
+        if isinstance(key, int | np.integer):
+            return self[[key]][0]
         x = self.pixels[self.index[key]].astype(np.float32)
         x -= self.shift
         x /= self.divisor

@@ -120,8 +120,8 @@ class Trainer:
         self.position = Position()
         # The arrays go to the model's device once (on the CPU: the same arrays); batches and
         # validation slices are cut there, and only losses and metrics come back.
-        self.x_train, self.y_train = backend.asarray(data.x_train), backend.asarray(data.y_train)
-        self.x_val = backend.asarray(data.x_val)
+        self.x_train, self.y_train = on_device(data.x_train), backend.asarray(data.y_train)
+        self.x_val = on_device(data.x_val)
         self.has_val = len(data.x_val) > 0
         self.best = BestTracker(t.checkpoint.monitor, t.checkpoint.mode)
         es = t.early_stopping
@@ -443,3 +443,12 @@ def num_outputs(data: Dataset) -> int:
     if data.task == "classification":
         return int(data.num_classes)
     return int(np.prod(data.y_train.shape[1:])) if data.y_train.ndim > 1 else 1
+
+
+def on_device(x):
+    """Inputs on the model's device. On the CPU, inputs whose rows are made as they are read
+    (``MappedImages``: MNIST's and image folders' pixels, kept as bytes) stay so: each batch
+    becomes float32 when it is cut, and the whole set is never copied as float32."""
+    if backend.name == "numpy" and hasattr(x, "rows"):
+        return x
+    return backend.asarray(x)

@@ -166,7 +166,8 @@ def test_real_mnist_first_samples_and_label_digests(tmp_path):
         pytest.skip("real MNIST files not present (../shared/data/mnist)")
     ds = load_dataset({"dataset": "mnist", "root": str(real), "limit": 10, "test_limit": 5})
     assert ds.y_train.tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
-    assert ds.x_train.min() == 0.0 and ds.x_train.max() == 1.0
+    x = np.asarray(ds.x_train)  # (kept as bytes, made float32 as read)
+    assert x.dtype == np.float32 and x.min() == 0.0 and x.max() == 1.0
     # The local archives' gzip wrappers differ from the mirrors'; the content digests match.
     for stem in (mnist.TRAIN_LABELS, mnist.TEST_LABELS):
         source = (real / f"{stem}.gz").as_uri()
