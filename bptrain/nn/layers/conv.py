@@ -85,7 +85,9 @@ class Conv2D(Layer):
         self._winograd = winograd.pays(c, f, n, self.geometry)
         if self._winograd:
             xt = x.transpose(1, 0, 2, 3)
-            z = winograd.forward(xt, self.kernel.value, self._bias_value(), self.geometry, self._scratch)
+            z = winograd.forward(
+                xt, self.kernel.value, self._bias_value(), self.geometry, self._scratch
+            )
             return self._activate(z.transpose(1, 0, 2, 3), activate)
         # Padded entries are never written by im2col, so they must start (and stay) zero.
         cols = self._scratch.get("cols", (c, kh, kw, n, ho, wo), x.dtype, fill=0)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from bptrain.nn import backend
 from bptrain.nn.activations import ReLU
+from bptrain.nn.kernels import direct_conv, winograd
 from bptrain.nn.kernels.conv import conv_forward, conv_input_gradient, conv_weight_gradients
 from bptrain.nn.kernels.im2col import col2im_pooled, im2col_pooled
-from bptrain.nn.kernels import direct_conv, winograd
 from bptrain.nn.kernels.layout import as_channel_major, in_storage_order
 from bptrain.nn.kernels.pooling import argmax_hits, max_of_windows
 from bptrain.nn.kernels.scratch import Scratch
