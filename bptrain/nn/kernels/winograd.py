@@ -385,15 +385,20 @@ def _input_tiles_adjoint_loop(dv, th, tw, dpad):
 # -- the convolution ---------------------------------------------------------------------------
 
 
+def fits(c: int, f: int, geometry: Windows) -> bool:
+    """Whether a convolution of ``geometry`` from ``c`` to ``f`` channels is one this pays for
+    when the batch is large enough: a 3x3 one at stride 1, undilated (``suits``), with at least
+    16 channels in and out (few channels make GEMMs too thin to gain from fewer multiplies)."""
+    return suits(geometry) and min(c, f) >= 16
+
+
 def pays(c: int, f: int, n: int, geometry: Windows) -> bool:
     """Whether a convolution of ``geometry`` from ``c`` to ``f`` channels on ``n`` images runs
-    faster this way: a 3x3 one at stride 1, undilated (``suits``), with at least 16 channels in
-    and out (few channels make GEMMs too thin to gain from fewer multiplies), a transform of at
-    least ``compiled.MIN_SIZE`` elements, the NumPy backend and Numba."""
+    faster this way: it ``fits``, its transform has at least ``compiled.MIN_SIZE`` elements, and
+    the backend is NumPy, with Numba."""
     th, tw = tiles(geometry)
     return (
-        suits(geometry)
-        and min(c, f) >= 16
+        fits(c, f, geometry)
         and 16 * c * n * th * tw >= compiled_module.MIN_SIZE
         and backend.name == "numpy"
         and compiled(_input_tiles_loop) is not None

@@ -102,8 +102,10 @@ def test_which_pairs_are_fused():
     out = model.forward(np.ones((2, 1, 28, 28), dtype=np.float32))
     assert out.shape == (2, 128, 2, 2) == (2, *model.output_shape)
     summary = model.summary()
-    assert "Fused: conv2_d+max_pool2_d: the convolution writes the pool's windows" in summary
-    assert "Fused: conv2_d_1+max_pool2_d_1: ReLU after the pool, on 1/4 of the values" in summary
+    first = "Fused: conv2_d+max_pool2_d: direct loops (large batches) or the convolution writes"
+    assert f"{first} the pool's windows; ReLU after the pool" in summary
+    second = "Fused: conv2_d_1+max_pool2_d_1: ReLU after the pool, on 1/4 of the values"
+    assert f"{second}; Winograd's output tiles pool themselves (large batches)" in summary
     assert "Fused" not in Sequential(model.layers, fuse=False).summary()
 
 
