@@ -342,6 +342,7 @@ class MappedImages:
         self.pixels, self.index = pixels, np.asarray(rows, dtype=np.int64)
         self.shift = np.asarray(shift, dtype=np.float32)
         self.divisor = np.asarray(divisor, dtype=np.float32)
+        self._shifted = bool(self.shift.any())
 
     @property
     def shape(self) -> tuple:
@@ -376,10 +377,14 @@ class MappedImages:
             return self[key[0] if key else slice(None)][(slice(None), *key[1:])]
         if isinstance(key, int | np.integer):
             return self[[key]][0]
-        x = self.pixels[self.index[key]].astype(np.float32)
-        x -= self.shift
-        x /= self.divisor
-        return x
+        rows = self.pixels[self.index[key]]
+        # One call each (a batch's rows are few, so calls dominate): (rows - shift) / divisor in
+        # float32, or rows / divisor when there is no shift, the same bits.
+        if self._shifted:
+            x = np.subtract(rows, self.shift, dtype=np.float32)
+            x /= self.divisor
+            return x
+        return np.divide(rows, self.divisor, dtype=np.float32)
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         x = self[:]
@@ -387,6 +392,7 @@ class MappedImages:
 
     def __isub__(self, shift) -> MappedImages:
         self.shift = (self.shift + np.asarray(shift, np.float32) * self.divisor).astype(np.float32)
+        self._shifted = bool(self.shift.any())
         return self
 
     def __itruediv__(self, divisor) -> MappedImages:
