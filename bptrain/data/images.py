@@ -35,6 +35,8 @@ from bptrain.data.npyfile import map_npy
 from bptrain.data.options import CommonOptions, Footprint, Scale
 from bptrain.errors import ConfigError, DataError
 from bptrain.memory import format_bytes
+from bptrain.nn.kernels import compiled as compiled_module
+from bptrain.nn.kernels.compiled import compiled
 from bptrain.runs.atomic import TEMP_SUFFIX, fsync_dir, write_text, writing
 
 EXTENSIONS = (".png", ".jpg", ".jpeg")
@@ -323,6 +325,17 @@ def _decode_into(path: Path, root: Path, files: list[tuple[Path, int]], opts) ->
 
 
 # -- memory-mapped rows -----------------------------------------------------------------------
+def _scaled_rows_loop(pixels, index, shift, divisor, out):
+    """out[i] = (pixels[index[i]] - shift) / divisor in float32 (the bits of NumPy's calls in
+    ``MappedImages``): pixels (M, D) uint8, out (N, D); a batch in one compiled pass, 3.9 against
+    12 us for the MNIST MLP's 32 rows, where the step takes about 200."""
+    s, d = np.float32(shift), np.float32(divisor)
+    for i in range(len(index)):
+        row, o = pixels[index[i]], out[i]
+        for j in range(len(o)):
+            o[j] = (np.float32(row[j]) - s) / d
+
+
 class MappedImages:
     """The (N, C, H, W) float32 array ``(pixels[rows] - shift) / divisor``, read a few rows
     at a time from a memory-mapped uint8 cache.
@@ -374,10 +387,24 @@ class MappedImages:
 
     def __getitem__(self, key) -> np.ndarray:
         if isinstance(key, tuple):  # the rows first, then the rest of the key on them
-            return self[key[0] if key else slice(None)][(slice(None), *key[1:])]
+            first, rest = (key[0], key[1:]) if key else (slice(None), ())
+            if isinstance(first, int | np.integer):
+                return self[first][rest]
+            return self[first][(slice(None), *rest)]
         if isinstance(key, int | np.integer):
             return self[[key]][0]
-        rows = self.pixels[self.index[key]]
+        index = self.index[key]
+        if self.shift.size == 1 and self.divisor.size == 1 and len(index) > 0:
+            loop = _scaled_rows_loop if self.pixels.size >= compiled_module.MIN_SIZE else None
+            if loop is not None and compiled(loop) is not None:  # one pass for a batch's rows
+                m = len(self.pixels)
+                out = np.empty((len(index), *self.pixels.shape[1:]), dtype=np.float32)
+                flat = np.asarray(self.pixels).reshape(m, -1)
+                compiled(loop)(
+                    flat, index, self.shift.item(), self.divisor.item(), out.reshape(len(index), -1)
+                )
+                return out
+        rows = self.pixels[index]
         # One call each (a batch's rows are few, so calls dominate): (rows - shift) / divisor in
         # float32, or rows / divisor when there is no shift, the same bits.
         if self._shifted:

@@ -147,3 +147,23 @@ def test_footprint_counts_files_not_pixels(folder):
     need = footprint(spec(folder, image_size=[1000, 1000]))
     assert need.nbytes == 9 * images_mod.BYTES_PER_FILE
     assert "9 image files" in need.what
+
+
+@pytest.mark.parametrize("shift, divisor", [(0.0, 255.0), (3.3, 7.1)])
+def test_mapped_rows_are_the_same_bits_compiled_or_not(monkeypatch, shift, divisor):
+    pytest.importorskip("numba", reason="the compiled pass needs Numba (the fast extra)")
+    from bptrain.nn.kernels import compiled
+
+    pixels = np.random.default_rng(0).integers(0, 256, (40, 1, 5, 6), dtype=np.uint8)
+    expected = (pixels.astype(np.float32) - np.float32(shift)) / np.float32(divisor)
+    rows = np.array([7, 3, 39, 0, 3])
+    for min_size in (0, 1 << 60):  # the compiled pass, then NumPy's calls
+        monkeypatch.setattr(compiled, "MIN_SIZE", min_size)
+        x = MappedImages(pixels, np.arange(40))
+        x -= shift
+        x /= divisor
+        np.testing.assert_array_equal(np.take(x, rows, axis=0), expected[rows])
+        np.testing.assert_array_equal(x[2:9], expected[2:9])
+        np.testing.assert_array_equal(x[4, 0, 1], expected[4, 0, 1])
+        np.testing.assert_array_equal(x.rows(rows)[1:3], expected[rows[1:3]])
+        assert x[:0].shape == (0, 1, 5, 6)
