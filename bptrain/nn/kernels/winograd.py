@@ -213,18 +213,20 @@ def _input_tiles_loop(xpad, th, tw, v):
                         v[4 * a + 3, c, p] = e1 - e3
 
 
-def _output_tiles_loop(m, bias, th, tw, y):
-    """y[f, n] (F, N, H', W') = A^T M A of each tile of M (16, F, P), cut to H' x W', + bias."""
+def _output_tiles_loop(m, bias, th, tw, pool, y, argmax):
+    """y[f, n] = A^T M A + bias[f] of each tile of M (16, F, P): with ``pool`` false, y (F, N,
+    H', W') takes each tile's 2x2 block, cut to H' x W'; with ``pool`` true, y (F, N, H'', W'')
+    takes the block's maximum (a 2x2 pool of stride 2: each tile is one window) and argmax its
+    offset 2*a + b (the first on ties, as ``max_of_windows``); tiles past H'' x W'' (an odd
+    H''s last row) are not computed."""
     fs, ns, ho, wo = y.shape
+    rows, cols = (ho, wo) if pool else (th, tw)
     for f in range(fs):
         bf = bias[f]
         for n in range(ns):
-            for ty in range(th):
+            for ty in range(rows):
                 p0 = (n * th + ty) * tw
-                both = 2 * ty + 1 < ho  # the tile's second row is inside
-                y0 = y[f, n, 2 * ty]
-                y1 = y[f, n, 2 * ty + 1] if both else y0
-                for tx in range(tw):
+                for tx in range(cols):
                     p, j = p0 + tx, 2 * tx
                     # the rows of A^T M, for columns 0..3
                     s0 = m[0, f, p] + m[4, f, p] + m[8, f, p]
@@ -236,13 +238,26 @@ def _output_tiles_loop(m, bias, th, tw, y):
                     t2 = m[6, f, p] - m[10, f, p] - m[14, f, p]
                     t3 = m[7, f, p] - m[11, f, p] - m[15, f, p]
                     # times A: the 2x2 block
-                    y0[j] = s0 + s1 + s2 + bf
+                    y00, y01 = s0 + s1 + s2 + bf, s1 - s2 - s3 + bf
+                    y10, y11 = t0 + t1 + t2 + bf, t1 - t2 - t3 + bf
+                    if pool:
+                        best, k = y00, 0
+                        if y01 > best:
+                            best, k = y01, 1
+                        if y10 > best:
+                            best, k = y10, 2
+                        if y11 > best:
+                            best, k = y11, 3
+                        y[f, n, ty, tx] = best
+                        argmax[f, n, ty, tx] = k
+                        continue
+                    y[f, n, 2 * ty, j] = y00
                     if j + 1 < wo:
-                        y0[j + 1] = s1 - s2 - s3 + bf
-                    if both:
-                        y1[j] = t0 + t1 + t2 + bf
+                        y[f, n, 2 * ty, j + 1] = y01
+                    if 2 * ty + 1 < ho:
+                        y[f, n, 2 * ty + 1, j] = y10
                         if j + 1 < wo:
-                            y1[j + 1] = t1 - t2 - t3 + bf
+                            y[f, n, 2 * ty + 1, j + 1] = y11
 
 
 def _output_tiles_adjoint_loop(dy, th, tw, dm):
@@ -275,43 +290,9 @@ def _output_tiles_adjoint_loop(dy, th, tw, dm):
                     dm[14, f, p], dm[15, f, p] = u3 - v3, -v3
 
 
-def _output_tiles_max_loop(m, bias, th, tw, y, argmax):
-    """y[f, n, ty, tx] (F, N, H'', W'') = the maximum of tile (ty, tx)'s 2x2 block A^T M A +
-    bias, argmax its offset 2*a + b (the first on ties, as ``max_of_windows``); tiles past
-    H'' x W'' (an odd H''s last row) are not computed."""
-    fs, ns, hp, wp = y.shape
-    for f in range(fs):
-        bf = bias[f]
-        for n in range(ns):
-            for ty in range(hp):
-                p0 = (n * th + ty) * tw
-                for tx in range(wp):
-                    p = p0 + tx
-                    s0 = m[0, f, p] + m[4, f, p] + m[8, f, p]
-                    s1 = m[1, f, p] + m[5, f, p] + m[9, f, p]
-                    s2 = m[2, f, p] + m[6, f, p] + m[10, f, p]
-                    s3 = m[3, f, p] + m[7, f, p] + m[11, f, p]
-                    t0 = m[4, f, p] - m[8, f, p] - m[12, f, p]
-                    t1 = m[5, f, p] - m[9, f, p] - m[13, f, p]
-                    t2 = m[6, f, p] - m[10, f, p] - m[14, f, p]
-                    t3 = m[7, f, p] - m[11, f, p] - m[15, f, p]
-                    best, k = s0 + s1 + s2 + bf, 0
-                    z = s1 - s2 - s3 + bf
-                    if z > best:
-                        best, k = z, 1
-                    z = t0 + t1 + t2 + bf
-                    if z > best:
-                        best, k = z, 2
-                    z = t1 - t2 - t3 + bf
-                    if z > best:
-                        best, k = z, 3
-                    y[f, n, ty, tx] = best
-                    argmax[f, n, ty, tx] = k
-
-
 def _output_tiles_max_adjoint_loop(dy, argmax, th, tw, dm):
     """dM[:, f, p] = A dY A^T where dY is zero but at tile p's argmax, which holds dy[f, n, ty,
-    tx]: the adjoint of ``_output_tiles_max_loop`` (tiles past dy's size get zeros)."""
+    tx]: the adjoint of ``_output_tiles_loop`` with ``pool`` (tiles past dy's size get zeros)."""
     fs, ns, hp, wp = dy.shape
     zero = dy.dtype.type(0)
     for f in range(fs):
@@ -419,7 +400,7 @@ def forward(x, kernel, bias, geometry: Windows, scratch, pooled: bool = False):
 
     ``pooled``: y is instead the maximum of each 2x2 block, (F, N, H' // 2, W' // 2), as a 2x2
     max pool of stride 2 gives it: each tile's output block is one pool window, so the output
-    transform pools it at once (``_output_tiles_max_loop``), its argmax kept for ``backward``.
+    transform pools it at once (``_output_tiles_loop``), its argmax kept for ``backward``.
     """
     xp = backend.xp
     c, n = x.shape[:2]
@@ -438,14 +419,10 @@ def forward(x, kernel, bias, geometry: Windows, scratch, pooled: bool = False):
     m = planes(scratch, "winograd M", f, n * th * tw, x.dtype)
     xp.matmul(u, v, out=m)
     b = bias if bias is not None else scratch.get("zero bias", (f,), x.dtype, fill=0)
-    if not pooled:
-        y = xp.empty((f, n, *geometry.out_hw), dtype=x.dtype)
-        compiled(_output_tiles_loop)(m, b, th, tw, y)
-        return y
     ho, wo = geometry.out_hw
-    y = xp.empty((f, n, ho // 2, wo // 2), dtype=x.dtype)
-    argmax = scratch.get("winograd argmax", y.shape, np.int8)
-    compiled(_output_tiles_max_loop)(m, b, th, tw, y, argmax)
+    y = xp.empty((f, n, ho // 2, wo // 2) if pooled else (f, n, ho, wo), dtype=x.dtype)
+    argmax = scratch.get("winograd argmax", y.shape if pooled else (1, 1, 1, 1), np.int8)
+    compiled(_output_tiles_loop)(m, b, th, tw, pooled, y, argmax)
     return y
 
 

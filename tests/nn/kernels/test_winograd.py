@@ -43,7 +43,9 @@ def test_the_transforms_match_their_plain_versions(in_hw, padding):
 
     m, bias = rng.normal(size=(16, f, n * th * tw)), rng.normal(size=f)
     y = np.empty((f, n, *g.out_hw))
-    compiled(winograd._output_tiles_loop)(m, bias, th, tw, y)
+    compiled(winograd._output_tiles_loop)(
+        m, bias, th, tw, False, y, np.zeros((1, 1, 1, 1), np.int8)
+    )
     np.testing.assert_allclose(y, winograd.output_tiles_reference(m, bias, n, g), atol=1e-13)
 
     dy, dm = rng.normal(size=y.shape), np.empty_like(m)
