@@ -148,7 +148,7 @@ def profile_bptrain(model, x, y, order, threads: int) -> None:
 
         return wrapper
 
-    for layer in model.network.layers:
+    for layer in model.network.runs:  # the layers that run: fused pairs as one
         layer.forward = timed(f"{layer.name} forward", layer.forward)
         layer.backward = timed(f"{layer.name} backward", layer.backward)
     model.optimizer.step = timed("optimizer step", model.optimizer.step)
