@@ -346,7 +346,7 @@ class MappedImages:
     rows; ``x.rows(idx)`` is a
     subset that stays mapped (the validation split); ``x -= s`` and ``x /= d`` (how
     ``bptrain.data.preprocess.scale`` scales in place) change the map, never the file.
-    ``nbytes`` is what it holds in memory: its row indexes.
+    ``nbytes`` is what it holds in memory (see there).
     """
 
     dtype = np.dtype(np.float32)
@@ -371,7 +371,13 @@ class MappedImages:
 
     @property
     def nbytes(self) -> int:
-        return self.index.nbytes
+        """The memory it holds: its row indexes and, unless the pixels are mapped from a file
+        (an image folder's cache is; MNIST's are read into memory), its rows' share of them (so
+        a training and a validation split of one array add up to the array)."""
+        if isinstance(self.pixels, np.memmap):
+            return self.index.nbytes
+        share = self.pixels.nbytes * len(self.index) // max(len(self.pixels), 1)
+        return self.index.nbytes + share
 
     def __len__(self) -> int:
         return len(self.index)

@@ -167,3 +167,11 @@ def test_mapped_rows_are_the_same_bits_compiled_or_not(monkeypatch, shift, divis
         np.testing.assert_array_equal(x[4, 0, 1], expected[4, 0, 1])
         np.testing.assert_array_equal(x.rows(rows)[1:3], expected[rows[1:3]])
         assert x[:0].shape == (0, 1, 5, 6)
+
+
+def test_in_memory_pixels_count_once_over_the_splits():
+    pixels = np.zeros((10, 1, 4, 4), dtype=np.uint8)  # MNIST's kind: read into memory
+    x = MappedImages(pixels, np.arange(10))
+    kept, held = x.rows(np.arange(8)), x.rows(np.arange(8, 10))
+    assert x.nbytes == pixels.nbytes + 10 * 8
+    assert kept.nbytes + held.nbytes == pixels.nbytes + 10 * 8
