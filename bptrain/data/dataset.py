@@ -98,9 +98,15 @@ def _build(name, task, x_train, y_train, x_test, y_test, class_names, extra, x_d
     )
 
 
+def read_as_needed(x) -> bool:
+    """Whether inputs ``x`` make their rows as they are read (``images.MappedImages``: pixels
+    kept as bytes, or mapped from a file), with ``x.rows(idx)`` a subset that stays so."""
+    return hasattr(x, "rows")
+
+
 def _as_inputs(x, dtype):
-    """x as a contiguous array of ``dtype``; rows made as they are read (``MappedImages``, which
-    has ``rows``) stay so when they come out in ``dtype``."""
-    if hasattr(x, "rows") and x.dtype == dtype:
+    """x as a contiguous array of ``dtype``; inputs read as needed stay so when they come out
+    in ``dtype``."""
+    if read_as_needed(x) and x.dtype == dtype:
         return x
     return np.ascontiguousarray(x, dtype=dtype)

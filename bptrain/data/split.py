@@ -6,6 +6,7 @@ import zlib
 
 import numpy as np
 
+from bptrain.data.dataset import read_as_needed
 from bptrain.errors import ConfigError, DataError
 
 
@@ -82,5 +83,5 @@ def kfold(
 def _take(x, y, kept, out) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(x_kept, y_kept, x_out, y_out): the rows of ``x`` and ``y`` at two index arrays
     (memory-mapped images stay mapped: ``MappedImages.rows``)."""
-    rows = x.rows if hasattr(x, "rows") else lambda idx: np.take(x, idx, axis=0)
+    rows = x.rows if read_as_needed(x) else lambda idx: np.take(x, idx, axis=0)
     return rows(kept), np.take(y, kept, axis=0), rows(out), np.take(y, out, axis=0)

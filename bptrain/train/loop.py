@@ -30,6 +30,7 @@ from bptrain.config import Config
 from bptrain.config.run_length import run_length
 from bptrain.data import Dataset, iterate_minibatches
 from bptrain.data.augment import augmenter
+from bptrain.data.dataset import read_as_needed
 from bptrain.data.preprocess import unscale_targets
 from bptrain.nn import backend
 from bptrain.runs import MetricsLog, RunDir, checkpoint
@@ -449,6 +450,6 @@ def on_device(x):
     """Inputs on the model's device. On the CPU, inputs whose rows are made as they are read
     (``MappedImages``: MNIST's and image folders' pixels, kept as bytes) stay so: each batch
     becomes float32 when it is cut, and the whole set is never copied as float32."""
-    if backend.name == "numpy" and hasattr(x, "rows"):
+    if backend.name == "numpy" and read_as_needed(x):
         return x
     return backend.asarray(x)

@@ -61,8 +61,7 @@ def _padded_tiles(x, geometry: Windows):
     h, w = geometry.in_hw
     hp, wp = 2 * th + 2, 2 * tw + 2
     padded = xp.zeros((*x.shape[:2], hp, wp), dtype=x.dtype)
-    rows, cols = min(h, hp - top), min(w, wp - left)
-    padded[:, :, top : top + rows, left : left + cols] = x[:, :, :rows, :cols]
+    padded[:, :, top : top + h, left : left + w] = x  # (hp >= H' + 2 = h + both pads)
     s = padded.strides
     view = np.lib.stride_tricks.as_strided(
         padded, (*x.shape[:2], th, tw, 4, 4), (s[0], s[1], 2 * s[2], 2 * s[3], s[2], s[3])
@@ -129,10 +128,7 @@ def input_tiles_adjoint_reference(dv, n: int, geometry: Windows):
             padded[:, :, a : a + 2 * th : 2, b : b + 2 * tw : 2] += dd[..., a, b]
     top, _, left, _ = geometry.pad
     h, w = geometry.in_hw
-    dx = xp.zeros((c, n, h, w), dtype=dv.dtype)
-    rows, cols = min(h, padded.shape[2] - top), min(w, padded.shape[3] - left)
-    dx[:, :, :rows, :cols] = padded[:, :, top : top + rows, left : left + cols]
-    return dx
+    return padded[:, :, top : top + h, left : left + w]
 
 
 def conv_winograd_reference(x, kernel, bias, geometry: Windows):
@@ -344,7 +340,8 @@ def _input_tiles_adjoint_loop(dv, th, tw, dpad):
                             c0, c1, c2, c3 = e0, e1, e2, e3
                         else:
                             d0, d1, d2, d3 = e0, e1, e2, e3
-                    # (B dV) B^T: the columns back, added into the four rows
+                    # (B dV) B^T: the columns back, added into the four rows (unrolled: a loop
+                    # over the rows through a 4x4 work array took 0.44 against 0.26 ms)
                     x0[j] += a0
                     x0[j + 1] += b0 - c0 + d0
                     x0[j + 2] += b0 + c0 - a0
