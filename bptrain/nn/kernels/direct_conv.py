@@ -26,8 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from bptrain.nn import backend
-from bptrain.nn.kernels import compiled as compiled_module
-from bptrain.nn.kernels.compiled import compiled
+from bptrain.nn.kernels.compiled import compiled, usable
 from bptrain.nn.kernels.windows import Windows
 
 MAX_TAPS = 27  # C*kh*kw: up to a 3x3 kernel on colour images
@@ -47,13 +46,9 @@ def suits(conv: Windows, pool: Windows, taps: int) -> bool:
 
 
 def pays(size: int) -> bool:
-    """Whether the loops can run and pay for work of ``size`` elements (``compiled.usable``'s
-    rule: the NumPy backend, Numba, at least ``compiled.MIN_SIZE``)."""
-    return (
-        backend.name == "numpy"
-        and size >= compiled_module.MIN_SIZE
-        and compiled(_forward_loop) is not None
-    )
+    """Whether the loops can run and pay for work of ``size`` elements (``compiled.usable``:
+    the NumPy backend, Numba, at least ``compiled.MIN_SIZE``)."""
+    return usable(_forward_loop, (), size)
 
 
 def _forward_loop(xpad, kernel, bias, pooled, argmax, z):
@@ -154,9 +149,7 @@ def padded_input(x, geometry: Windows, run: int, scratch):
     (kh, kw), width = geometry.kernel, w + left + right
     # the last tap's run ends (kh - 1) * width + kw - 1 + run elements into a channel's plane
     rows = max(h + top + bottom, -(-((kh - 1) * width + kw - 1 + run) // width))
-    xpad = scratch.get("direct x", (n, c, rows, width), x.dtype, fill=0)
-    xpad[:, :, top : top + h, left : left + w] = x
-    return xpad
+    return scratch.padded("direct x", x, (n, c, rows, width), top, left)
 
 
 def wide_run(geometry: Windows) -> int:

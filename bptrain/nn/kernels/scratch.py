@@ -28,6 +28,15 @@ class Scratch:
             self._arrays[name] = a
         return a
 
+    def padded(self, name: str, x, shape: tuple, top: int, left: int):
+        """``x`` (..., H, W) copied into the array called ``name`` of ``shape`` at row ``top``
+        and column ``left``; the border (padding zeros) is filled once, when the array is
+        made, and never written."""
+        a = self.get(name, shape, x.dtype, fill=0)
+        h, w = x.shape[-2:]
+        a[..., top : top + h, left : left + w] = x
+        return a
+
     def views(self, name: str, make, *arrays):
         """``make(*arrays)``, e.g. a time loop's per-step views of its buffers, made again only
         when one of ``arrays`` is a different array than last time. (Slicing costs about 0.2 us

@@ -31,8 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from bptrain.nn import backend
-from bptrain.nn.kernels import compiled as compiled_module
-from bptrain.nn.kernels.compiled import compiled
+from bptrain.nn.kernels.compiled import compiled, usable
 from bptrain.nn.kernels.windows import Windows
 
 BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
@@ -372,15 +371,10 @@ def fits(c: int, f: int, geometry: Windows) -> bool:
 
 def pays(c: int, f: int, n: int, geometry: Windows) -> bool:
     """Whether a convolution of ``geometry`` from ``c`` to ``f`` channels on ``n`` images runs
-    faster this way: it ``fits``, its transform has at least ``compiled.MIN_SIZE`` elements, and
-    the backend is NumPy, with Numba."""
+    faster this way: it ``fits``, and the compiled transforms can run on a transform of that many
+    elements (``compiled.usable``: the NumPy backend, Numba, at least ``compiled.MIN_SIZE``)."""
     th, tw = tiles(geometry)
-    return (
-        fits(c, f, geometry)
-        and 16 * c * n * th * tw >= compiled_module.MIN_SIZE
-        and backend.name == "numpy"
-        and compiled(_input_tiles_loop) is not None
-    )
+    return fits(c, f, geometry) and usable(_input_tiles_loop, (), 16 * c * n * th * tw)
 
 
 def planes(scratch, name: str, rows: int, cols: int, dtype):
@@ -404,11 +398,8 @@ def forward(x, kernel, bias, geometry: Windows, scratch, pooled: bool = False):
     f = len(kernel)
     th, tw = tiles(geometry)
     top, _, left, _ = geometry.pad
-    h, w = geometry.in_hw
-    # The padded input: its border (the convolution's padding and the last tiles' overhang)
-    # is zeroed once and never written.
-    xpad = scratch.get("winograd x", (c, n, 2 * th + 2, 2 * tw + 2), x.dtype, fill=0)
-    xpad[:, :, top : top + h, left : left + w] = x  # (the padded size is at least h + top)
+    # the input with the convolution's padding and the last tiles' overhang as zeros
+    xpad = scratch.padded("winograd x", x, (c, n, 2 * th + 2, 2 * tw + 2), top, left)
     v = planes(scratch, "winograd V", c, n * th * tw, x.dtype)
     compiled(_input_tiles_loop)(xpad, th, tw, v)
     u = scratch.get("winograd U", (16, f, c), x.dtype)
