@@ -10,8 +10,11 @@ stall a run when another process holds a core (see ``train.threads``).
 So the partner thread runs one compiled loop (``_serve_loop``, Numba, without the GIL) that
 polls a mailbox (an int64 array in cache lines of its own): the training thread writes an
 operation's arguments, then bumps ``SEQ``; the partner runs it (a GEMM through NumPy's own
-OpenBLAS, ``kernels.cblas``, or Adam's loop over index ranges of the bound flat buffers) and sets
-``DONE`` to that number: 1.5 us a round trip. It waits with the x86 PAUSE instruction, which
+OpenBLAS, ``kernels.cblas``, an optimizer's loop over index ranges of the bound flat buffers, or
+the sum of squares of the bound gradient's ranges) and sets ``DONE`` to that number: 1.5 us a
+round trip. The training thread posts through compiled functions too (``_post_gemm_loop``,
+``_post_ranges_loop``), which read the operands' addresses themselves: written from Python, a
+GEMM's post took 4-7 us (each ``ndarray.ctypes.data`` alone ~1 us), posted so ~0.5. It waits with the x86 PAUSE instruction, which
 also keeps the compiler from caching mailbox reads or moving the results' writes after ``DONE``
 (the x86-64 memory model keeps stores in order; other CPUs are not offered, see ``available``),
 and calls ``sched_yield`` every ``YIELD_EVERY`` polls, so that other work may have the core.
@@ -35,7 +38,7 @@ from bptrain.nn.kernels.compiled import compiled
 # Mailbox slots: the training thread writes SEQ, OP and the arguments (from ARGS), the partner
 # DONE and PARKED, which lie in a cache line of their own (``_own_lines``).
 SEQ, OP, ARGS, DONE, PARKED, SLOTS = 0, 1, 2, 24, 25, 32
-SGEMM, DGEMM, BIND, STOP, ADAM, SGD, RMSPROP = 1, 2, 3, 4, 5, 6, 7
+SGEMM, DGEMM, BIND, STOP, ADAM, SGD, RMSPROP, SQUARES = 1, 2, 3, 4, 5, 6, 7, 8
 MAX_RANGES = 8  # index ranges of one optimizer update
 POLLS = 200_000  # polls (a PAUSE each, ~50 ns on AMD Zen) before the partner parks
 YIELD_EVERY = 64  # polls between calls to sched_yield
@@ -51,7 +54,7 @@ def available() -> bool:
 
 def _serve():
     """(the partner's compiled loop, sgemm, dgemm, sched_yield), made once (None where it
-    cannot be)."""
+    cannot be); the compiled functions that post and update are made with it (``_loops``)."""
     if not _serve_cache:
         from bptrain.nn.kernels import adam, sgd_rmsprop  # (which import this module's users)
 
@@ -61,9 +64,19 @@ def _serve():
         if blas is None or None in loops:
             _serve_cache.append(None)
         else:
-            global _relax_pause, _adam_ranges, _sgd_ranges, _rmsprop_ranges
+            global _relax_pause, _adam_ranges, _sgd_ranges, _rmsprop_ranges, _updated, _squares
+            global _posted
             _relax_pause = _relax()
             _adam_ranges, _sgd_ranges, _rmsprop_ranges = loops
+            _squares = compiled(_squares_loop, reassociate=True)
+            _updated = compiled(_updated_loop)
+            _posted = compiled(_posted_loop)
+            _loops.update(
+                post_gemm=compiled(_post_gemm_loop),
+                post_ranges=compiled(_post_ranges_loop),
+                updated=_updated,
+                squares=_squares,
+            )
             libc = ctypes.CDLL(None)
             yield_core = libc.sched_yield
             yield_core.argtypes, yield_core.restype = [], ctypes.c_int
@@ -93,11 +106,70 @@ def _relax():
     return relax
 
 
-# What ``_serve_loop`` calls, set (by ``_serve``) before it is compiled: PAUSE, the updates.
-_relax_pause = _adam_ranges = _sgd_ranges = _rmsprop_ranges = None
+# What the compiled functions call, set (by ``_serve``) before they are compiled: PAUSE, the
+# updates' loops, ``_updated_loop``, ``_squares_loop`` and ``_posted_loop`` compiled.
+_relax_pause = _adam_ranges = _sgd_ranges = _rmsprop_ranges = _updated = _squares = None
+_posted = None
+_loops: dict = {}  # the compiled functions the training thread calls (by ``_serve``)
 
 
-def _serve_loop(box, w, g, a, b, scalars, last, polls, sgemm, dgemm, yield_core):
+def _updated_loop(op, w, g, a, b, s, ranges):
+    """An optimizer's update (``op``: ADAM, SGD or RMSPROP) of the flat buffers w, g, a, b
+    (unused slots: empty arrays) over the index ranges ``ranges`` ([count, lo, hi, lo, hi,
+    ...]) with the scalars ``s`` (as its loop takes them): what each core runs of an update."""
+    for r in range(ranges[0]):
+        i = slice(ranges[1 + 2 * r], ranges[2 + 2 * r])
+        if op == ADAM:
+            _adam_ranges(w[i], g[i], a[i], b[i], s[0], s[1], s[2], s[3], s[4], s[5])
+        elif op == SGD:
+            _sgd_ranges(w[i], g[i], a[i], s[0], s[1], s[2])
+        elif op == RMSPROP:
+            _rmsprop_ranges(w[i], g[i], a[i], s[0], s[1], s[2], s[3])
+
+
+def _squares_loop(g, ranges):
+    """The sum of squares of g over the index ranges ``ranges`` (as ``_updated_loop`` takes
+    them), summed in g's dtype as BLAS' dot does, reassociated (in vector lanes: the order is
+    round-off only, and a divergence check asks only whether the sum is finite). Each range is
+    a slice first: indexes computed from ``ranges`` might be negative for all Numba knows, and
+    their wraparound check kept the loop from vectorizing (25 against 2 us per 51K float32)."""
+    total = np.float32(0)  # (float64 where g is)
+    for r in range(ranges[0]):
+        part = g[ranges[1 + 2 * r] : ranges[2 + 2 * r]]
+        for i in range(part.size):
+            total += part[i] * part[i]
+    return total
+
+
+def _posted_loop(box, op):
+    """Post operation ``op``, its arguments written: SEQ + 1 after them (PAUSE keeps the
+    compiler from moving the writes; x86-64 keeps stores in order). Returns PARKED (whether the
+    partner must be woken)."""
+    box[OP] = op
+    _relax_pause()
+    box[SEQ] += 1
+    return box[PARKED]
+
+
+def _post_gemm_loop(box, op, transa, transb, m, n, k, a, a_at, lda, b, b_at, ldb, c, c_at, ldc):
+    """Post GEMM ``op`` (SGEMM or DGEMM) ``c = a @ b`` in CBLAS' row-major arguments, each
+    operand an array and the byte offset of the operand within it."""
+    x = box[ARGS:]
+    x[0], x[1], x[2], x[3], x[4] = transa, transb, m, n, k
+    x[5], x[6] = a.ctypes.data + a_at, lda
+    x[7], x[8] = b.ctypes.data + b_at, ldb
+    x[9], x[10] = c.ctypes.data + c_at, ldc
+    return _posted(box, op)
+
+
+def _post_ranges_loop(box, op, ranges):
+    """Post ``op`` over the bound buffers' index ranges ``ranges`` (an update, or SQUARES)."""
+    for i in range(len(ranges)):
+        box[ARGS + i] = ranges[i]
+    return _posted(box, op)
+
+
+def _serve_loop(box, w, g, a, b, scalars, result, last, polls, sgemm, dgemm, yield_core):
     """Run posted operations until BIND or STOP arrives (returns (its number, 1)) or ``polls``
     polls find none (returns (last, 0)). The C functions come as arguments, so that Numba can
     cache the compiled loop on disk (compiled in, their addresses would tie it to a process)."""
@@ -122,16 +194,10 @@ def _serve_loop(box, w, g, a, b, scalars, last, polls, sgemm, dgemm, yield_core)
         elif op == DGEMM:
             dgemm(cblas.ROW_MAJOR, x[0], x[1], x[2], x[3], x[4], 1.0, x[5], x[6],
                   x[7], x[8], 0.0, x[9], x[10])  # fmt: skip
+        elif op == SQUARES:  # of the bound gradient's ranges
+            result[0] = _squares(g, x)
         else:  # an optimizer's update over index ranges of the bound buffers w, g, a, b
-            s = scalars
-            for r in range(x[0]):
-                i = slice(x[1 + 2 * r], x[2 + 2 * r])
-                if op == ADAM:
-                    _adam_ranges(w[i], g[i], a[i], b[i], s[0], s[1], s[2], s[3], s[4], s[5])
-                elif op == SGD:
-                    _sgd_ranges(w[i], g[i], a[i], s[0], s[1], s[2])
-                elif op == RMSPROP:
-                    _rmsprop_ranges(w[i], g[i], a[i], s[0], s[1], s[2], s[3])
+            _updated(op, w, g, a, b, scalars, x)
         _relax_pause()  # (the results are written before DONE)
         box[DONE] = last
 
@@ -147,38 +213,74 @@ def _own_lines(n: int, dtype):
 
 
 class Partner:
-    """The partner thread and its mailbox. ``gemm`` and ``adam`` post an operation, ``wait``
-    waits for it; one operation at a time, posted by one (the training) thread."""
+    """The partner thread and its mailbox. ``gemm``, ``update`` and ``squares`` post an
+    operation, ``wait`` waits for it; one operation at a time, posted by one (the training)
+    thread."""
 
     def __init__(self, dtype, core: int):
         self.core = core
         self.box = _own_lines(SLOTS, np.int64)
         self.dtype = np.dtype(dtype)
         self.scalars = _own_lines(6, self.dtype)  # an update's, as its loop takes them
+        self.result = _own_lines(1, np.float64)  # a sum of squares
         self.empty = np.zeros(0, dtype=self.dtype)
         self.bound = (self.empty,) * 4  # an optimizer's flat buffers w, g and up to two slots
+        self._gemm_op = SGEMM if self.dtype == np.float32 else DGEMM
         self._wake = threading.Condition()
         self._serve, *self._functions = _serve()
-        self._serve(self.box, *self.bound, self.scalars, 0, 1, *self._functions)  # (compiled now)
+        self._post_gemm, self._post_ranges = _loops["post_gemm"], _loops["post_ranges"]
+        self._updated, self._squares = _loops["updated"], _loops["squares"]
+        first = (self.box, *self.bound, self.scalars, self.result, 0, 1, *self._functions)
+        self._serve(*first)  # (compiled now)
         self._thread = threading.Thread(target=self._run, name="bptrain-partner", daemon=True)
         self._thread.start()
 
-    def gemm(self, args) -> None:
-        """Post ``c = a @ b`` from CBLAS' row-major arguments (transa, transb, m, n, k, a, lda,
-        b, ldb, c, ldc: flags, sizes and addresses) in the partner's dtype."""
-        self.post(SGEMM if self.dtype == np.float32 else DGEMM, args)
+    def gemm(self, transa, transb, m, n, k, a, a_at, lda, b, b_at, ldb, c, c_at, ldc) -> None:
+        """Post ``c = a @ b`` in the partner's dtype from CBLAS' row-major arguments (flags,
+        sizes, leading dimensions), each operand given as an array and the byte offset at
+        which the operand starts in it (``a_at``, ``b_at``, ``c_at``)."""
+        args = (transa, transb, m, n, k, a, a_at, lda, b, b_at, ldb, c, c_at, ldc)
+        if self._post_gemm(self.box, self._gemm_op, *args):
+            self._notify()
 
-    def update(self, op: int, arrays: tuple, scalars: tuple, ranges: list) -> None:
+    def update(self, op: int, arrays: tuple, scalars: tuple, ranges) -> None:
         """Post an optimizer's update (``op``: ADAM, SGD or RMSPROP) of its flat buffers
-        ``arrays`` (w, g and up to two slots) over the index ranges in ``ranges`` ([count, lo,
-        hi, lo, hi, ...]) with ``scalars`` (as its loop takes them)."""
-        bound = (*arrays, *(self.empty,) * (4 - len(arrays)))  # (unused slots: empty arrays)
-        if any(x is not y for x, y in zip(bound, self.bound, strict=True)):
-            self.bound = bound
-            self.post(BIND, [])
-            self.wait()
+        ``arrays`` (w, g and up to two slots) over the index ranges in ``ranges`` (an int64
+        array [count, lo, hi, lo, hi, ...]) with ``scalars`` (as its loop takes them, which
+        ``self.scalars`` then holds)."""
+        self.bind(arrays)
         self.scalars[: len(scalars)] = scalars
-        self.post(op, ranges)
+        if self._post_ranges(self.box, op, ranges):
+            self._notify()
+
+    def update_here(self, op: int, arrays: tuple, ranges) -> None:
+        """This thread's share of the update just posted: the same loops over ``ranges``."""
+        a, b = (*arrays[2:], self.empty, self.empty)[:2]
+        self._updated(op, arrays[0], arrays[1], a, b, self.scalars, ranges)
+
+    def bind(self, arrays: tuple) -> None:
+        """Bind an optimizer's flat buffers (w, g and up to two slots), unless they are."""
+        for x, y in zip(arrays, self.bound):  # (the loops use only the arrays given)
+            if x is not y:
+                break
+        else:
+            return
+        self.bound = (*arrays, *(self.empty,) * (4 - len(arrays)))  # (unused slots: empty)
+        self.post(BIND, [])
+        self.wait()
+
+    def squares(self, g, ranges) -> bool:
+        """Post the sum of squares of the bound gradient's ``ranges`` into ``result[0]``, if
+        ``g`` is the bound gradient; returns whether it did."""
+        if g is not self.bound[1]:
+            return False
+        if self._post_ranges(self.box, SQUARES, ranges):
+            self._notify()
+        return True
+
+    def squares_here(self, g, ranges) -> float:
+        """The sum of squares of g over ``ranges``, on this thread (the same loop)."""
+        return self._squares(g, ranges)
 
     def wait(self) -> None:
         """Until the partner has done the last operation posted."""
@@ -215,7 +317,7 @@ class Partner:
         os.sched_setaffinity(0, {self.core})
         box, last = self.box, 0
         while True:
-            args = (*self.bound, self.scalars, last, POLLS, *self._functions)
+            args = (*self.bound, self.scalars, self.result, last, POLLS, *self._functions)
             last, received = self._serve(box, *args)
             if received and box[OP] == STOP:
                 box[DONE] = last

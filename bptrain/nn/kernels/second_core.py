@@ -33,6 +33,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from bptrain.nn import backend
 from bptrain.nn.kernels import partner
 from bptrain.nn.kernels.cblas import NO_TRANS, TRANS
 
@@ -41,22 +42,21 @@ MIN_SIZE = 1 << 14
 
 
 class _Plan:
-    """A shared matrix W (rows, cols), split at row k: the addresses of the partner's rows of
-    W and of its gradient, and a kept buffer per batch size for its forward half."""
+    """A shared matrix W (rows, cols), split at row k: the byte offsets of the partner's rows
+    of W (and of its gradient) and of its columns of an input x (n, rows), and a kept buffer
+    per batch size for its forward half."""
 
     def __init__(self, p):
         self.value, self.grad = p.value, p.grad  # (a parameter rebound since is not shared)
         self.rows, self.cols = p.shape
-        self.k, self.itemsize = self.rows // 2, p.value.itemsize
-        self.w_at = p.value[self.k :].ctypes.data
-        self.grad_at = p.grad[self.k :].ctypes.data
+        self.k, itemsize = self.rows // 2, p.value.itemsize
+        self.rows_at, self.cols_at = self.k * self.cols * itemsize, self.k * itemsize
         self.theirs: dict = {}
 
     def buffer(self, n: int):
-        """(array (n, cols), its address) the partner writes its forward half into."""
+        """The array (n, cols) the partner writes its forward half into."""
         if n not in self.theirs:
-            out = np.empty((n, self.cols), dtype=self.value.dtype)
-            self.theirs[n] = (out, out.ctypes.data)
+            self.theirs[n] = np.empty((n, self.cols), dtype=self.value.dtype)
         return self.theirs[n]
 
 
@@ -124,10 +124,16 @@ class _Sharing:
 
     def __init__(self, helper, plans: dict, theirs: list, size: int, mode: str):
         self.helper, self.plans, self.size, self.pid = helper, plans, size, os.getpid()
-        self.posted = [len(theirs), *(i for r in theirs for i in r)]  # as the mailbox takes them
         bounds = [0, *(i for r in theirs for i in r), size]
-        self.mine = [(lo, hi) for lo, hi in zip(bounds[::2], bounds[1::2], strict=True) if hi > lo]
+        mine = [(lo, hi) for lo, hi in zip(bounds[::2], bounds[1::2], strict=True) if hi > lo]
+        # each core's index ranges as the compiled loops take them: [count, lo, hi, ...]
+        self.posted, self.mine = (_ranges(r) for r in (theirs, mine))
         self.pace, self.on = _Pace(mode), mode != "here"
+
+
+def _ranges(pairs: list) -> np.ndarray:
+    """[count, lo, hi, lo, hi, ...] of the (lo, hi) index ranges ``pairs``, as int64."""
+    return np.array([len(pairs), *(i for r in pairs for i in r)], dtype=np.int64)
 
 
 _active: _Sharing | None = None
@@ -186,12 +192,10 @@ def matmul(x, p):
     if s is None or x.shape[1] != plan.rows:
         return x @ w
     (n, rows), k, cols = x.shape, plan.k, plan.cols
-    theirs, address = plan.buffer(n)
-    if s.on:
-        xk = x.ctypes.data + k * plan.itemsize
-        s.helper.gemm(
-            [NO_TRANS, NO_TRANS, n, cols, rows - k, xk, rows, plan.w_at, cols, address, cols]
-        )
+    theirs = plan.buffer(n)
+    if s.on:  # theirs = x[:, k:] @ w[k:]
+        args = (x, plan.cols_at, rows, w, plan.rows_at, cols, theirs, 0, cols)
+        s.helper.gemm(NO_TRANS, NO_TRANS, n, cols, rows - k, *args)
     else:  # the same BLAS call (NumPy passes these views to sgemm as they are)
         np.matmul(x[:, k:], w[k:], out=theirs)
     out = np.matmul(x[:, :k], w[:k])
@@ -209,11 +213,9 @@ def matmul_t(dz, p):
         return dz @ w.T
     (n, cols), k, rows = dz.shape, plan.k, plan.rows
     out = np.empty((n, rows), dtype=w.dtype)
-    if s.on:
-        outk = out.ctypes.data + k * plan.itemsize
-        s.helper.gemm(
-            [NO_TRANS, TRANS, n, rows - k, cols, dz.ctypes.data, cols, plan.w_at, cols, outk, rows]
-        )
+    if s.on:  # out[:, k:] = dz @ w[k:].T
+        s.helper.gemm(NO_TRANS, TRANS, n, rows - k, cols, dz, 0, cols, w, plan.rows_at, cols,
+                      out, plan.cols_at, rows)  # fmt: skip
     else:
         np.matmul(dz, w[k:].T, out=out[:, k:])
     np.matmul(dz, w[:k].T, out=out[:, :k])
@@ -231,11 +233,9 @@ def weight_gradient(p, x, dz) -> bool:
     if dz.dtype != x.dtype or not dz.flags.c_contiguous or dz.shape != (len(x), plan.cols):
         return False
     (n, rows), k, cols = x.shape, plan.k, plan.cols
-    if s.on:
-        xk = x.ctypes.data + k * plan.itemsize
-        s.helper.gemm(
-            [TRANS, NO_TRANS, rows - k, cols, n, xk, rows, dz.ctypes.data, cols, plan.grad_at, cols]
-        )
+    if s.on:  # grad[k:] = x[:, k:].T @ dz
+        s.helper.gemm(TRANS, NO_TRANS, rows - k, cols, n, x, plan.cols_at, rows, dz, 0, cols,
+                      p.grad, plan.rows_at, cols)  # fmt: skip
     else:
         np.matmul(x[:, k:].T, dz, out=p.grad[k:])
     np.matmul(x[:, :k].T, dz, out=p.grad[:k])
@@ -255,11 +255,26 @@ def update(op: int, loop, arrays: tuple, scalars: tuple) -> bool:
     partnered = shared and s.on and w.dtype == s.helper.dtype
     if partnered:
         s.helper.update(op, arrays, scalars, s.posted)
-        for lo, hi in s.mine:
-            loop(*(a[lo:hi] for a in arrays), *scalars)
+        s.helper.update_here(op, arrays, s.mine)  # (``loop`` over this thread's ranges)
         s.helper.wait()
     else:
         loop(*arrays, *scalars)
     if shared:
         s.on = s.pace.step()
     return partnered
+
+
+def squared_norm(g) -> float:
+    """``backend.squared_norm(g)`` (a finiteness check's sum), for the optimizer's flat
+    gradient ``g`` within ``sharing`` computed by both cores, each over its own ranges, which it
+    wrote and holds in its cache (7 against 13 us for the MNIST MLP's: the one-core BLAS dot
+    read the partner's half across cores). The sum's order differs from the dot's, so only
+    its finiteness is the same, which is what the trainer asks."""
+    s = _active
+    if s is None or s.pid != os.getpid() or not s.on or g.size != s.size:
+        return backend.squared_norm(g)
+    if not s.helper.squares(g, s.posted):  # (before the first update bound it)
+        return backend.squared_norm(g)
+    total = s.helper.squares_here(g, s.mine)
+    s.helper.wait()
+    return total + float(s.helper.result[0])

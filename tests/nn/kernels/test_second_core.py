@@ -168,7 +168,7 @@ def test_the_partner_parks_when_idle_and_wakes_for_work():
         assert helper.box[partner.PARKED]  # ~12 ms of polling, then a condition variable
         a = np.arange(6, dtype=np.float32).reshape(2, 3)
         b, c = np.ones((3, 4), np.float32), np.zeros((2, 4), np.float32)
-        helper.gemm([111, 111, 2, 4, 3, a.ctypes.data, 3, b.ctypes.data, 4, c.ctypes.data, 4])
+        helper.gemm(111, 111, 2, 4, 3, a, 0, 3, b, 0, 4, c, 0, 4)
         helper.wait()
         np.testing.assert_array_equal(c, a @ b)
     finally:
@@ -206,3 +206,22 @@ def test_the_pace_keeps_the_faster_way(monkeypatch):
     assert chosen[pace.PROBE] is False  # probing without
     assert chosen[-5:] == [False] * 5  # kept: the faster
     assert pace.keep == 2 * pace.KEEP  # and probed half as often while the partner loses
+
+
+def test_the_squared_norm_is_shared_once_the_update_bound_the_gradient():
+    rng = np.random.default_rng(5)
+    p, flat = shared_weight(np.float32, rows=600, cols=128)
+    g, m, v = (rng.standard_normal(flat.size).astype(np.float32) for _ in range(3))
+    one_core = float(np.dot(g.astype(np.float64), g))
+    with second_core.sharing([p], flat, mode="partner"):
+        assert second_core.squared_norm(g) == pytest.approx(one_core, rel=1e-5)  # (not bound)
+        adam_kernels.adam_update(flat, g, m, v, 1e-3, 0.9, 0.999, 1e-7, None)  # binds g
+        done = second_core._active.helper.box[partner.DONE]
+        assert second_core.squared_norm(g) == pytest.approx(one_core, rel=1e-5)
+        assert second_core._active.helper.box[partner.DONE] == done + 1  # the partner summed
+        theirs = second_core._active.posted  # [count, lo, hi, ...]: the partner's ranges
+        for at in (int(theirs[1]), 0):  # an inf in the partner's part, a NaN in this thread's
+            g[at] = np.inf if at else np.nan
+            assert not np.isfinite(second_core.squared_norm(g))
+            g[at] = 1.0
+    assert second_core.squared_norm(g) == pytest.approx(float(np.dot(g, g)), rel=1e-5)  # after
