@@ -14,12 +14,14 @@ OpenBLAS, ``kernels.cblas``, an optimizer's loop over index ranges of the bound 
 the sum of squares of the bound gradient's ranges) and sets ``DONE`` to that number: 1.5 us a
 round trip. The training thread posts through compiled functions too (``_post_gemm_loop``,
 ``_post_ranges_loop``), which read the operands' addresses themselves: written from Python, a
-GEMM's post took 4-7 us (each ``ndarray.ctypes.data`` alone ~1 us), posted so ~0.5. It waits with the x86 PAUSE instruction, which
-also keeps the compiler from caching mailbox reads or moving the results' writes after ``DONE``
-(the x86-64 memory model keeps stores in order; other CPUs are not offered, see ``available``),
-and calls ``sched_yield`` every ``YIELD_EVERY`` polls, so that other work may have the core.
-After ~12 ms without work it parks on a condition variable, and the next post wakes it (the slow
-path, ~0.5 ms, after a pause such as validation).
+GEMM's post took 4-7 us (each ``ndarray.ctypes.data`` alone ~1 us), posted so ~0.5.
+
+The partner waits with the x86 PAUSE instruction, which also keeps the compiler from caching
+mailbox reads or moving the results' writes after ``DONE`` (the x86-64 memory model keeps stores
+in order; other CPUs are not offered, see ``available``), and calls ``sched_yield`` every
+``YIELD_EVERY`` polls, so that other work may have the core. After ~12 ms without work it parks
+on a condition variable, and the next post wakes it (the slow path, ~0.5 ms, after a pause such
+as validation).
 """
 
 from __future__ import annotations
@@ -260,7 +262,7 @@ class Partner:
 
     def bind(self, arrays: tuple) -> None:
         """Bind an optimizer's flat buffers (w, g and up to two slots), unless they are."""
-        for x, y in zip(arrays, self.bound):  # (the loops use only the arrays given)
+        for x, y in zip(arrays, self.bound, strict=False):  # (loops use only those given)
             if x is not y:
                 break
         else:
