@@ -325,15 +325,36 @@ def _decode_into(path: Path, root: Path, files: list[tuple[Path, int]], opts) ->
 
 
 # -- memory-mapped rows -----------------------------------------------------------------------
+AHEAD, LINE = 4, 64  # rows whose pixels are asked for ahead; bytes in a cache line
+_prefetch = None  # compiled.prefetcher(), bound (by ``_rows_loop``) before the loop is compiled
+
+
 def _scaled_rows_loop(pixels, index, shift, divisor, out):
     """out[i] = (pixels[index[i]] - shift) / divisor in float32 (the bits of NumPy's calls in
     ``MappedImages``): pixels (M, D) uint8, out (N, D); a batch in one compiled pass, 6.8 against
-    12 us for the MNIST MLP's 32 rows (in cache), where the step takes about 200."""
+    12 us for the MNIST MLP's 32 rows (in cache), where the step takes about 200. A training
+    order reads rows scattered over the whole set, out of cache: while row i is converted, the
+    cache lines of row i + AHEAD are asked for (``compiled.prefetcher``), so that their reads
+    from memory overlap (11.5 against 7.5 us for 32 random MNIST rows)."""
     s, d = np.float32(shift), np.float32(divisor)
-    for i in range(len(index)):
-        row, o = pixels[index[i]], out[i]
-        for j in range(len(o)):
-            o[j] = (np.float32(row[j]) - s) / d
+    n, width = len(index), pixels.shape[1]
+    for i in range(-AHEAD, n):
+        if i + AHEAD < n:
+            ahead = pixels[index[i + AHEAD]]
+            for j in range(0, width, LINE):
+                _prefetch(ahead, j)
+        if i >= 0:
+            row, o = pixels[index[i]], out[i]
+            for j in range(len(o)):
+                o[j] = (np.float32(row[j]) - s) / d
+
+
+def _rows_loop():
+    """``_scaled_rows_loop`` compiled, its prefetch hint bound first (None without Numba)."""
+    global _prefetch
+    if _prefetch is None:
+        _prefetch = compiled_module.prefetcher()
+    return None if _prefetch is None else compiled(_scaled_rows_loop)
 
 
 class MappedImages:
@@ -410,7 +431,7 @@ class MappedImages:
             return self[[key]][0]
         index = self.index[key]
         big = self.pixels.size >= compiled_module.MIN_SIZE  # (worth Numba's import)
-        loop = compiled(_scaled_rows_loop) if big and self._scalars and len(index) else None
+        loop = _rows_loop() if big and self._scalars and len(index) else None
         if loop is not None:  # a batch's rows in one pass
             out = np.empty((len(index), *self.pixels.shape[1:]), dtype=np.float32)
             loop(self._flat, index, *self._scalars, out.reshape(len(index), -1))

@@ -154,7 +154,9 @@ def test_mapped_rows_are_the_same_bits_compiled_or_not(monkeypatch, shift, divis
     pytest.importorskip("numba", reason="the compiled pass needs Numba (the fast extra)")
     from bptrain.nn.kernels import compiled
 
-    pixels = np.random.default_rng(0).integers(0, 256, (40, 1, 5, 6), dtype=np.uint8)
+    # rows of 130 pixels (three cache lines to fetch ahead), batches of fewer and more rows
+    # than the compiled pass fetches ahead (AHEAD)
+    pixels = np.random.default_rng(0).integers(0, 256, (40, 1, 10, 13), dtype=np.uint8)
     expected = (pixels.astype(np.float32) - np.float32(shift)) / np.float32(divisor)
     rows = np.array([7, 3, 39, 0, 3])
     for min_size in (0, 1 << 60):  # the compiled pass, then NumPy's calls
@@ -166,7 +168,7 @@ def test_mapped_rows_are_the_same_bits_compiled_or_not(monkeypatch, shift, divis
         np.testing.assert_array_equal(x[2:9], expected[2:9])
         np.testing.assert_array_equal(x[4, 0, 1], expected[4, 0, 1])
         np.testing.assert_array_equal(x.rows(rows)[1:3], expected[rows[1:3]])
-        assert x[:0].shape == (0, 1, 5, 6)
+        assert x[:0].shape == (0, 1, 10, 13)
 
 
 def test_in_memory_pixels_count_once_over_the_splits():

@@ -53,3 +53,40 @@ def flat(arrays) -> tuple:
     """1-D views of C-contiguous ``arrays`` for a fused loop, each array that is 1-D already
     passed as itself (the partner thread binds an update's buffers by identity)."""
     return tuple(a if a.ndim == 1 else a.reshape(-1) for a in arrays)
+
+
+_prefetcher: list = []
+
+
+def prefetcher():
+    """``prefetch(array, i)`` for compiled loops (made once; None without Numba): a hint to the
+    CPU (LLVM's ``llvm.prefetch``, a read into every cache level: x86's PREFETCHT0) that element
+    i of the 1-D ``array`` will be read soon, so that its cache line comes from memory while the
+    loop works on others. It changes no value; a loop that calls it runs compiled only."""
+    if not _prefetcher:
+        try:
+            from llvmlite import ir
+            from numba import types
+            from numba.core import cgutils
+            from numba.extending import intrinsic
+        except ImportError:
+            _prefetcher.append(None)
+            return None
+
+        @intrinsic
+        def prefetch(typingctx, array, i):
+            def codegen(context, builder, signature, args):
+                data = context.make_array(signature.args[0])(context, builder, args[0]).data
+                byte = ir.IntType(8).as_pointer()
+                i32 = ir.IntType(32)
+                hint = ir.FunctionType(ir.VoidType(), [byte, i32, i32, i32])
+                fn = cgutils.get_or_insert_function(builder.module, hint, "llvm.prefetch.p0i8")
+                where = builder.bitcast(builder.gep(data, [args[1]]), byte)
+                read, all_levels, data_cache = (ir.Constant(i32, v) for v in (0, 3, 1))
+                builder.call(fn, [where, read, all_levels, data_cache])
+                return context.get_dummy_value()
+
+            return types.void(array, i), codegen
+
+        _prefetcher.append(prefetch)
+    return _prefetcher[0]
