@@ -61,12 +61,15 @@ class Layer:
     def backward(self, dy):
         raise NotImplementedError
 
-    def _activate(self, z, activate: bool):
-        """Apply the activation to ``z`` (caching both for backward) unless told not to."""
+    def _activate(self, z, activate: bool, a=None):
+        """Apply the activation to ``z`` (caching both for backward) unless told not to; ``a``:
+        the activation's output, where a kernel computed it already."""
         self._z = z
         self._activated = activate and self.activation is not None
-        self._a = self.activation.forward(z) if self._activated else z
-        return self._a
+        if a is None:
+            a = self.activation.forward(z) if self._activated else z
+        self._a = a
+        return a
 
     def _activation_backward(self, dy):
         if self._activated:

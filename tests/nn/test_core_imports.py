@@ -1,7 +1,7 @@
 """The core must stay readable alone: it imports NumPy, the standard library and itself (and,
 each in one module, CuPy for the GPU backend, Numba for the fused kernels (and the second
-core's loop, with llvmlite for two instructions) and threadpoolctl for switching BLAS threads, all of which the core
-runs without)."""
+core's loop, with llvmlite for two instructions) and threadpoolctl for switching BLAS threads,
+all of which the core runs without)."""
 
 import ast
 import sys

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bptrain.nn import activations
-from bptrain.nn.kernels import grads, second_core
+from bptrain.nn.kernels import bias_relu, grads, second_core
 from bptrain.nn.layer import Layer
 
 
@@ -51,6 +51,9 @@ class Dense(Layer):
         self._x = x
         x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
         z = second_core.matmul(x2, self.kernel)  # x @ W (on two cores within ``sharing``)
+        self._one_pass = activate and x.ndim == 2 and bias_relu.fits(self, z)
+        if self._one_pass:  # z += b; a = max(z, 0), in one compiled pass
+            return self._activate(z, activate, bias_relu.bias_relu(z, self.bias.value))
         if self.use_bias:
             z += self.bias.value
         if x.ndim != 2:
@@ -58,14 +61,17 @@ class Dense(Layer):
         return self._activate(z, activate)
 
     def backward(self, dy):
-        dz = self._activation_backward(dy)
+        dz = bias_relu.relu_bias_backward(dy, self._a, self.bias) if self._one_pass else None
+        bias_done = dz is not None  # dz = dy * (a > 0) and the bias gradient, in one pass
+        if not bias_done:
+            dz = self._activation_backward(dy)
         x = self._x
         if dz.ndim != 2:
             dz = dz.reshape(-1, self.units)
             x = x.reshape(-1, x.shape[-1])
         if not second_core.weight_gradient(self.kernel, x, dz):  # (two cores: see there)
             grads.add_matmul(self.kernel, x.T, dz)  # self.kernel.grad += x.T @ dz
-        if self.use_bias:
+        if self.use_bias and not bias_done:
             grads.add_row_sums(self.bias, dz)  # self.bias.grad += dz.sum(axis=0)
         if not self.needs_input_grad:
             return None
