@@ -30,4 +30,4 @@ def iterate_minibatches(
         raise ValueError(f"order must be a 1-D integer array, got {order.dtype} {order.shape}")
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
-        yield xp.take(x, idx, axis=0), xp.take(y, idx, axis=0)
+        yield x.take(idx, axis=0), y.take(idx, axis=0)  # (arrays' and MappedImages' own take)

@@ -419,7 +419,7 @@ class MappedImages:
     def take(self, indices, axis=0, out=None, mode="raise") -> np.ndarray:
         if axis != 0 or out is not None:
             raise ValueError("MappedImages.take takes rows (axis=0) into a new array")
-        return self[np.asarray(indices)]
+        return self._read(self.index[np.asarray(indices)])
 
     def __getitem__(self, key) -> np.ndarray:
         if isinstance(key, tuple):  # the rows first, then the rest of the key on them
@@ -429,7 +429,10 @@ class MappedImages:
             return self[first][(slice(None), *rest)]
         if isinstance(key, int | np.integer):
             return self[[key]][0]
-        index = self.index[key]
+        return self._read(self.index[key])
+
+    def _read(self, index) -> np.ndarray:
+        """The float32 rows at ``index`` (positions in ``pixels``), scaled."""
         big = self.pixels.size >= compiled_module.MIN_SIZE  # (worth Numba's import)
         loop = _rows_loop() if big and self._scalars and len(index) else None
         if loop is not None:  # a batch's rows in one pass

@@ -168,8 +168,7 @@ class SparseCategoricalCrossentropy(_CrossEntropy):
         c = y_pred.shape[-1]
         p2 = y_pred.reshape(-1, c)
         y = backend.asarray(y_true).reshape(-1).astype(xp.int64, copy=False)
-        rows = xp.arange(len(y))
-        self._shape, self._y, self._rows = y_pred.shape, y, rows
+        self._shape, self._y = y_pred.shape, y
         e = self.label_smoothing  # the target: 1 - e on class y, plus e / c on every class
         self._g = None
         fusable = self.from_logits and not e and sample_weight is None
@@ -177,6 +176,7 @@ class SparseCategoricalCrossentropy(_CrossEntropy):
             self._w = None
             value, self._g = softmax_xent.softmax_xent_fused(p2, y)
             return value
+        rows = self._rows = xp.arange(len(y))
         if self.from_logits:
             shifted, log_norm, self._p = _softmax_terms(p2)
             loss = log_norm[:, 0] - shifted[rows, y]

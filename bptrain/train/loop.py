@@ -206,7 +206,7 @@ class Trainer:
                     self._interrupted(stop)
                 if every and pos.step % every == 0 and pos.step < steps:
                     self.hold(self.run.last)
-            self.end_epoch(time.perf_counter() - started)
+            self.end_epoch(started)
             if stop:
                 self._interrupted(stop)
         self.release()
@@ -217,8 +217,10 @@ class Trainer:
         for start in range(0, len(order), self.batch_size):
             yield None if w is None else w[order[start : start + self.batch_size]]
 
-    def end_epoch(self, seconds: float) -> dict:
-        """Validate, log, run the callbacks and write checkpoints and plots."""
+    def end_epoch(self, started: float) -> dict:
+        """Validate, log, run the callbacks and write checkpoints and plots. The epoch's time,
+        as its line reports it, runs from ``started`` (``time.perf_counter()``) to the end of
+        validation, as Keras counts it."""
         pos = self.position
         row = {"epoch": pos.epoch + 1, "loss": pos.loss_sum / max(pos.seen, 1)}
         row.update(self.train_metrics.scores(pos.metric_sums))
@@ -240,6 +242,7 @@ class Trainer:
             )
             row.update({f"val_{k}": v for k, v in scores.items()})
         row["lr"] = float(self.model.optimizer.lr)
+        seconds = time.perf_counter() - started
         pos.epoch, pos.step, pos.loss_sum, pos.seen = pos.epoch + 1, 0, 0.0, 0
         pos.metric_sums = self.train_metrics.zeros()
         pos.history.append(row)
