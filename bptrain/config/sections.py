@@ -107,7 +107,7 @@ class TrainingOptions:
     shuffle: bool = True
     threads: int | None = None
     replicas: int = 1
-    eval_batch_size: int = 256
+    eval_batch_size: int = 64
     schedule: Mapping[str, Any] | None = None
     early_stopping: EarlyStoppingOptions | None = None
     checkpoint: CheckpointOptions = field(default_factory=CheckpointOptions)

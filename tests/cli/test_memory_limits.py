@@ -25,7 +25,7 @@ def spirals(write_config):
         "    - {type: Dense, units: 16, activation: relu}\n"
         "    - {type: Dense, units: 3, activation: softmax}\n"
         "loss: sparse_categorical_crossentropy\n"
-        "training: {epochs: 1, plots: false, max_memory: 16GiB}\n"
+        "training: {epochs: 1, plots: false, max_memory: 16GiB, eval_batch_size: 256}\n"
     )
 
 
