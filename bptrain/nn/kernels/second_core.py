@@ -268,8 +268,8 @@ def squared_norm(g) -> float:
     """``backend.squared_norm(g)`` (a finiteness check's sum), for the optimizer's flat
     gradient ``g`` within ``sharing`` computed by both cores, each over its own ranges, which it
     wrote and holds in its cache (6-8 against 13-14 us a step of the MNIST MLP's ``fit``: the
-    one-core BLAS dot read the partner's half across cores). The sum's order differs from the dot's, so only
-    its finiteness is the same, which is what the trainer asks."""
+    one-core BLAS dot read the partner's half across cores). The sum's order differs from the
+    dot's, so only its finiteness is the same, which is what the trainer asks."""
     s = _active
     if s is None or s.pid != os.getpid() or not s.on or g.size != s.size:
         return backend.squared_norm(g)
