@@ -28,8 +28,8 @@ SPEED = [
     ("bench_mpi", ["--model", "cnn"]),
     ("bench_mpi", ["--model", "lstm"]),
     ("bench_fit", ["mlp", "--epochs", "3", "--rounds", "3"]),
-    ("bench_fit", ["cnn", "--epochs", "2", "--rounds", "1"]),
-    ("bench_fit", ["lstm", "--epochs", "2", "--rounds", "1"]),
+    ("bench_fit", ["cnn", "--epochs", "2", "--rounds", "2"]),
+    ("bench_fit", ["lstm", "--epochs", "2", "--rounds", "2"]),
     ("bench_diagnostics", []),
 ]
 TRAIN = [
