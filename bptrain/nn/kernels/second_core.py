@@ -248,8 +248,10 @@ def update(op: int, loop, arrays: tuple, scalars: tuple) -> bool:
     """Run an optimizer's compiled ``loop`` (``op``: ``partner.ADAM``, ``SGD`` or ``RMSPROP``;
     ``kernels.adam``, ``kernels.sgd_rmsprop``) over its flat buffers ``arrays`` (w, g, then its
     slots, 1-D: ``compiled.flat``) with ``scalars`` (of w's dtype). Within ``sharing``, on its
-    flat buffer, the partner updates the shared matrices' second halves meanwhile; returns
-    whether it did (the same bits either way: the update is elementwise)."""
+    flat buffer, the partner updates the shared matrices' second halves meanwhile, and this
+    thread the rest, each over its index ranges in one compiled call (``partner._updated_loop``,
+    which runs ``op``'s loop, the same as ``loop``, over each range); returns whether it did
+    (the same bits either way: the update is elementwise)."""
     s, w = _active, arrays[0]
     shared = s is not None and s.pid == os.getpid() and w.size == s.size
     partnered = shared and s.on and w.dtype == s.helper.dtype
