@@ -89,9 +89,7 @@ def gradients_finite(params) -> bool:
     arrays = [flat] if flat is not None else [p.grad for p in params]
     xp = backend.xp  # (BLAS raises no overflow warning: no errstate needed on this hot path)
     return all(
-        math.isfinite(second_core.squared_norm(a.reshape(-1) if a.ndim > 1 else a))
-        or bool(xp.isfinite(a).all())
-        for a in arrays
+        math.isfinite(second_core.squared_norm(a)) or bool(xp.isfinite(a).all()) for a in arrays
     )
 
 

@@ -56,7 +56,7 @@ def available() -> bool:
 
 def _serve():
     """(the partner's compiled loop, sgemm, dgemm, sched_yield), made once (None where it
-    cannot be); the compiled functions that post and update are made with it (``_loops``)."""
+    cannot be); the compiled functions that post, update and sum are made with it."""
     if not _serve_cache:
         from bptrain.nn.kernels import adam, sgd_rmsprop  # (which import this module's users)
 
@@ -67,18 +67,12 @@ def _serve():
             _serve_cache.append(None)
         else:
             global _relax_pause, _adam_ranges, _sgd_ranges, _rmsprop_ranges, _updated, _squares
-            global _posted
+            global _posted, _post_gemm, _post_ranges
             _relax_pause = _relax()
             _adam_ranges, _sgd_ranges, _rmsprop_ranges = loops
             _squares = compiled(_squares_loop, reassociate=True)
-            _updated = compiled(_updated_loop)
-            _posted = compiled(_posted_loop)
-            _loops.update(
-                post_gemm=compiled(_post_gemm_loop),
-                post_ranges=compiled(_post_ranges_loop),
-                updated=_updated,
-                squares=_squares,
-            )
+            _updated, _posted = compiled(_updated_loop), compiled(_posted_loop)
+            _post_gemm, _post_ranges = compiled(_post_gemm_loop), compiled(_post_ranges_loop)
             libc = ctypes.CDLL(None)
             yield_core = libc.sched_yield
             yield_core.argtypes, yield_core.restype = [], ctypes.c_int
@@ -108,11 +102,12 @@ def _relax():
     return relax
 
 
-# What the compiled functions call, set (by ``_serve``) before they are compiled: PAUSE, the
-# updates' loops, ``_updated_loop``, ``_squares_loop`` and ``_posted_loop`` compiled.
+# Set by ``_serve``, before the functions that call them are compiled: PAUSE, the updates'
+# loops, and the ``_*_loop`` functions below compiled (the partner and the training thread call
+# ``_updated`` and ``_squares``; the training thread posts with ``_post_gemm`` and
+# ``_post_ranges``).
 _relax_pause = _adam_ranges = _sgd_ranges = _rmsprop_ranges = _updated = _squares = None
-_posted = None
-_loops: dict = {}  # the compiled functions the training thread calls (by ``_serve``)
+_posted = _post_gemm = _post_ranges = None
 
 
 def _updated_loop(op, w, g, a, b, s, ranges):
@@ -230,8 +225,6 @@ class Partner:
         self._gemm_op = SGEMM if self.dtype == np.float32 else DGEMM
         self._wake = threading.Condition()
         self._serve, *self._functions = _serve()
-        self._post_gemm, self._post_ranges = _loops["post_gemm"], _loops["post_ranges"]
-        self._updated, self._squares = _loops["updated"], _loops["squares"]
         first = (self.box, *self.bound, self.scalars, self.result, 0, 1, *self._functions)
         self._serve(*first)  # (compiled now)
         self._thread = threading.Thread(target=self._run, name="bptrain-partner", daemon=True)
@@ -242,7 +235,7 @@ class Partner:
         sizes, leading dimensions), each operand given as an array and the byte offset at
         which the operand starts in it (``a_at``, ``b_at``, ``c_at``)."""
         args = (transa, transb, m, n, k, a, a_at, lda, b, b_at, ldb, c, c_at, ldc)
-        if self._post_gemm(self.box, self._gemm_op, *args):
+        if _post_gemm(self.box, self._gemm_op, *args):
             self._notify()
 
     def update(self, op: int, arrays: tuple, scalars: tuple, ranges) -> None:
@@ -252,13 +245,13 @@ class Partner:
         ``self.scalars`` then holds)."""
         self.bind(arrays)
         self.scalars[: len(scalars)] = scalars
-        if self._post_ranges(self.box, op, ranges):
+        if _post_ranges(self.box, op, ranges):
             self._notify()
 
     def update_here(self, op: int, arrays: tuple, ranges) -> None:
         """This thread's share of the update just posted: the same loops over ``ranges``."""
         a, b = (*arrays[2:], self.empty, self.empty)[:2]
-        self._updated(op, arrays[0], arrays[1], a, b, self.scalars, ranges)
+        _updated(op, arrays[0], arrays[1], a, b, self.scalars, ranges)
 
     def bind(self, arrays: tuple) -> None:
         """Bind an optimizer's flat buffers (w, g and up to two slots), unless they are."""
@@ -276,13 +269,13 @@ class Partner:
         ``g`` is the bound gradient; returns whether it did."""
         if g is not self.bound[1]:
             return False
-        if self._post_ranges(self.box, SQUARES, ranges):
+        if _post_ranges(self.box, SQUARES, ranges):
             self._notify()
         return True
 
     def squares_here(self, g, ranges) -> float:
         """The sum of squares of g over ``ranges``, on this thread (the same loop)."""
-        return self._squares(g, ranges)
+        return _squares(g, ranges)
 
     def wait(self) -> None:
         """Until the partner has done the last operation posted."""
