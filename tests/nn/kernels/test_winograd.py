@@ -184,3 +184,19 @@ def test_pooling_in_the_output_transform_passes_the_gradient_check(always):
     report = check_layer(model, rng.normal(size=(2, 16, 7, 6)))
     assert model.runs[0]._winograd
     assert report.passed(1e-6), report
+
+
+def test_pooled_tiles_are_the_windows_only(always, monkeypatch):
+    """An odd output's last row and column, which no 2x2 window reads, get no tiles; the
+    input's gradient still has the input's shape (zero where only they read)."""
+    g = geometry((13, 13), "valid")  # 11x11 outputs, 5x5 windows
+    assert winograd.tiles(g) == (6, 6) and winograd.tiles(g, pooled=True) == (5, 5)
+    made, planes = [], winograd.planes
+    monkeypatch.setattr(winograd, "planes", lambda *a: made.append(a[1:4]) or planes(*a))
+    scratch, (c, n, f) = Scratch(), (16, 2, 16)
+    x, kernel = rng.normal(size=(c, n, 13, 13)), rng.normal(size=(f, c, 3, 3))
+    y = winograd.forward(x, kernel, None, g, scratch, pooled=True)
+    assert y.shape == (f, n, 5, 5)
+    assert made == [("winograd V", c, n * 25), ("winograd M", f, n * 25)]
+    dx = winograd.backward(np.ones_like(y), np.zeros_like(kernel), None, g, scratch, True, True)
+    assert dx.shape == x.shape and not dx[:, :, 12].any() and not dx[:, :, :, 12].any()
