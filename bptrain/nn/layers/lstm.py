@@ -99,6 +99,9 @@ class LSTM(GatedRecurrent):
         tc = self._buffer(f"tc{p}", (t_len, u, n))  # tanh(c_t)
         products = self._buffer(f"products{p}", (2, u, n))
         s[0, 4 * u :] = 0  # c_0
+        if self._fused and lstm_fused.time_loops(w.dtype) is not None:
+            lstm_fused.forward_time_loop(w, self._xs, cols, z[0], s, tc)  # one compiled call
+            return _Part(cols, s, tc)
         backend.xp.matmul(w[:, u:], xs[0, u:], out=z[0])  # z_0: h_0 = 0
         views = (z, s, tc, xs, products, self._gates)
         steps = self._scratch.views(f"steps{p}", lstm_step_views, *views)

@@ -32,7 +32,8 @@ def forward_backward(layer, x, dy):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("options", OPTIONS)
-def test_compiled_steps_give_the_numpy_steps_bits(options, dtype, monkeypatch):
+@pytest.mark.parametrize("one_call", [True, False], ids=["time loop in one call", "step calls"])
+def test_compiled_steps_give_the_numpy_steps_bits(options, dtype, one_call, monkeypatch):
     layer = built(LSTM, options)
     layer.cast(dtype)
     rng = np.random.default_rng(1)
@@ -41,11 +42,17 @@ def test_compiled_steps_give_the_numpy_steps_bits(options, dtype, monkeypatch):
     plain = forward_backward(layer, x, dy)  # this small layer is below compiled.MIN_SIZE
     calls = []
     monkeypatch.setattr(compiled, "MIN_SIZE", 0)
-    for name in ("forward_steps", "back_from_cache"):
+    if one_call:
+        assert lstm_fused.time_loops(dtype) is not None  # (NumPy's OpenBLAS and tanh loop)
+    else:
+        monkeypatch.setattr(lstm_fused, "time_loops", lambda dtype: None)
+    for name in ("forward_steps", "forward_time_loop", "back_from_cache"):
         step = getattr(lstm_fused, name)
         monkeypatch.setattr(lstm_fused, name, lambda *a, s=step, n=name: calls.append(n) or s(*a))
     fused = forward_backward(layer, x, dy)
-    assert calls.count("forward_steps") == 1 and calls.count("back_from_cache") == 1
+    forward = "forward_time_loop" if one_call else "forward_steps"
+    assert calls.count(forward) == 1 and calls.count("back_from_cache") == 1
+    assert len(calls) == 2
     for a, b in zip(fused, plain, strict=True):
         assert a.dtype == dtype
         np.testing.assert_array_equal(a, b)
