@@ -25,6 +25,7 @@ tests hold the two together.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 from bptrain.nn import backend
@@ -78,35 +79,38 @@ class LSTM(GatedRecurrent):
         xs, n = self._xs, self._xs.shape[2]
         self._fused = lstm_fused.fused_cell(self._gates, self.cell_activation, (z, xs))
         parts = split_columns(n) if self._fused else [slice(0, n)]
-        cache = [None] * len(parts)
-
-        def run(p: int) -> None:
-            width = parts[p].stop - parts[p].start
-            zp = z if len(parts) == 1 else self._buffer(f"z{p}", (len(z), z.shape[1], width))
-            cache[p] = self._steps_of(parts[p], zp, p)
-
-        on_cores(run, len(parts))
-        self._cache, self._cores = cache, len(parts)
+        # Each part's buffers are made here, before the threads start (scratch arrays are not
+        # made thread-safely), and a part's thread only runs its loop: a thread that started
+        # with Python work waited for the GIL while the other held it.
+        jobs = [self._part(cols, z, p, len(parts)) for p, cols in enumerate(parts)]
+        on_cores(lambda p: jobs[p][0](), len(parts))
+        self._cache, self._cores = [part for _, part in jobs], len(parts)
         return xs
 
-    def _steps_of(self, cols: slice, z, p: int) -> _Part:
-        """The time loop for the batch's columns ``cols`` (part p), z its pre-activation
-        buffer (T or 1, 4u, cols' width)."""
+    def _part(self, cols: slice, z, p: int, parts: int):
+        """(run, its _Part): the time loop for the batch's columns ``cols`` (part p of
+        ``parts``), and what it leaves for the backward pass; z the pre-activation buffer (T or
+        1, 4u, N), of which each part of several gets one of its own width."""
         w, u, t_len = self._w, self.units, len(self._xs) - 1
-        xs = self._scratch.views(f"xs[{cols.start}:{cols.stop}]", lambda a: a[:, :, cols], self._xs)
-        n = xs.shape[2]
+        n = cols.stop - cols.start
+        if parts > 1:
+            z = self._buffer(f"z{p}", (len(z), z.shape[1], n))
         s = self._buffer(f"s{p}", (t_len + 1, 5 * u, n))  # s[t] = (i, f, g, o, c_{t-1})
         tc = self._buffer(f"tc{p}", (t_len, u, n))  # tanh(c_t)
-        products = self._buffer(f"products{p}", (2, u, n))
         s[0, 4 * u :] = 0  # c_0
-        if self._fused and lstm_fused.time_loops(w.dtype) is not None:
-            lstm_fused.forward_time_loop(w, self._xs, cols, z[0], s, tc)  # one compiled call
-            return _Part(cols, s, tc)
-        backend.xp.matmul(w[:, u:], xs[0, u:], out=z[0])  # z_0: h_0 = 0
+        part = _Part(cols, s, tc)
+        if self._fused and lstm_fused.time_loops(w.dtype) is not None:  # one compiled call
+            return partial(lstm_fused.forward_time_loop, w, self._xs, cols, z[0], s, tc), part
+        xs = self._scratch.views(f"xs[{cols.start}:{cols.stop}]", lambda a: a[:, :, cols], self._xs)
+        products = self._buffer(f"products{p}", (2, u, n))
         views = (z, s, tc, xs, products, self._gates)
         steps = self._scratch.views(f"steps{p}", lstm_step_views, *views)
-        lstm_forward(w, steps, self._gates, self.cell_activation, self._fused)
-        return _Part(cols, s, tc)
+
+        def run() -> None:
+            backend.xp.matmul(w[:, u:], xs[0, u:], out=z[0])  # z_0: h_0 = 0
+            lstm_forward(w, steps, self._gates, self.cell_activation, self._fused)
+
+        return run, part
 
     def _backprop(self, dh, dseq):
         """dh (u, N): the last output's gradient (or zeros); dseq (T, u, N) every output's
@@ -126,7 +130,7 @@ class LSTM(GatedRecurrent):
         step's factors from the forward cache and writes dz straight into its columns
         (``lstm_fused.back_from_cache``), the same bits as ``_backprop`` and ``columns``
         (7.64 -> 7.28 ms a step, benchmark LSTM, 2 threads, A/B); each part of the forward
-        pass runs this on its own core again, after copying its own inputs into the rows."""
+        pass runs this on its own core again, then copies its own inputs into the rows."""
         if not self._fused:
             return super()._gradient_operands(dh, dseq)
         parts, (u, n) = self._take_cache(), dh.shape
@@ -134,10 +138,8 @@ class LSTM(GatedRecurrent):
         dzc = self._buffer("dzc", (4 * u, len(xs) * n))
         xr = padded_rows(self._scratch, "xr", xs, slice(0))  # made here, filled by the parts
         w = self.recurrent_kernel.value
-
-        def run(p: int) -> None:
-            cols, s, tc = parts[p]
-            padded_rows(self._scratch, "xr", xs, cols, out=xr)
+        jobs = []
+        for p, (cols, s, tc) in enumerate(parts):  # each part's buffers (see ``_steps``)
             dh_p = self._buffer(f"dh{p}", tc.shape[1:])
             dh_p[...] = dh[:, cols]
             dc_p = self._buffer(f"dc{p}", dh_p.shape)
@@ -146,7 +148,11 @@ class LSTM(GatedRecurrent):
             if dseq is not None:
                 dseq_p = self._buffer(f"dseq{p}", (len(tc), *dh_p.shape))
                 dseq_p[...] = dseq[:, :, cols]
-            lstm_fused.back_from_cache(w, s, tc, dh_p, dc_p, dseq_p, dzc, self._carries, cols)
+            jobs.append((w, s, tc, dh_p, dc_p, dseq_p, dzc, self._carries, cols))
+
+        def run(p: int) -> None:
+            lstm_fused.back_from_cache(*jobs[p])
+            padded_rows(self._scratch, "xr", xs, parts[p].cols, out=xr)
 
         on_cores(run, len(parts))
         return dzc, xr
