@@ -104,18 +104,18 @@ def back_from_cache(w, s, tc, dh, dc, dseq, dzc, carries, cols: slice) -> None:
     step (``fused_cell`` layers), for the batch's columns ``cols``: from their forward cache s
     (T+1, 5u, n) and tc (T, u, n) (left as they are), dh and dc (u, n) as for
     ``lstm_backward``, the recurrent kernel w (u, 4u), write every step's dz straight into its
-    columns of dzc (4u, T*N): dzc[:, t*N + cols] (N the whole batch)."""
+    columns of dzc (4u, T*N): dzc[:, t*N + cols] (N the whole batch). ``carries`` (T,): whether
+    step t passes its gradient on (``Unrolled._carries``)."""
     loop, one, matmul = compiled(_back_from_cache_loop), s.dtype.type(1), backend.xp.matmul
     t_len, n = len(tc), dh.shape[1]
     native = time_loops(s.dtype)
     if native is not None:  # the whole loop in one compiled call
-        carry = np.array([carries(t) for t in range(t_len)])
-        args = (w, s, tc, dh, dc, dseq, dzc, cols.start, carry, one, native[0])
+        args = (w, s, tc, dh, dc, dseq, dzc, cols.start, carries, one, native[0])
         compiled(_back_time_loop)(*args)
         return
     stride = dzc.shape[1] // t_len
     for t in reversed(range(t_len)):
-        carry, col = carries(t), t * stride + cols.start
+        carry, col = bool(carries[t]), t * stride + cols.start
         loop(s[t], tc[t], dh, dc, dzc, col, None if dseq is None else dseq[t], carry, one)
         if carry:
             matmul(w, dzc[:, col : col + n], out=dh)

@@ -28,6 +28,8 @@ from __future__ import annotations
 from functools import partial
 from typing import NamedTuple
 
+import numpy as np
+
 from bptrain.nn import backend
 from bptrain.nn.kernels import lstm_fused
 from bptrain.nn.kernels.blas_threads import on_cores, split_columns
@@ -138,6 +140,7 @@ class LSTM(GatedRecurrent):
         dzc = self._buffer("dzc", (4 * u, len(xs) * n))
         xr = padded_rows(self._scratch, "xr", xs, slice(0))  # made here, filled by the parts
         w = self.recurrent_kernel.value
+        carries = self._scratch.views("carries", self._carries_of, parts[0].tc)
         jobs = []
         for p, (cols, s, tc) in enumerate(parts):  # each part's buffers (see ``_steps``)
             dh_p = self._buffer(f"dh{p}", tc.shape[1:])
@@ -148,7 +151,7 @@ class LSTM(GatedRecurrent):
             if dseq is not None:
                 dseq_p = self._buffer(f"dseq{p}", (len(tc), *dh_p.shape))
                 dseq_p[...] = dseq[:, :, cols]
-            jobs.append((w, s, tc, dh_p, dc_p, dseq_p, dzc, self._carries, cols))
+            jobs.append((w, s, tc, dh_p, dc_p, dseq_p, dzc, carries, cols))
 
         def run(p: int) -> None:
             lstm_fused.back_from_cache(*jobs[p])
@@ -156,6 +159,10 @@ class LSTM(GatedRecurrent):
 
         on_cores(run, len(parts))
         return dzc, xr
+
+    def _carries_of(self, tc):
+        """Whether each of tc's T steps passes its gradient on (``_carries``), as an array."""
+        return np.array([self._carries(t) for t in range(len(tc))])
 
     def _take_cache(self) -> list:
         """The forward pass's ``_Part``s, once: the backward pass may overwrite them."""
