@@ -67,14 +67,24 @@ def split_columns(n: int) -> list[slice]:
     return [slice(n * p // k, n * (p + 1) // k) for p in range(k)]
 
 
+# The cores this process may use, as it started (a thread made by a pinned thread inherits its
+# pin: ``second_core.sharing`` keeps the training thread off its partner's core).
+_CORES = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+
+
 def _executor(workers: int) -> ThreadPoolExecutor:
-    """A kept pool of ``workers`` threads (made again in a forked child, whose copy of the
-    parent's pool has no threads)."""
+    """A kept pool of ``workers`` threads on every core of ``_CORES`` (made again in a forked
+    child, whose copy of the parent's pool has no threads)."""
     pool = _pool.get("executor")
     if pool is None or _pool["pid"] != os.getpid() or _pool["workers"] < workers:
-        pool = ThreadPoolExecutor(workers, thread_name_prefix="bptrain-cores")
+        pool = ThreadPoolExecutor(workers, "bptrain-cores", initializer=_on_every_core)
         _pool.update(pid=os.getpid(), workers=workers, executor=pool)
     return pool
+
+
+def _on_every_core() -> None:
+    if _CORES is not None:
+        os.sched_setaffinity(0, _CORES)
 
 
 def on_cores(work, parts: int) -> None:

@@ -4,6 +4,7 @@ differences through a shared Dense layer in float64, and the partner's life (par
 stopping)."""
 
 import contextlib
+import os
 import threading
 import time
 
@@ -13,7 +14,7 @@ import pytest
 from bptrain.nn import SGD, Adam, Dense, Model, RMSprop, Sequential
 from bptrain.nn.gradcheck import numeric_gradient, relative_error
 from bptrain.nn.kernels import adam as adam_kernels
-from bptrain.nn.kernels import partner, second_core
+from bptrain.nn.kernels import blas_threads, partner, second_core
 from bptrain.nn.parameter import Parameter
 
 pytestmark = pytest.mark.skipif(
@@ -183,6 +184,22 @@ def test_sharing_declines_what_it_cannot_share():
     p, flat = shared_weight(np.float32)
     with second_core.sharing([p], flat) as on, second_core.sharing([p], flat) as inner:
         assert on == "partner" and inner is None  # one sharing at a time
+
+
+def test_this_thread_keeps_off_the_partners_core_while_sharing():
+    cores = os.sched_getaffinity(0)
+    if len(cores) < 2:
+        pytest.skip("the partner needs a second core")
+    p, flat = shared_weight(np.float32)
+    with second_core.sharing([p], flat, mode="partner") as on:
+        assert on == "partner"
+        assert os.sched_getaffinity(0) == cores - {max(cores)}  # the partner's is the last
+        # a thread pool made meanwhile still runs on every core
+        blas_threads._pool.clear()
+        seen = []
+        blas_threads.on_cores(lambda k: seen.append(os.sched_getaffinity(0)), 2)
+        assert cores - {max(cores)} in seen and cores in seen
+    assert os.sched_getaffinity(0) == cores
 
 
 def test_here_starts_no_thread():
