@@ -158,10 +158,11 @@ def sharing(params, flat_value, mode: str = "auto") -> Iterator[str | None]:
         theirs.append((start + plan.k * plan.cols, start + p.size))
     if mode != "here" and not can_partner():
         mode = "here"
-    cores = os.sched_getaffinity(0)
+    cores = None  # this thread's cores, where it is moved off the partner's
     if mode == "here":
         helper = _Alone(flat_value.dtype)
     else:
+        cores = os.sched_getaffinity(0)
         helper = partner.Partner(flat_value.dtype, core=max(cores))
         # This thread keeps off the partner's core: left to the scheduler, it could stay there
         # beside the polling partner, and the pace's first probe then found the partner slower
@@ -174,7 +175,8 @@ def sharing(params, flat_value, mode: str = "auto") -> Iterator[str | None]:
     finally:
         _active = None
         helper.stop()
-        os.sched_setaffinity(0, cores)
+        if cores is not None:
+            os.sched_setaffinity(0, cores)
 
 
 def _plan(p, a) -> tuple:

@@ -82,8 +82,7 @@ class LSTM(GatedRecurrent):
         self._fused = lstm_fused.fused_cell(self._gates, self.cell_activation, (z, xs))
         parts = split_columns(n) if self._fused else [slice(0, n)]
         # Each part's buffers are made here, before the threads start (scratch arrays are not
-        # made thread-safely), and a part's thread only runs its loop: a thread that started
-        # with Python work waited for the GIL while the other held it.
+        # made thread-safely), so that a part's thread only runs its loop.
         jobs = [self._part(cols, z, p, len(parts)) for p, cols in enumerate(parts)]
         on_cores(lambda p: jobs[p][0](), len(parts))
         self._cache, self._cores = [part for _, part in jobs], len(parts)
