@@ -26,6 +26,7 @@ import numpy as np
 from bptrain.nn import backend
 from bptrain.nn.activations import ReLU
 from bptrain.nn.kernels import compiled as compiled_module
+from bptrain.nn.kernels import grads
 from bptrain.nn.kernels.compiled import compiled
 
 
@@ -79,14 +80,9 @@ def bias_relu(z, bias):
 def relu_bias_backward(dy, a, bias):
     """``relu_bias_backward_reference`` in one compiled pass, where the forward ran in one
     (``fits``) and dy is C-ordered in a's dtype (else None: the caller runs the reference).
-    Returns dz; the sums go into the ``bias`` parameter's gradient as ``grads.add_row_sums``
-    puts them (written where it is fresh, else added)."""
+    Returns dz; the sums go into the ``bias`` parameter's gradient (``grads.add_written``)."""
     if not dy.flags.c_contiguous or dy.dtype != a.dtype or dy.shape != a.shape:
         return None
-    fresh = bias.fresh
-    dz, sums = np.empty_like(a), bias.grad if fresh else np.empty_like(bias.grad)
-    compiled(_relu_bias_backward_loop)(dy, a, dz, sums)
-    if not fresh:
-        bias.grad += sums
-    bias.fresh = False
+    dz = np.empty_like(a)
+    grads.add_written(bias, compiled(_relu_bias_backward_loop), dy, a, dz)
     return dz

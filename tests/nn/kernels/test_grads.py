@@ -41,6 +41,24 @@ def test_row_sums_written_when_fresh_then_added():
     np.testing.assert_allclose(fast.grad, operands(0)[1].sum(0) + operands(1)[1].sum(0), 1e-6)
 
 
+def test_written_into_a_fresh_gradient_then_added():
+    p = Parameter(np.zeros(7, np.float32))
+    p.grad[...] = 5.0
+    p.fresh = True  # stale values, counted as zeros
+    targets = []
+
+    def write(values, out):
+        targets.append(out)
+        out[...] = values
+
+    grads.add_written(p, write, np.arange(7))
+    assert targets[0] is p.grad and not p.fresh
+    np.testing.assert_array_equal(p.grad, np.arange(7))
+    grads.add_written(p, write, np.arange(7))
+    assert targets[1] is not p.grad  # written elsewhere, then added
+    np.testing.assert_array_equal(p.grad, 2 * np.arange(7))
+
+
 def test_stale_fresh_gradient_counts_as_zeros():
     p = Parameter(np.zeros((20, 7), np.float32))
     p.grad[...] = 5.0
